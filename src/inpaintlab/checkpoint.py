@@ -1,0 +1,113 @@
+"""Checkpoint files: safetensors tensors + one JSON header, written atomically, loaded without pickle.
+
+Layout of the tensors (flat names):
+  ``generator.<param>``       generator state_dict (always present)
+  ``generator_ema.<param>``   EMA generator (when training used EMA; preferred by ``load_model``)
+  anything else               training state owned by ``train.py`` (discriminator, optimisers, RNG...)
+Header (``metadata["inpaintlab"]``, JSON): ``{"format", "version", "model": {"name", "kwargs"},
+"config", "step", "code_version", ...}``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+from torch import Tensor, nn
+
+from .errors import InpaintlabError
+
+FORMAT = "inpaintlab-checkpoint"
+VERSION = 1
+_HEADER_KEY = "inpaintlab"
+
+
+def save_checkpoint(path: str | Path, tensors: dict[str, Tensor], header: dict[str, Any]) -> Path:
+    """Write ``tensors`` and ``header`` to ``path`` atomically (temp file in the same folder + rename).
+
+    A crash or kill during the write leaves any previous file at ``path`` intact.
+    """
+    from . import __version__
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    meta = {"format": FORMAT, "version": VERSION, "code_version": __version__, **header}
+    plain = {k: v.detach().contiguous().cpu() for k, v in tensors.items()}
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        save_file(plain, tmp, metadata={_HEADER_KEY: json.dumps(meta)})
+        with open(tmp, "rb") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
+
+
+def read_header(path: str | Path) -> dict[str, Any]:
+    """The JSON header of a checkpoint, without loading its tensors."""
+    from safetensors import safe_open
+
+    path = _existing(path)
+    try:
+        with safe_open(str(path), framework="pt") as fh:
+            meta = fh.metadata() or {}
+    except (SafetensorError, OSError) as err:
+        raise InpaintlabError(f"{path} is not a readable inpaintlab checkpoint ({err})") from None
+    if _HEADER_KEY not in meta:
+        raise InpaintlabError(f"{path} is a safetensors file but not an inpaintlab checkpoint (no header)")
+    return json.loads(meta[_HEADER_KEY])
+
+
+def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> tuple[dict[str, Tensor], dict]:
+    """Return ``(tensors, header)`` of a checkpoint written by ``save_checkpoint``."""
+    header = read_header(path)
+    try:
+        tensors = load_file(str(path), device=str(device))
+    except (SafetensorError, OSError) as err:
+        raise InpaintlabError(f"{path}: corrupt checkpoint ({err})") from None
+    return tensors, header
+
+
+def sub_state(tensors: dict[str, Tensor], prefix: str) -> dict[str, Tensor]:
+    """Tensors under ``prefix.`` with the prefix removed."""
+    p = prefix + "."
+    return {k[len(p):]: v for k, v in tensors.items() if k.startswith(p)}
+
+
+def load_model(path: str | Path, device: str | torch.device = "cpu", ema: bool = True) -> nn.Module:
+    """Build the generator a checkpoint describes and load its weights (EMA weights when present).
+
+    Needs nothing but the file. The model is returned in eval mode.
+    """
+    from .models import create_model
+
+    tensors, header = load_checkpoint(path, device)
+    spec = header.get("model") or {}
+    if "name" not in spec:
+        raise InpaintlabError(f"{path}: checkpoint header names no model")
+    model = create_model(spec["name"], **spec.get("kwargs", {}))
+    state = sub_state(tensors, "generator_ema") if ema else {}
+    state = state or sub_state(tensors, "generator")
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    if missing or unexpected:
+        raise InpaintlabError(
+            f"{path}: weights do not fit {spec['name']} (missing {missing[:3]}, unexpected {unexpected[:3]})"
+        )
+    model.checkpoint_header = header
+    return model.to(device).eval()
+
+
+def _existing(path: str | Path) -> Path:
+    path = Path(path)
+    if not path.is_file():
+        raise InpaintlabError(f"checkpoint not found: {path}")
+    return path

@@ -1,0 +1,313 @@
+"""Typed, frozen run configuration with strict overrides and JSON/TOML round-trip.
+
+A run is described by one ``TrainConfig`` made of nested frozen dataclasses. Presets (``presets.py``)
+are Python values of it; the command line changes them with ``--set section.key=value``. Unknown keys
+and values of the wrong type raise ``InpaintlabError`` naming the key and the expected type.
+
+>>> cfg = apply_overrides(TrainConfig(), ["optim.lr=1e-3", "model.name=lgnet_tiny"])
+>>> cfg.optim.lr, cfg.model.name
+(0.001, 'lgnet_tiny')
+"""
+
+from __future__ import annotations
+
+import ast
+import dataclasses
+import json
+import tomllib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import InpaintlabError
+
+
+# --------------------------------------------------------------------------------------------------
+# Sections. Only ``presets.py`` fills them with a paper's numbers; defaults here are neutral.
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Which generator/discriminator to build. Keys not named here go to the factory's kwargs."""
+
+    name: str = "lgnet"
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    discriminator: str | None = None
+    discriminator_kwargs: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Training/validation images (see ``data.py`` for the preprocessing modes)."""
+
+    root: str = "builtin"
+    val_root: str | None = None
+    preprocess: str = "resize"
+    size: int = 256
+    flip: bool = True
+    skip_bad: bool = False
+    num_workers: int = 0
+    val_count: int = 16
+
+
+@dataclass(frozen=True)
+class MaskConfig:
+    """Where training/validation masks come from (a generator name or a folder of PNGs)."""
+
+    source: str = "strokes"
+    val_source: str = "bins"
+    margin: int = 0
+    rotate90: bool = False
+
+
+@dataclass(frozen=True)
+class LossConfig:
+    """Loss weights by name; ``aux`` weights the model-specific terms of ``InpaintOutput.aux``."""
+
+    valid: float = 1.0
+    hole: float = 6.0
+    aux: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class OptimConfig:
+    """Optimiser and learning-rate schedule."""
+
+    lr: float = 2e-4
+    betas: tuple[float, float] = (0.5, 0.999)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything that defines a training run; written as JSON next to every run and in checkpoints."""
+
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    masks: MaskConfig = field(default_factory=MaskConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    batch_size: int = 4
+    seed: int = 0
+
+
+# --------------------------------------------------------------------------------------------------
+# Generic machinery: works for any (nested) frozen dataclass.
+
+_KWARGS_FIELD = "kwargs"  # a dict field with this name collects keys the section does not declare
+
+
+def _field_types(cls: type) -> dict[str, Any]:
+    hints = typing.get_type_hints(cls)
+    return {f.name: hints[f.name] for f in dataclasses.fields(cls)}
+
+
+def _type_name(tp: Any) -> str:
+    return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
+
+
+def _coerce(value: Any, tp: Any, key: str) -> Any:
+    """Check ``value`` against annotation ``tp`` (converting lists to tuples, ints to floats)."""
+    origin = typing.get_origin(tp)
+    if tp is Any:
+        return value
+    if origin in (typing.Union, types.UnionType):
+        args = typing.get_args(tp)
+        if value is None and type(None) in args:
+            return None
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return _coerce(value, arg, key)
+            except InpaintlabError:
+                pass
+        raise InpaintlabError(f"{key}: expected {_type_name(tp)}, got {value!r}")
+    if origin is typing.Literal:
+        if value not in typing.get_args(tp):
+            raise InpaintlabError(f"{key}: expected one of {typing.get_args(tp)}, got {value!r}")
+        return value
+    if origin is tuple:
+        args = typing.get_args(tp)
+        if not isinstance(value, (list, tuple)):
+            raise InpaintlabError(f"{key}: expected a list like [1, 2], got {value!r}")
+        if len(args) == 2 and args[1] is Ellipsis:
+            return tuple(_coerce(v, args[0], key) for v in value)
+        if len(args) != len(value):
+            raise InpaintlabError(f"{key}: expected {len(args)} values, got {len(value)}: {value!r}")
+        return tuple(_coerce(v, a, key) for v, a in zip(value, args))
+    if origin is dict or tp is dict:
+        if not isinstance(value, dict):
+            raise InpaintlabError(f"{key}: expected a table/dict, got {value!r}")
+        return dict(value)
+    if dataclasses.is_dataclass(tp):
+        if not isinstance(value, dict):
+            raise InpaintlabError(f"{key}: expected a table of {tp.__name__} fields, got {value!r}")
+        return from_dict(tp, value, prefix=key + ".")
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise InpaintlabError(f"{key}: expected true/false, got {value!r}")
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise InpaintlabError(f"{key}: expected a number, got {value!r}")
+        return float(value)
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise InpaintlabError(f"{key}: expected an integer, got {value!r}")
+        return value
+    if tp is str:
+        if not isinstance(value, str):
+            raise InpaintlabError(f"{key}: expected a string, got {value!r}")
+        return value
+    raise InpaintlabError(f"{key}: unsupported config type {_type_name(tp)}")
+
+
+def from_dict(cls: type, data: dict[str, Any], prefix: str = "") -> Any:
+    """Build dataclass ``cls`` from a plain dict, strictly (unknown keys and wrong types are errors)."""
+    fields = _field_types(cls)
+    unknown = sorted(set(data) - set(fields))
+    if unknown:
+        raise InpaintlabError(
+            f"unknown config key {prefix}{unknown[0]!s}; {cls.__name__} has: {', '.join(sorted(fields))}"
+        )
+    return cls(**{k: _coerce(v, fields[k], prefix + k) for k, v in data.items()})
+
+
+def to_dict(cfg: Any) -> dict[str, Any]:
+    """Plain nested dict of a config (tuples become lists, so it is JSON/TOML friendly)."""
+
+    def plain(v: Any) -> Any:
+        if dataclasses.is_dataclass(v):
+            return {f.name: plain(getattr(v, f.name)) for f in dataclasses.fields(v)}
+        if isinstance(v, (list, tuple)):
+            return [plain(x) for x in v]
+        if isinstance(v, dict):
+            return {str(k): plain(x) for k, x in v.items()}
+        return v
+
+    return plain(cfg)
+
+
+def _parse_value(text: str, tp: Any) -> Any:
+    """Turn the right-hand side of ``--set key=value`` into a Python value for annotation ``tp``."""
+    if tp is str or (typing.get_origin(tp) in (typing.Union, types.UnionType) and str in typing.get_args(tp)):
+        if text.lower() in ("none", "null") and type(None) in typing.get_args(tp):
+            return None
+        return text
+    lowered = text.strip().lower()
+    if lowered in ("true", "false"):
+        return lowered == "true"
+    if lowered in ("none", "null"):
+        return None
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return text
+
+
+def apply_overrides(cfg: Any, overrides: list[str]) -> Any:
+    """Return a copy of ``cfg`` with each ``"a.b=value"`` applied, strictly.
+
+    A dataclass field named ``kwargs`` (a dict) receives keys its section does not declare, so
+    ``model.sets=7`` sets ``model.kwargs["sets"]``; the factory then rejects unknown kwargs by name.
+    """
+    for item in overrides:
+        if "=" not in item:
+            raise InpaintlabError(f"--set expects key=value (e.g. optim.lr=1e-4), got {item!r}")
+        key, text = item.split("=", 1)
+        key = key.strip()
+        if not key:
+            raise InpaintlabError(f"--set expects key=value (e.g. optim.lr=1e-4), got {item!r}")
+        cfg = _set_path(cfg, key.split("."), text, key)
+    return cfg
+
+
+def _set_path(node: Any, parts: list[str], text: str, full_key: str) -> Any:
+    fields = _field_types(type(node))
+    name = parts[0]
+    if name not in fields:
+        if _KWARGS_FIELD in fields and len(parts) == 1:
+            kwargs = dict(getattr(node, _KWARGS_FIELD))
+            kwargs[name] = _parse_value(text, Any)
+            return dataclasses.replace(node, **{_KWARGS_FIELD: kwargs})
+        raise InpaintlabError(
+            f"unknown config key {full_key!r}: {type(node).__name__} has {', '.join(sorted(fields))}"
+        )
+    tp = fields[name]
+    if len(parts) == 1:
+        if dataclasses.is_dataclass(tp):
+            raise InpaintlabError(f"{full_key} is a section; set one of its keys, e.g. {full_key}.<key>=...")
+        value = _coerce(_parse_value(text, tp), tp, full_key)
+        return dataclasses.replace(node, **{name: value})
+    current = getattr(node, name)
+    if isinstance(current, dict):
+        if len(parts) != 2:
+            raise InpaintlabError(f"{full_key}: {name} is a flat table; use {name}.<key>=value")
+        updated = dict(current)
+        updated[parts[1]] = _parse_value(text, Any)
+        return dataclasses.replace(node, **{name: updated})
+    if not dataclasses.is_dataclass(current):
+        raise InpaintlabError(f"{full_key}: {name} is a {_type_name(tp)}, not a section")
+    return dataclasses.replace(node, **{name: _set_path(current, parts[1:], text, full_key)})
+
+
+# --------------------------------------------------------------------------------------------------
+# Files
+
+
+def save_config(cfg: Any, path: str | Path) -> Path:
+    """Write ``cfg`` as JSON (``.json``) or TOML (``.toml``)."""
+    path = Path(path)
+    data = to_dict(cfg)
+    if path.suffix == ".toml":
+        path.write_text(_to_toml(data))
+        if load_config(path, type(cfg)) != cfg:
+            raise InpaintlabError(f"{path}: this config does not survive TOML (a None over a non-None default?); use .json")
+    else:
+        path.write_text(json.dumps(data, indent=2, sort_keys=False) + "\n")
+    return path
+
+
+def load_config(path: str | Path, cls: type = TrainConfig) -> Any:
+    """Read a JSON or TOML config file strictly into ``cls``."""
+    path = Path(path)
+    if not path.is_file():
+        raise InpaintlabError(f"config file not found: {path}")
+    try:
+        if path.suffix == ".toml":
+            data = tomllib.loads(path.read_text())
+        else:
+            data = json.loads(path.read_text())
+    except (json.JSONDecodeError, tomllib.TOMLDecodeError) as err:
+        raise InpaintlabError(f"cannot parse config {path}: {err}") from None
+    return from_dict(cls, data)
+
+
+def _toml_value(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, (int, float)):
+        return repr(v)
+    if isinstance(v, str):
+        return json.dumps(v)
+    if isinstance(v, list):
+        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
+    if isinstance(v, dict):
+        return "{" + ", ".join(f"{json.dumps(k)} = {_toml_value(x)}" for k, x in v.items()) + "}"
+    raise InpaintlabError(f"cannot write {v!r} to TOML")
+
+
+def _to_toml(data: dict[str, Any]) -> str:
+    """TOML for a config dict: top-level sections become ``[tables]``, nested dicts inline tables.
+
+    TOML has no null, so ``None`` values are left out (they load back as the field default).
+    """
+    scalars = [f"{k} = {_toml_value(v)}" for k, v in data.items() if v is not None and not isinstance(v, dict)]
+    out = "\n".join(scalars) + "\n"
+    for k, v in data.items():
+        if isinstance(v, dict):
+            body = "".join(f"{kk} = {_toml_value(vv)}\n" for kk, vv in v.items() if vv is not None)
+            out += f"\n[{k}]\n{body}"
+    return out

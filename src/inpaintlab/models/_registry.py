@@ -1,0 +1,80 @@
+"""Model registry (timm style): a factory registered under its own function name.
+
+>>> from inpaintlab.models import list_models
+>>> "telea" in list_models()
+True
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import inspect
+from typing import Callable
+
+from torch import nn
+
+from ..errors import InpaintlabError
+
+_GENERATORS: dict[str, Callable[..., nn.Module]] = {}
+_DISCRIMINATORS: dict[str, Callable[..., nn.Module]] = {}
+
+
+def _register(table: dict, kind: str, fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
+    name = fn.__name__
+    if name in table:
+        raise RuntimeError(f"{kind} {name!r} is registered twice")
+    table[name] = fn
+    return fn
+
+
+def register_model(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
+    """Decorator: register a generator factory under ``fn.__name__``."""
+    return _register(_GENERATORS, "model", fn)
+
+
+def register_discriminator(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
+    """Decorator: register a discriminator factory under ``fn.__name__``."""
+    return _register(_DISCRIMINATORS, "discriminator", fn)
+
+
+def _create(table: dict, kind: str, name: str, kwargs: dict) -> nn.Module:
+    if name not in table:
+        close = fnmatch.filter(sorted(table), f"*{name.split('_')[0]}*")
+        hint = f" (did you mean {', '.join(close[:5])}?)" if close else ""
+        raise InpaintlabError(f"unknown {kind} {name!r}{hint}; see `inpaintlab models` for the list")
+    fn = table[name]
+    params = inspect.signature(fn).parameters
+    if not any(p.kind is p.VAR_KEYWORD for p in params.values()):
+        unknown = sorted(set(kwargs) - set(params))
+        if unknown:
+            raise InpaintlabError(
+                f"{kind} {name!r} has no option {unknown[0]!r}; it accepts: {', '.join(params) or 'none'}"
+            )
+    model = fn(**kwargs)
+    model.model_name = name
+    model.model_kwargs = dict(kwargs)
+    return model
+
+
+def create_model(name: str, **kwargs) -> nn.Module:
+    """Build generator ``name``. It has ``forward(image, mask) -> InpaintOutput`` (DESIGN.md)."""
+    return _create(_GENERATORS, "model", name, kwargs)
+
+
+def create_discriminator(name: str, **kwargs) -> nn.Module:
+    """Build discriminator ``name`` (see ``list_discriminators``)."""
+    return _create(_DISCRIMINATORS, "discriminator", name, kwargs)
+
+
+def list_models(pattern: str = "*") -> list[str]:
+    """Sorted generator names matching a glob pattern."""
+    return sorted(fnmatch.filter(_GENERATORS, pattern))
+
+
+def list_discriminators(pattern: str = "*") -> list[str]:
+    """Sorted discriminator names matching a glob pattern."""
+    return sorted(fnmatch.filter(_DISCRIMINATORS, pattern))
+
+
+def is_model(name: str) -> bool:
+    return name in _GENERATORS
