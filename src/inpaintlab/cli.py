@@ -38,9 +38,310 @@ def _cmd_models(args) -> None:
         print(f"  {name}")
 
 
+# ----------------------------------------------------------------------------------------------- bench
+
+
+def _add_bench(sub) -> None:
+    p = sub.add_parser("bench", help="parameters, MACs (true and thop-style), latency, GPU throughput/memory")
+    which = p.add_mutually_exclusive_group(required=True)
+    which.add_argument("--model", help="registered model name (see `inpaintlab models`)")
+    which.add_argument("--checkpoint", help="inpaintlab checkpoint file")
+    p.add_argument("--size", type=int, default=256, help="square input side (default 256)")
+    p.add_argument("--batch", type=int, default=1, help="batch for latency (default 1)")
+    p.add_argument("--repeats", type=int, default=10, help="timed runs after 2 warm-up runs (default 10)")
+    p.add_argument("--device", default="cpu", choices=["cpu", "cuda"], help="cuda adds GPU latency/throughput/memory")
+    p.add_argument("--throughput-batch", type=int, default=16, help="GPU throughput batch (default 16)")
+    p.add_argument("--json", help="also write the report as JSON to this file")
+    p.set_defaults(func=_cmd_bench)
+
+
+def _cmd_bench(args) -> None:
+    import json
+    from pathlib import Path
+
+    from .bench import benchmark, format_report
+    from .checkpoint import load_model
+    from .models import create_model
+
+    model = load_model(args.checkpoint) if args.checkpoint else create_model(args.model)
+    report = benchmark(model, size=args.size, batch=args.batch, repeats=args.repeats, device=args.device,
+                       throughput_batch=args.throughput_batch)
+    if args.checkpoint:
+        report["checkpoint"] = str(args.checkpoint)
+    print(format_report(report))
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(report, indent=2))
+        print(f"wrote {args.json}")
+
+
+# ------------------------------------------------------------------------------------------ eval, demo
+
+
+def _add_eval(sub) -> None:
+    p = sub.add_parser("eval", help="evaluate models on images x masks-by-hole-ratio -> JSON/CSV/Markdown/plots")
+    p.add_argument("--model", dest="models", action="append", type=lambda v: ("model", v), default=[],
+                   help="registered model name (repeatable)")
+    p.add_argument("--checkpoint", dest="models", action="append", type=lambda v: ("checkpoint", v),
+                   help="inpaintlab checkpoint file (repeatable)")
+    p.add_argument("--images", required=True, help="image folder, .txt list, 'builtin' or 'synthetic:N'")
+    p.add_argument("--masks", default="bins", help="mask folder, or bins (generated, default), center, circles")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--size", type=int, default=256, help="image and mask side (default 256)")
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--max-images", type=int, default=None, help="use only the first N images")
+    p.add_argument("--metrics", default="l1,psnr,ssim", help="comma-separated metric names (default l1,psnr,ssim)")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--seed", type=int, default=0, help="seed of the generated masks (default 0)")
+    p.set_defaults(func=_cmd_eval)
+
+
+def _cmd_eval(args) -> None:
+    from pathlib import Path
+
+    from .checkpoint import load_model
+    from .data import build_dataset
+    from .errors import InpaintlabError
+    from .evaluate import MASK_SETS, evaluate, evaluate_models, markdown_table
+    from .masks import MaskFolder
+    from .models import create_model
+
+    if not args.models:
+        raise InpaintlabError("give at least one --model NAME or --checkpoint PATH")
+    if args.masks in MASK_SETS:
+        masks = args.masks
+    elif Path(args.masks).is_dir():
+        masks = MaskFolder(args.masks, args.size)
+    else:
+        raise InpaintlabError(f"mask folder {args.masks} does not exist; expected a folder of mask images "
+                              f"or one of {', '.join(MASK_SETS)}")
+    images = build_dataset(args.images, split="test", size=args.size)
+    models, per_model = [], {}
+    for kind, value in args.models:
+        model = load_model(value, args.device) if kind == "checkpoint" else create_model(value)
+        label = Path(value).stem if kind == "checkpoint" else value
+        label = label if label not in per_model else f"{label}_{len(models)}"
+        models.append((label, model))
+        per_model[label] = {kind: str(value)}
+    common = dict(metrics=[m.strip() for m in args.metrics.split(",") if m.strip()], batch_size=args.batch_size,
+                  device=args.device, max_images=args.max_images, seed=args.seed,
+                  settings={"images_source": args.images, "masks_source": args.masks})
+    if len(models) == 1:
+        label, model = models[0]
+        common["settings"].update(per_model[label])
+        report = evaluate(model, images, masks, out_dir=args.out, **common)
+        print(markdown_table(report))
+        print(f"wrote {Path(args.out) / 'metrics.json'} (+ .csv, .md, plots, samples.png)")
+    else:
+        evaluate_models(models, images, masks, args.out, model_settings=per_model, **common)
+        print((Path(args.out) / "README.md").read_text())
+        print(f"wrote {Path(args.out) / 'README.md'} and one folder per model")
+
+
+def _add_demo(sub) -> None:
+    p = sub.add_parser("demo", help="built-in photos x masks in six bins x classical baselines -> report folder")
+    p.add_argument("--out", default="runs/demo", help="output folder (default runs/demo)")
+    p.add_argument("--models", default="telea,navier_stokes", help="comma-separated names or checkpoint files")
+    p.add_argument("--max-images", type=int, default=12, help="built-in test photos per bin (default 12)")
+    p.add_argument("--size", type=int, default=256)
+    p.set_defaults(func=_cmd_demo)
+
+
+def _cmd_demo(args) -> None:
+    from .evaluate import run_demo
+
+    models = [m.strip() for m in args.models.split(",") if m.strip()]
+    readme = run_demo(args.out, models, size=args.size, max_images=args.max_images)
+    print(readme.read_text())
+    print(f"demo report: {readme}")
+
+
+# ----------------------------------------------------------------------------------------------- train
+
+
+def _add_train(sub) -> None:
+    p = sub.add_parser("train", help="train a model from a preset or config file (works under torchrun)")
+    p.add_argument("--preset", help="recipe name, e.g. lgnet_celebahq or lgnet_tiny_builtin")
+    p.add_argument("--config", help="a full config file (.json or .toml), e.g. a run's config.json")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override one config value, e.g. --set optim.lr=1e-4 (repeatable)")
+    p.add_argument("--out", help="run folder (default runs/<preset or config name>)")
+    p.add_argument("--resume", help="checkpoint to resume from, or 'auto' (newest in the run folder)")
+    p.add_argument("--device", choices=["cpu", "cuda"], help="default: cuda when available")
+    p.add_argument("--amp", choices=["none", "bf16", "fp16"], help="mixed precision (overrides the config)")
+    p.set_defaults(func=_cmd_train)
+
+
+def _cmd_train(args) -> None:
+    import torch
+
+    from .train import resolve_train_config, run_training
+
+    cfg, name = resolve_train_config(args.preset, args.config, args.overrides, args.amp)
+    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    run_training(cfg, args.out or f"runs/{name}", device=device, resume=args.resume)
+
+
+# ------------------------------------------------------------------------------------------- attention
+
+
+def _add_attention(sub) -> None:
+    p = sub.add_parser("attention", help="MSA-Net attention maps (Figs. 8-9): where each hole pixel borrows from")
+    which = p.add_mutually_exclusive_group(required=True)
+    which.add_argument("--checkpoint", help="inpaintlab checkpoint of a model with pixelwise attention")
+    which.add_argument("--model", help="registered model name (random weights), e.g. msanet")
+    p.add_argument("image", help="RGB image file")
+    p.add_argument("mask", help="mask file, white (>127) = hole")
+    p.add_argument("-o", "--output", required=True, help="output PNG: input | result | maps | colour key")
+    p.add_argument("--size", type=int, default=256, help="both files are resized to size x size (default 256)")
+    p.add_argument("--reduce", choices=["argmax", "expectation"], default="argmax",
+                   help="offset of the most attended key (default) or the attention-weighted mean")
+    p.set_defaults(func=_cmd_attention)
+
+
+def _cmd_attention(args) -> None:
+    from pathlib import Path
+
+    import numpy as np
+    import torch
+    from PIL import Image
+
+    from .checkpoint import load_model
+    from .models import create_model
+    from .models.msanet import attention_panel
+    from .pipeline import read_image_file, to_hole_array, to_rgb_array
+
+    model = load_model(args.checkpoint) if args.checkpoint else create_model(args.model).eval()
+    side = (args.size, args.size)
+    rgb = Image.fromarray(to_rgb_array(read_image_file(args.image))).resize(side, Image.Resampling.BICUBIC)
+    hole = Image.fromarray(to_hole_array(read_image_file(args.mask)).astype(np.uint8) * 255)
+    hole = hole.resize(side, Image.Resampling.NEAREST)
+    image = torch.from_numpy(np.array(rgb)).permute(2, 0, 1)[None].float() / 255
+    mask = torch.from_numpy(np.array(hole) > 127)[None, None].float()
+    panel = attention_panel(model, image, mask, reduce=args.reduce)
+    Path(args.output).parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(panel).save(args.output)
+    print(f"wrote {args.output} ({panel.shape[1]}x{panel.shape[0]})")
+
+
+# ------------------------------------------------------------------------------------ fill / serve / export
+
+
+def _add_fill(sub) -> None:
+    p = sub.add_parser("fill", help="inpaint an image (or a folder) with a mask (or a folder, paired by name)")
+    p.add_argument("images", metavar="IMG|DIR", help="image file or folder of images")
+    p.add_argument("--mask", required=True, metavar="M|DIR", help="mask file (white = hole) or folder, same stems")
+    which = p.add_mutually_exclusive_group(required=True)
+    which.add_argument("--model", help="registered model name, e.g. telea")
+    which.add_argument("--checkpoint", help="inpaintlab checkpoint file")
+    p.add_argument("-o", "--out", required=True, help="output folder (or a .png file for one image)")
+    p.add_argument("--strategy", choices=["pad", "resize", "crop"], default="pad",
+                   help="pad: full size; resize: bounded long side; crop: one crop per hole region")
+    p.add_argument("--side-by-side", action="store_true", help="write image | mask | result")
+    p.add_argument("--device", default="cpu", help="torch device (default cpu)")
+    p.set_defaults(func=_cmd_fill)
+
+
+def _cmd_fill(args) -> None:
+    from .checkpoint import load_model
+    from .models import create_model
+    from .pipeline import InpaintPipeline, fill_paths
+
+    model = load_model(args.checkpoint, device=args.device) if args.checkpoint else create_model(args.model)
+    pipe = InpaintPipeline(model, device=args.device)
+    report = fill_paths(pipe, args.images, args.mask, args.out, args.strategy, args.side_by_side)
+    print(f"wrote {len(report.written)} file(s) to {args.out}")
+    for name, reason in report.failed:
+        print(f"  skipped {name}: {reason}", file=sys.stderr)
+    if report.failed:
+        total = len(report.failed) + len(report.written)
+        raise InpaintlabError(f"{len(report.failed)} of {total} image(s) failed (listed above)")
+
+
+def _add_serve(sub) -> None:
+    p = sub.add_parser("serve", help="web page + JSON API to paint a hole and inpaint it")
+    p.add_argument("--checkpoint", action="append", default=[], help="checkpoint to serve (repeatable)")
+    p.add_argument("--model", action="append", default=[], help="registered model to serve (repeatable)")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1: this machine only)")
+    p.add_argument("--device", default="cpu", help="torch device (default cpu)")
+    p.add_argument("--max-pixels", type=int, default=4096 * 4096, help="per uploaded image (default 4096*4096)")
+    p.add_argument("--max-upload-mb", type=float, default=32.0, help="request body limit (default 32 MB)")
+    p.set_defaults(func=_cmd_serve)
+
+
+def _cmd_serve(args) -> None:
+    from .serve import ServerLimits, serve
+
+    limits = ServerLimits(max_upload_bytes=int(args.max_upload_mb * (1 << 20)), max_pixels=args.max_pixels)
+    serve(args.host, args.port, args.model, args.checkpoint, args.device, limits)
+
+
+def _add_export(sub) -> None:
+    p = sub.add_parser("export", help="export a generator to ONNX or TorchScript: forward(image, mask) -> pred")
+    which = p.add_mutually_exclusive_group(required=True)
+    which.add_argument("--checkpoint", help="inpaintlab checkpoint file")
+    which.add_argument("--model", help="registered model name (untrained weights)")
+    p.add_argument("--format", choices=["onnx", "torchscript"], required=True)
+    p.add_argument("-o", "--out", required=True, help="output file (.onnx / .pt)")
+    p.add_argument("--size", type=int, default=256, help="side of the example input used for tracing (default 256)")
+    p.add_argument("--legacy-onnx", action="store_true", help="use the TorchScript-based ONNX exporter")
+    p.set_defaults(func=_cmd_export)
+
+
+def _cmd_export(args) -> None:
+    from .checkpoint import load_model
+    from .export import export_model
+    from .models import create_model
+
+    model = load_model(args.checkpoint) if args.checkpoint else create_model(args.model).eval()
+    path = export_model(model, args.out, args.format, size=args.size, dynamo=not args.legacy_onnx)
+    print(f"wrote {path} ({args.format}: forward(image, mask) -> pred)")
+
+
+# ----------------------------------------------------------------------------------------------- masks
+
+
+def _add_masks(sub) -> None:
+    p = sub.add_parser("masks", help="make the synthetic binned test masks, or summarise a mask folder")
+    actions = p.add_subparsers(dest="masks_action", required=True, parser_class=_Parser)
+    make = actions.add_parser("make", help="write the SYNTHETIC stand-in for the NVIDIA irregular test masks")
+    make.add_argument("--out", required=True, help="output folder (new, empty, or a previous mask set)")
+    make.add_argument("--size", type=int, default=256, help="mask side in pixels")
+    make.add_argument("--per-bin", type=int, default=1000, help="masks per bin and margin group (1..1000)")
+    make.add_argument("--margin", type=int, default=16, help="known border band of the 'with margin' group (px)")
+    make.add_argument("--seed", type=int, default=0)
+    info = actions.add_parser("info", help="count masks and mean hole ratio per bin in any mask folder")
+    info.add_argument("dir", help="folder of mask images (white = hole)")
+    info.add_argument("--size", type=int, default=256, help="nearest-resize masks to this side before measuring")
+    p.set_defaults(func=_cmd_masks)
+
+
+def _cmd_masks(args) -> None:
+    import csv
+
+    import numpy as np
+
+    from .masks import MaskFolder, describe_ratios, make_test_masks
+
+    if args.masks_action == "info":
+        folder = MaskFolder(args.dir, args.size)
+        ratios = folder.measure_ratios(progress=True)
+        print(f"{len(folder)} masks in {args.dir}, measured at {args.size}x{args.size}")
+        print(describe_ratios(ratios))
+        return
+    out = make_test_masks(args.out, args.size, args.per_bin, args.margin, args.seed)
+    with open(out / "index.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    print(f"wrote {len(rows)} SYNTHETIC masks to {out} (stand-ins, NOT the NVIDIA irregular mask test set)")
+    for margin in sorted({row["border_margin"] for row in rows}, key=int, reverse=True):
+        print(f"border margin {margin} px:")
+        print(describe_ratios(np.array([float(row["hole_ratio"]) for row in rows if row["border_margin"] == margin])))
+
+
 # ----------------------------------------------------------------------------------------------- main
 
-_SUBCOMMANDS = [_add_models]
+_SUBCOMMANDS = [_add_models, _add_masks, _add_bench, _add_eval, _add_demo, _add_train, _add_attention, _add_fill, _add_serve, _add_export]
 
 
 def build_parser() -> argparse.ArgumentParser:
