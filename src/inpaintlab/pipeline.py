@@ -1,0 +1,463 @@
+"""Inference on real pictures: any-size RGB image + mask in, RGB image of the same size out.
+
+>>> pipe = InpaintPipeline.from_checkpoint("telea")            # a registered name or a checkpoint file
+>>> result = pipe(Image.open("photo.jpg"), Image.open("hole.png"))   # PIL in -> PIL RGB out
+
+Inputs are PIL images or uint8 arrays ((H,W), (H,W,3) or (H,W,4)); a mask is white (>127) = hole, or a
+bool array (True = hole). The result has the input's size and every pixel outside the hole equals the
+input's pixel exactly (the paste-back happens in uint8). Three strategies fit a model to the picture:
+
+``pad``     run at full resolution, reflect-padded up to the model's ``size_multiple``; the mask is padded
+            the same way, so hole content mirrored into the border is treated as hole, never as context.
+``resize``  work at a long side of at most ``max_side`` (default: the training size), run, upsample the
+            composite bilinearly and paste back only the hole. A low-resolution pixel is a hole when any
+            pixel it covers is (so no hole content leaks in as context through the averaging).
+``crop``    one crop per hole region: connected components (8-connectivity) whose boxes are closer than
+            ``merge_distance`` are merged, each box grows by ``crop_margin`` and at least to a square of the
+            training size, the crop runs like ``resize`` at the training size, and only that region's
+            hole pixels are pasted back.
+
+``pipe.batch(images, masks)`` runs many images in batches: work items (whole images or crops) with the
+same working shape share one forward pass.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence, Union
+
+import cv2
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image, ImageOps
+from torch import Tensor, nn
+
+from .errors import InpaintlabError
+
+STRATEGIES = ("pad", "resize", "crop")
+DEFAULT_TRAIN_SIZE = 256
+DEFAULT_MAX_PIXELS = 4096 * 4096
+ACCEPTED_FORMATS = ("PNG", "JPEG", "MPO", "WEBP", "BMP")  # MPO: what PIL calls many camera JPEGs
+
+ImageLike = Union[Image.Image, np.ndarray]
+
+
+class UnsupportedImageError(InpaintlabError):
+    """The bytes are not an image of an accepted format (checked by content, not by name)."""
+
+
+class ImageTooLargeError(InpaintlabError):
+    """The image's header declares more pixels than allowed (checked before decoding)."""
+
+
+def decode_image(data: bytes, what: str = "image", max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
+    """Decode untrusted bytes into a fully loaded PIL image, safely.
+
+    The format comes from the content (PIL's magic-number sniffing, one of ``ACCEPTED_FORMATS``) and the
+    pixel count from the header, checked BEFORE any pixel is decoded. Truncated or corrupt data raise
+    ``InpaintlabError``; ``what`` names the input in the message ("image", "mask", a file name).
+    An EXIF orientation is applied, so pixels are laid out as a browser shows them (and a mask painted
+    there fits).
+    """
+    try:
+        img = Image.open(io.BytesIO(data))
+    except Image.DecompressionBombError:
+        raise ImageTooLargeError(f"{what}: declares far too many pixels (limit {max_pixels:,})") from None
+    except (OSError, SyntaxError, ValueError):
+        raise UnsupportedImageError(f"{what}: not an image; expected one of {', '.join(ACCEPTED_FORMATS)}") from None
+    if img.format not in ACCEPTED_FORMATS:
+        raise UnsupportedImageError(
+            f"{what}: {img.format} images are not accepted; expected one of {', '.join(ACCEPTED_FORMATS)}"
+        )
+    width, height = img.size
+    if width * height > max_pixels:
+        raise ImageTooLargeError(f"{what}: {width}x{height} is {width * height:,} pixels; the limit is {max_pixels:,}")
+    if width == 0 or height == 0:
+        raise UnsupportedImageError(f"{what}: image has no pixels ({width}x{height})")
+    try:
+        img.load()
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as err:
+        raise InpaintlabError(f"{what}: corrupt or truncated {img.format} data ({err})") from None
+    return ImageOps.exif_transpose(img)
+
+
+def read_image_file(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS, max_bytes: int = 256 << 20) -> Image.Image:
+    """``decode_image`` on a file, refusing files larger than ``max_bytes`` before reading them."""
+    path = Path(path)
+    if not path.is_file():
+        raise InpaintlabError(f"{path}: no such file")
+    if path.stat().st_size > max_bytes:
+        raise ImageTooLargeError(f"{path}: file is {path.stat().st_size:,} bytes; the limit is {max_bytes:,}")
+    return decode_image(path.read_bytes(), str(path), max_pixels)
+
+
+def to_rgb_array(image: ImageLike) -> np.ndarray:
+    """PIL image or uint8 array ((H,W), (H,W,1|3|4)) -> contiguous uint8 (H,W,3)."""
+    if isinstance(image, Image.Image):
+        return np.asarray(image.convert("RGB"), dtype=np.uint8).copy()
+    arr = _uint8_array(image, "image")
+    if arr.ndim == 2:
+        arr = arr[:, :, None]
+    if arr.ndim != 3 or arr.shape[2] not in (1, 3, 4):
+        raise InpaintlabError(f"image array must be (H,W), (H,W,3) or (H,W,4) uint8, got shape {arr.shape}")
+    if arr.shape[2] == 1:
+        arr = np.repeat(arr, 3, axis=2)
+    return np.ascontiguousarray(arr[:, :, :3])
+
+
+def to_hole_array(mask: ImageLike) -> np.ndarray:
+    """PIL image, bool array (True = hole) or uint8 array (>127 = hole) -> bool (H,W), True = hole."""
+    if isinstance(mask, Image.Image):
+        return np.asarray(mask.convert("L")) > 127
+    if isinstance(mask, np.ndarray) and mask.dtype == bool:
+        arr = mask
+    else:
+        arr = _uint8_array(mask, "mask") > 127
+    if arr.ndim == 3 and arr.shape[2] in (1, 3, 4):
+        arr = arr[:, :, 0] if arr.shape[2] == 1 else arr[:, :, :3].any(axis=2)
+    if arr.ndim != 2:
+        raise InpaintlabError(f"mask array must be (H,W) bool or uint8 (>127 = hole), got shape {arr.shape}")
+    return arr
+
+
+def _uint8_array(value: object, what: str) -> np.ndarray:
+    if not isinstance(value, np.ndarray):
+        raise InpaintlabError(f"{what} must be a PIL image or a numpy uint8 array, got {type(value).__name__}")
+    if value.dtype != np.uint8:
+        raise InpaintlabError(f"{what} array must be uint8 (0..255), got {value.dtype}")
+    return value
+
+
+@dataclass
+class _Job:
+    """One forward pass worth of work: a box of one image, prepared at its working resolution.
+
+    image (3,h,w) in [0,1] and hole (1,h,w) in {0,1} are padded to the model's multiple; ``size`` is the
+    unpadded working (h, w); ``box`` = (top, left, height, width) in the original image; ``paste`` is the
+    bool (height,width) set of original pixels this job fills.
+    """
+
+    index: int
+    image: Tensor
+    hole: Tensor
+    size: tuple[int, int]
+    box: tuple[int, int, int, int]
+    paste: np.ndarray
+
+
+class InpaintPipeline:
+    """Wraps a generator (``forward(image, mask) -> InpaintOutput``) for pictures of any size.
+
+    strategy: default strategy, one of ``STRATEGIES`` (see the module docstring).
+    train_size: the model's training size (checkpoint header ``config.data.size``, else 256).
+    max_side: long-side bound of ``resize`` (default: ``train_size``).
+    crop_margin: context added around each hole box by ``crop`` (default ``train_size // 4``).
+    merge_distance: hole boxes closer than this (pixels) share one crop (default ``crop_margin``).
+    batch_size: work items per forward pass in ``batch``.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        device: str | torch.device = "cpu",
+        strategy: str = "pad",
+        train_size: int | None = None,
+        max_side: int | None = None,
+        crop_margin: int | None = None,
+        merge_distance: int | None = None,
+        batch_size: int = 8,
+    ):
+        self.model = model.to(device).eval()
+        self.device = torch.device(device)
+        self.strategy = _check_strategy(strategy)
+        self.size_multiple = int(getattr(model, "size_multiple", 1))
+        self.train_size = int(train_size or _header_train_size(model) or DEFAULT_TRAIN_SIZE)
+        self.max_side = int(max_side or self.train_size)
+        self.crop_margin = self.train_size // 4 if crop_margin is None else int(crop_margin)
+        self.merge_distance = self.crop_margin if merge_distance is None else int(merge_distance)
+        self.batch_size = int(batch_size)
+        if min(self.size_multiple, self.train_size, self.max_side, self.batch_size) < 1 or self.crop_margin < 0:
+            raise InpaintlabError("size_multiple, train_size, max_side and batch_size must be >= 1, crop_margin >= 0")
+
+    @classmethod
+    def from_checkpoint(cls, source: str | Path, device: str | torch.device = "cpu", **kwargs) -> "InpaintPipeline":
+        """Pipeline for a checkpoint file or a registered model name (``inpaintlab models`` lists them).
+
+        A registered network created by name has untrained weights; use it for smoke tests only.
+        """
+        from .checkpoint import load_model
+        from .models import create_model, is_model
+
+        if Path(source).is_file():
+            model = load_model(source, device=device)
+        elif isinstance(source, str) and is_model(source):
+            model = create_model(source)
+        else:
+            raise InpaintlabError(f"{source!s}: neither a checkpoint file nor a registered model name")
+        return cls(model, device=device, **kwargs)
+
+    def __call__(self, image: ImageLike, mask: ImageLike, strategy: str | None = None) -> ImageLike:
+        """Inpaint one picture. Returns a PIL RGB image for a PIL input, else a uint8 (H,W,3) array."""
+        return self.batch([image], [mask], strategy)[0]
+
+    def batch(self, images: Sequence[ImageLike], masks: Sequence[ImageLike], strategy: str | None = None) -> list:
+        """Inpaint many pictures; work items with one working shape share forward passes of ``batch_size``."""
+        strategy = _check_strategy(strategy or self.strategy)
+        if len(images) != len(masks):
+            raise InpaintlabError(f"got {len(images)} images but {len(masks)} masks")
+        pictures = [to_rgb_array(img) for img in images]
+        holes = [to_hole_array(m) for m in masks]
+        for pic, hole in zip(pictures, holes):
+            if pic.shape[:2] != hole.shape:
+                raise InpaintlabError(
+                    f"mask is {hole.shape[1]}x{hole.shape[0]} but image is {pic.shape[1]}x{pic.shape[0]} "
+                    "(W x H); they must match"
+                )
+            if hole.all():
+                raise InpaintlabError("mask marks every pixel as hole; at least some known pixels are needed")
+        results = [pic.copy() for pic in pictures]
+        jobs = []
+        for index, (picture, hole) in enumerate(zip(pictures, holes)):
+            if hole.any():
+                jobs += self._jobs(index, picture, hole, strategy)
+        self._run(jobs, results)
+        return [Image.fromarray(r) if isinstance(img, Image.Image) else r for r, img in zip(results, images)]
+
+    # ------------------------------------------------------------------------------------ planning
+
+    def _jobs(self, index: int, picture: np.ndarray, hole: np.ndarray, strategy: str) -> list[_Job]:
+        height, width = hole.shape
+        if strategy == "pad":
+            return [self._job(index, picture, hole, (0, 0, height, width), hole, None)]
+        if strategy == "resize":
+            return [self._job(index, picture, hole, (0, 0, height, width), hole, self.max_side)]
+        jobs = []
+        labels, regions = hole_regions(hole, self.merge_distance)
+        for region in regions:
+            top, left, box_h, box_w = crop_box(region, hole.shape, self.crop_margin, self.train_size)
+            window = (slice(top, top + box_h), slice(left, left + box_w))
+            paste = np.isin(labels[window], region.ids)
+            box = (top, left, box_h, box_w)
+            jobs.append(self._job(index, picture[window], hole[window], box, paste, self.train_size))
+        return jobs
+
+    def _job(self, index, picture, hole, box, paste, long_side) -> _Job:
+        image = torch.from_numpy(picture).permute(2, 0, 1).float().div(255)
+        holes = torch.from_numpy(hole).float()[None]
+        height, width = hole.shape
+        if long_side is not None and max(height, width) > long_side:
+            scale = long_side / max(height, width)
+            size = (max(1, round(height * scale)), max(1, round(width * scale)))
+            image = F.interpolate(image[None], size=size, mode="area")[0]
+            holes = (F.interpolate(holes[None], size=size, mode="area")[0] > 0).float()
+        size = tuple(holes.shape[1:])
+        image, holes = pad_to_multiple(image, holes, self.size_multiple)
+        return _Job(index, image, holes, size, box, paste)
+
+    # ----------------------------------------------------------------------------------- execution
+
+    @torch.inference_mode()
+    def _run(self, jobs: list[_Job], results: list[np.ndarray]) -> None:
+        by_shape: dict[tuple, list[_Job]] = {}
+        for job in jobs:
+            by_shape.setdefault(tuple(job.image.shape), []).append(job)
+        for group in by_shape.values():
+            for start in range(0, len(group), self.batch_size):
+                chunk = group[start : start + self.batch_size]
+                image = torch.stack([j.image for j in chunk]).to(self.device)
+                hole = torch.stack([j.hole for j in chunk]).to(self.device)
+                pred = self.model(image, hole).pred.clamp(0, 1)
+                filled = (pred * hole + image * (1 - hole)).float().cpu()
+                for job, out in zip(chunk, filled):
+                    _paste(job, out, results[job.index])
+
+
+def _paste(job: _Job, filled: Tensor, result: np.ndarray) -> None:
+    """Write ``job``'s hole pixels of ``filled`` (3,h_pad,w_pad) into ``result`` (H,W,3) uint8."""
+    top, left, box_h, box_w = job.box
+    filled = filled[:, : job.size[0], : job.size[1]]
+    if job.size != (box_h, box_w):
+        filled = F.interpolate(filled[None], size=(box_h, box_w), mode="bilinear", align_corners=False)[0]
+    pixels = (filled.clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0).numpy()
+    window = result[top : top + box_h, left : left + box_w]
+    window[job.paste] = pixels[job.paste]
+
+
+def pad_to_multiple(image: Tensor, hole: Tensor, multiple: int) -> tuple[Tensor, Tensor]:
+    """Pad image (3,h,w) and hole (1,h,w) at the bottom/right up to multiples of ``multiple``.
+
+    Reflect padding for both (so a mirrored hole stays a hole); replicate where the pad is not smaller
+    than the side (reflect needs pad < size). Returns the padded pair.
+    """
+    height, width = image.shape[1:]
+    pad_h, pad_w = (-height) % multiple, (-width) % multiple
+    if pad_h == 0 and pad_w == 0:
+        return image, hole
+    mode = "reflect" if pad_h < height and pad_w < width else "replicate"
+    both = F.pad(torch.cat([image, hole])[None], (0, pad_w, 0, pad_h), mode=mode)[0]
+    return both[:3], both[3:]
+
+
+@dataclass
+class HoleRegion:
+    """A group of hole components: their label ids and joint box (y0, x0, y1, x1), end-exclusive."""
+
+    ids: list[int]
+    box: tuple[int, int, int, int]
+
+
+def hole_regions(hole: np.ndarray, merge_distance: int) -> tuple[np.ndarray, list[HoleRegion]]:
+    """Label the 8-connected components of ``hole`` (H,W) bool and group those that are close.
+
+    Two groups merge while the gap between their boxes (Chebyshev, pixels) is <= ``merge_distance``.
+    Returns ``(labels (H,W) int32, regions)``; every hole pixel belongs to exactly one region.
+    """
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(hole.astype(np.uint8), connectivity=8)
+    regions = [HoleRegion([i], (s[1], s[0], s[1] + s[3], s[0] + s[2])) for i, s in enumerate(stats) if i > 0]
+    merged = True
+    while merged:
+        merged = False
+        for a, b in ((a, b) for a in range(len(regions)) for b in range(a + 1, len(regions))):
+            if _box_gap(regions[a].box, regions[b].box) <= merge_distance:
+                (ay0, ax0, ay1, ax1), (by0, bx0, by1, bx1) = regions[a].box, regions[b].box
+                box = (min(ay0, by0), min(ax0, bx0), max(ay1, by1), max(ax1, bx1))
+                regions[a] = HoleRegion(regions[a].ids + regions[b].ids, box)
+                del regions[b]
+                merged = True
+                break
+    return labels, regions
+
+
+def _box_gap(a: tuple, b: tuple) -> int:
+    gap_y = max(b[0] - a[2], a[0] - b[2], 0)
+    gap_x = max(b[1] - a[3], a[1] - b[3], 0)
+    return int(max(gap_y, gap_x))
+
+
+def crop_box(region: HoleRegion, shape: tuple[int, int], margin: int, min_side: int) -> tuple[int, int, int, int]:
+    """(top, left, height, width) of the crop for ``region``: its box + ``margin``, grown to a square of
+    at least ``min_side``, centred on the box and shifted (then clipped) to lie inside ``shape``."""
+    y0, x0, y1, x1 = region.box
+    side = max(min_side, y1 - y0 + 2 * margin, x1 - x0 + 2 * margin)
+    height, width = shape
+    box_h, box_w = min(side, height), min(side, width)
+    top = min(max((y0 + y1 - box_h) // 2, 0), height - box_h)
+    left = min(max((x0 + x1 - box_w) // 2, 0), width - box_w)
+    return int(top), int(left), int(box_h), int(box_w)
+
+
+OUTPUT_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
+
+
+@dataclass
+class FillReport:
+    """What ``fill_paths`` did: files written and ``(input name, reason)`` for each pair it skipped."""
+
+    written: list[Path]
+    failed: list[tuple[str, str]]
+
+
+def fill_paths(
+    pipe: InpaintPipeline,
+    images: str | Path,
+    masks: str | Path,
+    out: str | Path,
+    strategy: str | None = None,
+    side_by_side: bool = False,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+) -> FillReport:
+    """Inpaint an image file or folder with a mask file or folder, writing PNGs (the CLI's ``fill``).
+
+    Folders pair by file stem (``photos/cat.jpg`` with ``masks/cat.png``); one mask file serves every
+    image. ``out`` is a file when ``images`` is a file and ``out`` ends in an image suffix, else a folder
+    receiving ``<stem>.png``. With ``side_by_side`` each output is image | mask | result. Pairs that fail
+    (no mask, unreadable file, size mismatch, an output that would overwrite an input) are skipped and
+    reported; inputs are never overwritten. Shows a tqdm progress bar.
+    """
+    from tqdm import tqdm
+
+    images, masks, out = Path(images), Path(masks), Path(out)
+    for path in (images, masks):
+        if not path.exists():
+            raise InpaintlabError(f"{path}: no such file or folder")
+    image_files = _listing(images) if images.is_dir() else [images]
+    mask_by_stem = _stems(masks) if masks.is_dir() else None
+    mask_files = [p for found in mask_by_stem.values() for p in found] if mask_by_stem else [masks]
+    inputs = {p.resolve() for p in [*image_files, *mask_files]}
+    single_file = images.is_file() and out.suffix.lower() in OUTPUT_SUFFIXES
+    report = FillReport([], [])
+    for image_file in tqdm(image_files, desc="fill", unit="image"):
+        target = out if single_file else out / f"{image_file.stem}.png"
+        try:
+            if target.resolve() in inputs:
+                raise InpaintlabError(f"output {target} would overwrite an input; choose another -o")
+            if target in report.written:
+                raise InpaintlabError(f"output {target} was already written for another {image_file.stem}.* input")
+            picture = to_rgb_array(read_image_file(image_file, max_pixels))
+            mask_file = masks if mask_by_stem is None else _mask_for(image_file, mask_by_stem, masks)
+            hole = to_hole_array(read_image_file(mask_file, max_pixels))
+            result = pipe(picture, hole, strategy=strategy)
+            if side_by_side:
+                hole_rgb = np.repeat(hole[:, :, None], 3, axis=2).astype(np.uint8) * 255
+                result = np.concatenate([picture, hole_rgb, result], axis=1)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            Image.fromarray(result).save(target)
+            report.written.append(target)
+        except InpaintlabError as err:
+            report.failed.append((image_file.name, str(err)))
+    return report
+
+
+def _listing(folder: Path) -> list[Path]:
+    files = sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
+    if not files:
+        raise InpaintlabError(f"{folder}: folder has no files")
+    return files
+
+
+def _stems(folder: Path) -> dict[str, list[Path]]:
+    by_stem: dict[str, list[Path]] = {}
+    for path in _listing(folder):
+        by_stem.setdefault(path.stem, []).append(path)
+    return by_stem
+
+
+def _mask_for(image_file: Path, mask_by_stem: dict[str, list[Path]], folder: Path) -> Path:
+    found = mask_by_stem.get(image_file.stem, [])
+    if len(found) != 1:
+        what = "no mask" if not found else f"{len(found)} masks ({', '.join(p.name for p in found)})"
+        raise InpaintlabError(f"{what} named {image_file.stem}.* in {folder}; expected exactly one")
+    return found[0]
+
+
+def _check_strategy(strategy: str) -> str:
+    if strategy not in STRATEGIES:
+        raise InpaintlabError(f"unknown strategy {strategy!r}; expected one of {', '.join(STRATEGIES)}")
+    return strategy
+
+
+def _header_train_size(model: nn.Module) -> int | None:
+    header = getattr(model, "checkpoint_header", None) or {}
+    size = ((header.get("config") or {}).get("data") or {}).get("size")
+    return int(size) if isinstance(size, int) and size > 0 else None
+
+
+__all__ = [
+    "ACCEPTED_FORMATS",
+    "FillReport",
+    "STRATEGIES",
+    "HoleRegion",
+    "ImageTooLargeError",
+    "InpaintPipeline",
+    "UnsupportedImageError",
+    "crop_box",
+    "decode_image",
+    "fill_paths",
+    "hole_regions",
+    "read_image_file",
+    "to_hole_array",
+    "to_rgb_array",
+]

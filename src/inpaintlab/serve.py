@@ -1,0 +1,236 @@
+"""Web server: one static page to paint a hole and inpaint it, plus a small JSON API (FastAPI).
+
+``GET /`` the page (``web/``), ``GET /api/models`` the models and strategies on offer, ``POST /api/inpaint``
+multipart ``image`` + ``mask`` files (+ ``model``, ``strategy`` fields) -> ``image/png``. The OpenAPI
+schema is at ``/openapi.json``.
+
+Untrusted input is checked before any work: the request body size (413), the image type by content (415),
+the pixel count from the header before decoding (413), corrupt data, mask/image size mismatch and an
+all-hole mask (400), wrong field types (422). An empty mask returns the image unchanged. Models are built
+once, on first use, and cached; inference is serialised by a lock and runs in a worker thread, so the
+event loop keeps answering while a request computes.
+"""
+
+
+import io
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+from .errors import InpaintlabError
+from .pipeline import (
+    DEFAULT_MAX_PIXELS,
+    STRATEGIES,
+    ImageTooLargeError,
+    InpaintPipeline,
+    UnsupportedImageError,
+    decode_image,
+)
+
+WEB_DIR = Path(__file__).parent / "web"
+DEFAULT_MODELS = ("telea", "navier_stokes")
+
+
+@dataclass(frozen=True)
+class ServerLimits:
+    """Input limits: ``max_upload_bytes`` for the whole request body, ``max_pixels`` per image."""
+
+    max_upload_bytes: int = 32 << 20
+    max_pixels: int = DEFAULT_MAX_PIXELS
+
+
+class ModelCatalog:
+    """The models a server offers, by name: registered names and checkpoint files (named by stem).
+
+    Pipelines are built on first use and cached; ``lock`` serialises inference across requests.
+    """
+
+    def __init__(self, models: Sequence[str] = (), checkpoints: Sequence[str | Path] = (), device: str = "cpu"):
+        from .checkpoint import read_header
+        from .models import is_model
+
+        self.device = device
+        self.sources: dict[str, str | Path] = {}
+        for name in models:
+            if not is_model(name):
+                raise InpaintlabError(f"unknown model {name!r}; see `inpaintlab models` for the list")
+            self._add(name, name)
+        for path in checkpoints:
+            read_header(path)  # fail at start-up, not on the first request
+            self._add(Path(path).stem, Path(path))
+        if not self.sources:
+            for name in DEFAULT_MODELS:
+                self._add(name, name)
+        self._pipelines: dict[str, InpaintPipeline] = {}
+        self._build_lock = threading.Lock()
+        self.lock = threading.Lock()
+
+    def _add(self, name: str, source: str | Path) -> None:
+        if name in self.sources:
+            raise InpaintlabError(f"two models would be served as {name!r}; rename one checkpoint file")
+        self.sources[name] = source
+
+    def get(self, name: str) -> InpaintPipeline:
+        if name not in self.sources:
+            raise InpaintlabError(f"model {name!r} is not served here; choose one of {', '.join(self.sources)}")
+        with self._build_lock:
+            if name not in self._pipelines:
+                self._pipelines[name] = InpaintPipeline.from_checkpoint(self.sources[name], device=self.device)
+            return self._pipelines[name]
+
+    def describe(self) -> list[dict]:
+        return [
+            {"name": name, "source": "checkpoint" if isinstance(src, Path) else "registered"}
+            for name, src in self.sources.items()
+        ]
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+class BodyLimitMiddleware:
+    """ASGI middleware answering 413 when a request body exceeds ``max_bytes`` (declared or streamed)."""
+
+    def __init__(self, app, max_bytes: int):
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        declared = dict(scope.get("headers") or []).get(b"content-length", b"")
+        if declared.isdigit() and int(declared) > self.max_bytes:
+            return await self._reject(send)
+        seen = 0
+        started = False
+
+        async def counting_receive():
+            nonlocal seen
+            message = await receive()
+            seen += len(message.get("body", b""))
+            if seen > self.max_bytes:
+                raise _BodyTooLarge
+            return message
+
+        async def tracking_send(message):
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, counting_receive, tracking_send)
+        except _BodyTooLarge:
+            if not started:
+                await self._reject(send)
+
+    async def _reject(self, send):
+        from starlette.responses import JSONResponse
+
+        body = JSONResponse({"detail": f"request body exceeds {self.max_bytes:,} bytes"}, status_code=413)
+        await body({"type": "http"}, None, send)
+
+
+def create_app(
+    models: Sequence[str] = (),
+    checkpoints: Sequence[str | Path] = (),
+    device: str = "cpu",
+    limits: ServerLimits = ServerLimits(),
+):
+    """The FastAPI application. ``models``/``checkpoints`` default to the classical baselines."""
+    from fastapi import FastAPI, File, Form, HTTPException, UploadFile
+    from fastapi.responses import FileResponse, Response
+    from fastapi.staticfiles import StaticFiles
+    from starlette.concurrency import run_in_threadpool
+
+    from . import __version__
+
+    catalog = ModelCatalog(models, checkpoints, device)
+    app = FastAPI(
+        title="inpaintlab",
+        version=__version__,
+        description="Paint a hole on an image and fill it with an inpainting model.",
+    )
+    app.state.catalog = catalog
+    app.state.limits = limits
+    app.add_middleware(BodyLimitMiddleware, max_bytes=limits.max_upload_bytes)
+    app.mount("/static", StaticFiles(directory=WEB_DIR), name="static")
+
+    @app.get("/", include_in_schema=False)
+    def index() -> FileResponse:
+        return FileResponse(WEB_DIR / "index.html", media_type="text/html")
+
+    @app.get("/api/models", summary="Models and strategies this server offers")
+    def list_served_models() -> dict:
+        return {
+            "models": catalog.describe(),
+            "default_model": next(iter(catalog.sources)),
+            "strategies": list(STRATEGIES),
+            "limits": {"max_upload_bytes": limits.max_upload_bytes, "max_pixels": limits.max_pixels},
+        }
+
+    @app.post(
+        "/api/inpaint",
+        summary="Inpaint an image: returns the result as PNG, same size, unchanged outside the hole",
+        response_class=Response,
+        responses={200: {"content": {"image/png": {}}}, 400: {}, 413: {}, 415: {}, 422: {}},
+    )
+    async def inpaint(
+        image: UploadFile = File(..., description="PNG/JPEG/WebP/BMP image"),
+        mask: UploadFile = File(..., description="same size as the image; white (>127) = hole"),
+        model: str | None = Form(None, description="a name from /api/models (default: the first)"),
+        strategy: str = Form("pad", description="pad | resize | crop"),
+    ) -> Response:
+        image_bytes, mask_bytes = await image.read(), await mask.read()
+        name = model or next(iter(catalog.sources))
+        try:
+            png, seconds = await run_in_threadpool(
+                _inpaint_png, catalog, limits, name, strategy, image_bytes, mask_bytes
+            )
+        except ImageTooLargeError as err:
+            raise HTTPException(413, str(err)) from None
+        except UnsupportedImageError as err:
+            raise HTTPException(415, str(err)) from None
+        except InpaintlabError as err:
+            raise HTTPException(400, str(err)) from None
+        headers = {"X-Inpaint-Model": name, "X-Inpaint-Strategy": strategy, "X-Inpaint-Seconds": f"{seconds:.4f}"}
+        return Response(png, media_type="image/png", headers=headers)
+
+    return app
+
+
+def _inpaint_png(catalog, limits, name, strategy, image_bytes, mask_bytes) -> tuple[bytes, float]:
+    """Decode, check, inpaint (under the catalog lock) and encode. Runs in a worker thread."""
+    if strategy not in STRATEGIES:
+        raise InpaintlabError(f"unknown strategy {strategy!r}; expected one of {', '.join(STRATEGIES)}")
+    picture = decode_image(image_bytes, "image", limits.max_pixels).convert("RGB")
+    hole = decode_image(mask_bytes, "mask", limits.max_pixels)
+    pipe = catalog.get(name)
+    start = time.perf_counter()
+    with catalog.lock:
+        result = pipe(picture, hole, strategy=strategy)
+    seconds = time.perf_counter() - start
+    buffer = io.BytesIO()
+    result.save(buffer, format="PNG")
+    return buffer.getvalue(), seconds
+
+
+def serve(
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    models: Sequence[str] = (),
+    checkpoints: Sequence[str | Path] = (),
+    device: str = "cpu",
+    limits: ServerLimits = ServerLimits(),
+) -> None:
+    """Run the server with uvicorn until interrupted."""
+    import uvicorn
+
+    app = create_app(models, checkpoints, device, limits)
+    print(f"inpaintlab: serving on http://{host}:{port}/ (API schema at /openapi.json)", flush=True)
+    uvicorn.run(app, host=host, port=port, log_level="warning")
+
+
+__all__ = ["BodyLimitMiddleware", "ModelCatalog", "ServerLimits", "create_app", "serve"]

@@ -1,0 +1,375 @@
+"""InpaintPipeline: any-size in / same-size out, the pad, resize and crop strategies, batching,
+safe decoding of untrusted files, and the `fill` command."""
+
+import io
+import struct
+import zlib
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from torch import nn
+
+from inpaintlab import cli
+from inpaintlab.checkpoint import save_checkpoint
+from inpaintlab.errors import InpaintlabError
+from inpaintlab.models import create_model
+from inpaintlab.pipeline import (
+    ImageTooLargeError,
+    InpaintPipeline,
+    UnsupportedImageError,
+    crop_box,
+    decode_image,
+    fill_paths,
+    hole_regions,
+)
+from inpaintlab.types import InpaintOutput
+
+FILL_VALUE = 0.25  # ConstantFill predicts this everywhere; round(0.25 * 255) = 64 in uint8
+FILL_UINT8 = 64
+
+
+class ConstantFill(nn.Module):
+    """Predicts a constant and records every (image, mask) it is called with."""
+
+    def __init__(self, size_multiple: int = 1):
+        super().__init__()
+        self.size_multiple = size_multiple
+        self.calls: list[tuple[torch.Tensor, torch.Tensor]] = []
+
+    def forward(self, image, mask):
+        self.calls.append((image.clone(), mask.clone()))
+        return InpaintOutput(pred=torch.full_like(image, FILL_VALUE))
+
+
+def random_picture(height, width, seed=0):
+    return np.random.default_rng(seed).integers(0, 256, (height, width, 3), dtype=np.uint8)
+
+
+def gradient_picture(height, width):
+    yy, xx = np.mgrid[0:height, 0:width].astype(np.float64)
+    rgb = np.stack([xx / width, yy / height, (xx + yy) / (width + height)], axis=2)
+    return (rgb * 255).round().astype(np.uint8)
+
+
+def png_bytes(array):
+    buffer = io.BytesIO()
+    Image.fromarray(array).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def png_header_only(width, height):
+    """A syntactically valid PNG declaring width x height with almost no pixel data."""
+
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    pixels = chunk(b"IDAT", zlib.compress(b"\0" * 64))
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + pixels + chunk(b"IEND", b"")
+
+
+def assert_exact_outside_filled_inside(result, picture, hole, blend_border=0):
+    """Outside the hole: the input, bit for bit. Inside: the model's constant, except within
+    ``blend_border`` pixels of the hole's edge, where an upsampled composite blends with the context."""
+    assert result.shape == picture.shape and result.dtype == np.uint8
+    np.testing.assert_array_equal(result[~hole], picture[~hole])
+    interior = hole
+    if blend_border:
+        kernel = np.ones((2 * blend_border + 1,) * 2, np.uint8)
+        interior = cv2.erode(hole.astype(np.uint8), kernel, borderValue=1).astype(bool)
+        assert interior.sum() > 0
+    assert (result[interior] == FILL_UINT8).all()
+
+
+# ------------------------------------------------------------------------------------------ strategies
+
+
+def test_pad_runs_at_full_size_padded_to_the_multiple_with_the_mirrored_hole():
+    picture, hole = random_picture(37, 53), np.zeros((37, 53), bool)
+    hole[30:37, 5:12] = True  # touches the bottom edge, so the reflect padding mirrors it
+    model = ConstantFill(size_multiple=16)
+    result = InpaintPipeline(model)(picture, hole, strategy="pad")
+    assert_exact_outside_filled_inside(result, picture, hole)
+    (image_in, mask_in), = model.calls
+    assert image_in.shape == (1, 3, 48, 64)
+    expected_mask = np.pad(hole, ((0, 11), (0, 11)), mode="reflect")
+    np.testing.assert_array_equal(mask_in[0, 0].numpy() > 0.5, expected_mask)
+    expected_image = np.pad(picture, ((0, 11), (0, 11), (0, 0)), mode="reflect").astype(np.float32) / 255
+    np.testing.assert_allclose(image_in[0].permute(1, 2, 0).numpy(), expected_image, atol=1e-6)
+
+
+def test_resize_bounds_the_long_side_and_keeps_single_pixel_holes():
+    picture, hole = random_picture(300, 200), np.zeros((300, 200), bool)
+    hole[101, 57] = True
+    hole[200:240, 20:90] = True
+    model = ConstantFill(size_multiple=8)
+    pipe = InpaintPipeline(model, train_size=64)
+    result = pipe(picture, hole, strategy="resize")
+    assert_exact_outside_filled_inside(result, picture, hole, blend_border=6)  # scale 300/64: ~5 px
+    (image_in, mask_in), = model.calls
+    assert image_in.shape == (1, 3, 64, 48)  # 64 x 43 working size, width padded to 48
+    # the lone hole pixel maps to low-resolution row 101*64/300 = 21.5 -> rows 21..22, column 57*43/200 = 12.3
+    assert mask_in[0, 0, 21:23, 12].any()
+
+
+def test_resize_fills_a_smooth_image_plausibly_with_a_real_model():
+    picture, hole = gradient_picture(240, 320), np.zeros((240, 320), bool)
+    hole[100:140, 150:200] = True
+    result = InpaintPipeline(create_model("telea"), train_size=64)(picture, hole, strategy="resize")
+    np.testing.assert_array_equal(result[~hole], picture[~hole])
+    error = np.abs(result[hole].astype(int) - picture[hole].astype(int)).mean()
+    assert error < 6, error  # a gradient is easy; a zeroed or garbled hole would be off by ~100
+
+
+def test_crop_runs_one_training_size_crop_per_hole_region():
+    picture, hole = random_picture(400, 500), np.zeros((400, 500), bool)
+    hole[20:30, 20:40] = True  # region A
+    hole[35:40, 45:50] = True  # close to A (gap 5 <= merge distance 16): same crop
+    hole[300:320, 400:430] = True  # region B, far away
+    model = ConstantFill(size_multiple=4)
+    pipe = InpaintPipeline(model, train_size=64, crop_margin=16)
+    result = pipe(picture, hole, strategy="crop")
+    assert_exact_outside_filled_inside(result, picture, hole)
+    image_in, mask_in = model.calls[0]
+    assert len(model.calls) == 1 and image_in.shape == (2, 3, 64, 64)  # both crops in one batch
+    holes_seen = sorted(int(m.sum()) for m in mask_in)
+    assert holes_seen == sorted([200 + 25, 600])
+    # the crop's context is the real image around the hole: crop A is the 64x64 square centred on its box
+    top, left = (20 + 40 - 64) // 2, (20 + 50 - 64) // 2
+    crop_a = picture[max(top, 0) : max(top, 0) + 64, left : left + 64].astype(np.float32) / 255
+    a_index = int(mask_in[1].sum() == 225)
+    np.testing.assert_allclose(image_in[a_index].permute(1, 2, 0).numpy(), crop_a, atol=1e-6)
+
+
+def test_crop_downscales_a_hole_larger_than_the_training_size():
+    picture, hole = gradient_picture(400, 400), np.zeros((400, 400), bool)
+    hole[100:260, 120:300] = True
+    model = ConstantFill()
+    result = InpaintPipeline(model, train_size=64, crop_margin=10)(picture, hole, strategy="crop")
+    assert_exact_outside_filled_inside(result, picture, hole, blend_border=4)  # crop 200 -> 64
+    assert model.calls[0][0].shape == (1, 3, 64, 64)
+
+
+def test_hole_regions_and_crop_boxes_against_hand_computed_values():
+    hole = np.zeros((100, 100), bool)
+    hole[10:20, 10:20] = True
+    hole[10:20, 25:30] = True  # gap of 5 columns to the first
+    hole[80:90, 80:90] = True
+    labels, regions = hole_regions(hole, merge_distance=5)
+    boxes = sorted(r.box for r in regions)
+    assert boxes == [(10, 10, 20, 30), (80, 80, 90, 90)]
+    assert sum(np.isin(labels, r.ids).sum() for r in regions) == hole.sum()
+    _, apart = hole_regions(hole, merge_distance=4)
+    assert len(apart) == 3
+    near_corner = next(r for r in regions if r.box[0] == 80)
+    assert crop_box(near_corner, (100, 100), margin=4, min_side=32) == (68, 68, 32, 32)  # shifted inside
+    assert crop_box(near_corner, (20, 100), margin=4, min_side=32) == (0, 68, 20, 32)  # height clipped to 20
+
+
+# ------------------------------------------------------------------------------------ inputs and API
+
+
+def test_empty_mask_returns_the_image_without_running_the_model():
+    picture = random_picture(20, 30)
+    model = ConstantFill()
+    result = InpaintPipeline(model)(Image.fromarray(picture), Image.new("L", (30, 20), 0))
+    assert isinstance(result, Image.Image) and result.mode == "RGB" and result.size == (30, 20)
+    np.testing.assert_array_equal(np.asarray(result), picture)
+    assert model.calls == []
+
+
+@pytest.mark.parametrize(
+    "mask, message",
+    [
+        (np.ones((20, 30), bool), "every pixel"),
+        (np.zeros((21, 30), bool), "must match"),
+        (np.zeros((20, 30), np.float32), "uint8"),
+    ],
+)
+def test_bad_masks_raise_a_clear_error(mask, message):
+    with pytest.raises(InpaintlabError, match=message):
+        InpaintPipeline(ConstantFill())(random_picture(20, 30), mask)
+
+
+def test_gray_rgba_and_pil_inputs_are_accepted():
+    picture = random_picture(16, 16)
+    hole = np.zeros((16, 16), np.uint8)
+    hole[4:8, 4:8] = 255
+    pipe = InpaintPipeline(ConstantFill())
+    rgba = np.concatenate([picture, np.full((16, 16, 1), 7, np.uint8)], axis=2)
+    np.testing.assert_array_equal(pipe(rgba, hole)[hole == 0], picture[hole == 0])
+    gray = pipe(picture[:, :, 0], Image.fromarray(hole).convert("1"))
+    np.testing.assert_array_equal(gray[hole == 0], np.repeat(picture[:, :, :1], 3, axis=2)[hole == 0])
+
+
+def test_batch_groups_same_shape_work_and_matches_single_calls():
+    pictures = [random_picture(32, 48, seed=s) for s in range(5)]
+    holes = []
+    for s in range(5):
+        hole = np.zeros((32, 48), bool)
+        hole[s * 4 : s * 4 + 6, 10 + s : 20 + s] = True
+        holes.append(hole)
+    model = ConstantFill()
+    pipe = InpaintPipeline(model, batch_size=2)
+    results = pipe.batch(pictures, holes)
+    assert [c[0].shape[0] for c in model.calls] == [2, 2, 1]
+    telea = InpaintPipeline(create_model("telea"), batch_size=4)
+    for picture, hole, batched in zip(pictures, holes, telea.batch(pictures, holes)):
+        np.testing.assert_array_equal(batched, telea(picture, hole))
+    for picture, hole, result in zip(pictures, holes, results):
+        assert_exact_outside_filled_inside(result, picture, hole)
+
+
+def test_telea_pad_equals_opencv_directly():
+    picture, hole = random_picture(40, 60), np.zeros((40, 60), bool)
+    hole[10:25, 20:45] = True
+    result = InpaintPipeline.from_checkpoint("telea")(picture, hole)
+    zeroed = picture * (~hole)[:, :, None]
+    expected = cv2.inpaint(zeroed, hole.astype(np.uint8) * 255, 3, cv2.INPAINT_TELEA)
+    expected[~hole] = picture[~hole]
+    np.testing.assert_array_equal(result, expected)
+
+
+def test_from_checkpoint_reads_the_training_size_from_the_header(tmp_path):
+    model = create_model("lgnet_tiny")
+    tensors = {f"generator.{k}": v for k, v in model.state_dict().items()}
+    header = {"model": {"name": "lgnet_tiny", "kwargs": {}}, "config": {"data": {"size": 128}}, "step": 0}
+    path = save_checkpoint(tmp_path / "tiny.safetensors", tensors, header)
+    pipe = InpaintPipeline.from_checkpoint(path)
+    assert pipe.train_size == 128 and pipe.max_side == 128 and pipe.size_multiple == 64
+    picture, hole = random_picture(50, 60), np.zeros((50, 60), bool)  # padded to 64x64
+    hole[20:30, 30:50] = True
+    result = pipe(picture, hole)
+    np.testing.assert_array_equal(result[~hole], picture[~hole])
+    with pytest.raises(InpaintlabError, match="neither a checkpoint"):
+        InpaintPipeline.from_checkpoint(tmp_path / "missing.safetensors")
+
+
+# ---------------------------------------------------------------------------------- untrusted files
+
+
+def test_decode_image_checks_content_size_and_integrity():
+    picture = random_picture(24, 24)
+    good = png_bytes(picture)
+    np.testing.assert_array_equal(np.asarray(decode_image(good)), picture)
+    jpeg = io.BytesIO()
+    Image.fromarray(picture).save(jpeg, format="JPEG")
+    assert decode_image(jpeg.getvalue()).size == (24, 24)
+    with pytest.raises(InpaintlabError, match="corrupt or truncated"):
+        decode_image(good[: len(good) // 2])
+    with pytest.raises(UnsupportedImageError, match="not an image"):
+        decode_image(b"%PDF-1.4 definitely not pixels")
+    gif = io.BytesIO()
+    Image.fromarray(picture).save(gif, format="GIF")
+    with pytest.raises(UnsupportedImageError, match="GIF"):
+        decode_image(gif.getvalue())
+    with pytest.raises(ImageTooLargeError):
+        decode_image(png_header_only(20000, 20000))
+    with pytest.raises(ImageTooLargeError, match="3,000 pixels"):
+        decode_image(png_header_only(60, 50), max_pixels=2999)
+
+
+def test_decode_image_applies_the_exif_orientation_like_a_browser():
+    picture = random_picture(20, 30)  # 30 wide, 20 high
+    exif = Image.Exif()
+    exif[0x0112] = 6  # Orientation: rotate 90 degrees clockwise to display
+    buffer = io.BytesIO()
+    Image.fromarray(picture).save(buffer, format="PNG", exif=exif)
+    shown = np.asarray(decode_image(buffer.getvalue()))
+    np.testing.assert_array_equal(shown, np.rot90(picture, k=-1))
+
+
+# ------------------------------------------------------------------------------------------------ fill
+
+
+def make_fill_folders(root):
+    (root / "images").mkdir()
+    (root / "masks").mkdir()
+    hole = np.zeros((40, 50), np.uint8)
+    hole[10:20, 10:30] = 255
+    pictures = {}
+    for seed, stem in enumerate(["cat", "dog", "owl"]):
+        pictures[stem] = random_picture(40, 50, seed)
+        Image.fromarray(pictures[stem]).save(root / "images" / f"{stem}.png")
+    Image.fromarray(hole).save(root / "masks" / "cat.png")
+    Image.fromarray(hole[:30]).save(root / "masks" / "dog.png")  # wrong size
+    (root / "images" / "notes.png").write_bytes(b"not an image despite the name")
+    return pictures, hole > 127
+
+
+def test_fill_pairs_by_stem_skips_failures_and_writes_side_by_side(tmp_path):
+    pictures, hole = make_fill_folders(tmp_path)
+    pipe = InpaintPipeline(ConstantFill())
+    report = fill_paths(pipe, tmp_path / "images", tmp_path / "masks", tmp_path / "out", side_by_side=True)
+    assert [p.name for p in report.written] == ["cat.png"]
+    reasons = dict(report.failed)
+    assert set(reasons) == {"dog.png", "notes.png", "owl.png"}
+    assert "must match" in reasons["dog.png"] and "not an image" in reasons["notes.png"]
+    assert "no mask" in reasons["owl.png"]
+    panel = np.asarray(Image.open(tmp_path / "out" / "cat.png"))
+    assert panel.shape == (40, 150, 3)
+    np.testing.assert_array_equal(panel[:, :50], pictures["cat"])
+    np.testing.assert_array_equal(panel[:, 50:100, 0] == 255, hole)
+    assert_exact_outside_filled_inside(panel[:, 100:], pictures["cat"], hole)
+
+
+def test_fill_cli_lists_failures_exits_2_and_never_overwrites_inputs(tmp_path, capsys):
+    pictures, _ = make_fill_folders(tmp_path)
+    code = cli.main(["fill", str(tmp_path / "images"), "--mask", str(tmp_path / "masks"), "--model", "telea",
+                     "-o", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert code == 2 and "3 of 4 image(s) failed" in err and "skipped owl.png" in err
+    assert (tmp_path / "out" / "cat.png").is_file()
+    target = tmp_path / "images" / "cat.png"
+    before = target.read_bytes()
+    code = cli.main(["fill", str(target), "--mask", str(tmp_path / "masks" / "cat.png"), "--model", "telea",
+                     "-o", str(target)])
+    assert code == 2 and "would overwrite an input" in capsys.readouterr().err
+    assert target.read_bytes() == before
+    code = cli.main(["fill", str(target), "--mask", str(tmp_path / "masks" / "cat.png"), "--model", "telea",
+                     "-o", str(tmp_path / "single.png"), "--strategy", "crop"])
+    assert code == 0 and np.asarray(Image.open(tmp_path / "single.png")).shape == (40, 50, 3)
+
+
+# ------------------------------------------------------------------------ README examples, run as written
+
+README_PYTHON = '''
+from PIL import Image
+from inpaintlab.pipeline import InpaintPipeline
+
+pipe = InpaintPipeline.from_checkpoint("telea")     # a registered name, or a checkpoint file
+image = Image.open("photo.png")
+mask = Image.open("hole.png")                       # white = hole, same size as the photo
+result = pipe(image, mask, strategy="crop")         # "pad" (default) | "resize" | "crop"
+result.save("filled.png")                           # same size; pixels outside the hole unchanged
+'''
+
+README_SHELL = [
+    "inpaintlab fill photo.png --mask hole.png --model telea -o filled.png --strategy resize",
+    "inpaintlab fill photos/ --mask masks/ --model telea -o filled/ --side-by-side",
+]
+
+
+def test_readme_examples_run_as_written(tmp_path, monkeypatch):
+    import shlex
+
+    monkeypatch.chdir(tmp_path)
+    picture, hole = gradient_picture(120, 160), np.zeros((120, 160), np.uint8)
+    hole[40:70, 50:110] = 255
+    for folder in ("", "photos/", "masks/"):
+        Path(folder or ".").mkdir(exist_ok=True)
+    Image.fromarray(picture).save("photo.png")
+    Image.fromarray(hole).save("hole.png")
+    Image.fromarray(picture).save("photos/street.png")
+    Image.fromarray(hole).save("masks/street.png")
+    exec(README_PYTHON, {})
+    filled = np.asarray(Image.open("filled.png"))
+    np.testing.assert_array_equal(filled[hole == 0], picture[hole == 0])
+    assert np.abs(filled[hole > 0].astype(int) - picture[hole > 0]).mean() < 15  # garbage would be ~100
+    for line in README_SHELL:
+        assert cli.main(shlex.split(line)[1:]) == 0, line
+    assert np.asarray(Image.open("filled/street.png")).shape == (120, 480, 3)

@@ -1,0 +1,167 @@
+"""The real page in headless Chromium (Playwright's Python driver, Debian's /usr/bin/chromium): open an
+image, paint a stroke with the mouse, inpaint with telea, and check the result differs from the input
+only inside the stroke. Undo and Clear are checked through the results they lead to. A screenshot is
+saved to runs/test-artifacts/web_page.png.
+
+Needs `apt-get install -y chromium` (CI installs it); skipped with that reason when it is absent.
+"""
+
+import io
+import shutil
+import socket
+import threading
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from PIL import Image
+
+from inpaintlab.serve import create_app
+
+ARTIFACTS = Path(__file__).resolve().parents[1] / "runs" / "test-artifacts"
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+WIDTH, HEIGHT, BRUSH = 128, 96, 10
+STROKE = ((20.0, 48.0), (100.0, 48.0))  # image coordinates of the painted segment
+
+pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="chromium not installed (apt-get install -y chromium)")
+
+
+def bar_picture():
+    """A smooth gradient with a red bar under the stroke: Telea fills from the gradient around the
+    hole, so every bar pixel in the stroke must change, and nothing outside it may."""
+    yy, xx = np.mgrid[0:HEIGHT, 0:WIDTH].astype(np.float64)
+    rgb = np.stack([xx / WIDTH, yy / HEIGHT, 0.5 + 0 * xx], axis=2) * 200
+    picture = rgb.round().astype(np.uint8)
+    picture[45:52, 25:96] = (255, 0, 0)
+    return picture
+
+
+def distance_to_stroke(height, width):
+    """(H,W) Euclidean distance of each pixel centre to the stroke segment, in image pixels."""
+    (x0, y0), (x1, y1) = STROKE
+    yy, xx = np.mgrid[0:height, 0:width].astype(np.float64) + 0.5
+    t = np.clip(((xx - x0) * (x1 - x0) + (yy - y0) * (y1 - y0)) / ((x1 - x0) ** 2 + (y1 - y0) ** 2), 0, 1)
+    return np.hypot(xx - (x0 + t * (x1 - x0)), yy - (y0 + t * (y1 - y0)))
+
+
+def expected_telea(picture, hole):
+    """Independent reference: OpenCV Telea on the zeroed image, known pixels copied back."""
+    out = cv2.inpaint(picture * (~hole)[:, :, None], hole.astype(np.uint8) * 255, 3, cv2.INPAINT_TELEA)
+    out[~hole] = picture[~hole]
+    return out
+
+
+@pytest.fixture(scope="module")
+def live_server():
+    import uvicorn
+
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    server = uvicorn.Server(uvicorn.Config(create_app(), log_level="warning"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert server.started, "uvicorn did not start within 20 s"
+    yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+    server.should_exit = True
+    thread.join(timeout=10)
+    sock.close()
+
+
+def run_inpaint(page):
+    """Click Inpaint, wait for the result, and return the image the page shows, as (H,W,3) uint8."""
+    with page.expect_response("**/api/inpaint") as response_info:
+        page.click("#run")
+    assert response_info.value.status == 200
+    page.wait_for_function("document.getElementById('status').textContent.startsWith('Done')")
+    shown = page.evaluate(
+        """async () => { const response = await fetch(document.getElementById('result').src);
+        return Array.from(new Uint8Array(await response.arrayBuffer())); }"""
+    )
+    return np.asarray(Image.open(io.BytesIO(bytes(shown))).convert("RGB"))
+
+
+def drag(page, start, end):
+    """Mouse stroke between two image-coordinate points on the canvas (content box, CSS-scaled)."""
+    box = page.evaluate(
+        """() => { const c = document.getElementById('canvas'); const r = c.getBoundingClientRect();
+        return {x: r.left + c.clientLeft, y: r.top + c.clientTop, sx: c.clientWidth / c.width,
+                sy: c.clientHeight / c.height}; }"""
+    )
+    to_page = lambda p: (box["x"] + p[0] * box["sx"], box["y"] + p[1] * box["sy"])  # noqa: E731
+    page.mouse.move(*to_page(start))
+    page.mouse.down()
+    page.mouse.move(*to_page(end), steps=12)
+    page.mouse.up()
+
+
+def test_paint_a_stroke_and_inpaint_in_the_real_page(live_server, tmp_path):
+    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright not installed (pip install playwright)")
+    picture = bar_picture()
+    image_path, mask_path = tmp_path / "photo.png", tmp_path / "mask.png"
+    Image.fromarray(picture).save(image_path)
+    box_hole = np.zeros((HEIGHT, WIDTH), bool)
+    box_hole[10:30, 70:110] = True
+    Image.fromarray(box_hole.astype(np.uint8) * 255).save(mask_path)
+    errors = []
+    with sync_api.sync_playwright() as playwright:
+        context = playwright.chromium.launch_persistent_context(
+            str(tmp_path / "profile"), executable_path=CHROMIUM, headless=True, args=CHROMIUM_FLAGS,
+            viewport={"width": 1100, "height": 700},
+        )
+        try:
+            page = context.new_page()
+            page.on("pageerror", lambda err: errors.append(str(err)))
+            page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
+            page.goto(live_server + "/")
+            page.wait_for_selector("#model option[value='telea']", state="attached")
+            page.set_input_files("#image-file", str(image_path))
+            page.wait_for_function(f"document.getElementById('canvas').width === {WIDTH}")
+            page.locator("#brush-size").fill(str(BRUSH))
+            page.select_option("#model", "telea")
+            page.select_option("#strategy", "pad")
+            drag(page, *STROKE)
+            result = run_inpaint(page)
+            assert page.eval_on_selector("#result", "img => img.naturalWidth") == WIDTH
+            ARTIFACTS.mkdir(parents=True, exist_ok=True)
+            page.screenshot(path=str(ARTIFACTS / "web_page.png"), full_page=True)
+
+            # Undo: a second stroke, undone, must give the same result as the first stroke alone.
+            drag(page, (10.0, 10.0), (60.0, 20.0))
+            page.click("#undo")
+            np.testing.assert_array_equal(run_inpaint(page), result)
+            # An uploaded mask replaces the painted one: the result is Telea on exactly that mask.
+            page.set_input_files("#mask-file", str(mask_path))
+            page.wait_for_function("document.getElementById('status').textContent.startsWith('Mask')")
+            np.testing.assert_array_equal(run_inpaint(page), expected_telea(picture, box_hole))
+            # Clear: an empty mask returns the input unchanged.
+            page.click("#clear")
+            np.testing.assert_array_equal(run_inpaint(page), picture)
+        finally:
+            context.close()
+
+    assert not errors, errors
+    assert result.shape == picture.shape
+    changed = (result != picture).any(axis=2)
+    distance = distance_to_stroke(HEIGHT, WIDTH)
+    # Only inside the stroke (its radius plus 1.5 px for the rasterised round brush edge) ...
+    assert not changed[distance > BRUSH / 2 + 1.5].any(), np.argwhere(changed & (distance > BRUSH / 2 + 1.5))[:5]
+    # ... and the red bar under the stroke's core is gone (Telea pulls in the gradient around it).
+    core_bar = (distance < BRUSH / 2 - 1.5) & (picture == (255, 0, 0)).all(axis=2)
+    assert core_bar.sum() > 300
+    assert changed[core_bar].all()
+    assert (result[core_bar][:, 0].astype(int) < 230).mean() > 0.9
