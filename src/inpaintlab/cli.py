@@ -93,6 +93,8 @@ def _add_eval(sub) -> None:
     p.add_argument("--metrics", default="l1,psnr,ssim", help="comma-separated metric names (default l1,psnr,ssim)")
     p.add_argument("--device", default="cpu")
     p.add_argument("--seed", type=int, default=0, help="seed of the generated masks (default 0)")
+    p.add_argument("--feature-weights", default="pretrained", choices=["pretrained", "random"],
+                   help="LPIPS/FID network weights; 'random' numbers are not real LPIPS/FID (reports say so)")
     p.set_defaults(func=_cmd_eval)
 
 
@@ -108,6 +110,7 @@ def _cmd_eval(args) -> None:
 
     if not args.models:
         raise InpaintlabError("give at least one --model NAME or --checkpoint PATH")
+    rank = _join_torchrun(args)
     if args.masks in MASK_SETS:
         masks = args.masks
     elif Path(args.masks).is_dir():
@@ -125,17 +128,36 @@ def _cmd_eval(args) -> None:
         per_model[label] = {kind: str(value)}
     common = dict(metrics=[m.strip() for m in args.metrics.split(",") if m.strip()], batch_size=args.batch_size,
                   device=args.device, max_images=args.max_images, seed=args.seed,
+                  feature_weights=args.feature_weights,
                   settings={"images_source": args.images, "masks_source": args.masks})
     if len(models) == 1:
         label, model = models[0]
         common["settings"].update(per_model[label])
         report = evaluate(model, images, masks, out_dir=args.out, **common)
-        print(markdown_table(report))
-        print(f"wrote {Path(args.out) / 'metrics.json'} (+ .csv, .md, plots, samples.png)")
+        if rank == 0:
+            print(markdown_table(report))
+            print(f"wrote {Path(args.out) / 'metrics.json'} (+ .csv, .md, plots, samples.png)")
     else:
         evaluate_models(models, images, masks, args.out, model_settings=per_model, **common)
-        print((Path(args.out) / "README.md").read_text())
-        print(f"wrote {Path(args.out) / 'README.md'} and one folder per model")
+        if rank == 0:
+            print((Path(args.out) / "README.md").read_text())
+            print(f"wrote {Path(args.out) / 'README.md'} and one folder per model")
+
+
+def _join_torchrun(args) -> int:
+    """Join the process group when started by torchrun (WORLD_SIZE > 1): gloo on CPU, NCCL on
+    cuda:LOCAL_RANK (``args.device`` is updated). Returns this process's rank (0 without torchrun)."""
+    import os
+
+    import torch.distributed as dist
+
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return 0
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if args.device.startswith("cuda") else "gloo")
+    if args.device == "cuda":
+        args.device = f"cuda:{os.environ.get('LOCAL_RANK', '0')}"
+    return dist.get_rank()
 
 
 def _add_demo(sub) -> None:
@@ -175,7 +197,8 @@ def _add_train(sub) -> None:
 def _cmd_train(args) -> None:
     import torch
 
-    from .train import resolve_train_config, run_training
+    from .presets import resolve_train_config
+    from .train import run_training
 
     cfg, name = resolve_train_config(args.preset, args.config, args.overrides, args.amp)
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")

@@ -1,0 +1,270 @@
+"""evaluate.py + the eval/demo CLI: numbers against a manual recomputation, files, pairing, errors, DDP."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import socket
+
+import numpy as np
+import pytest
+import torch
+import torch.multiprocessing as mp
+from PIL import Image
+from torch import nn
+
+from inpaintlab.cli import main
+from inpaintlab.data import build_dataset
+from inpaintlab.errors import InpaintlabError
+from inpaintlab.evaluate import compare, evaluate, evaluate_models
+from inpaintlab.masks import HOLE_RATIO_BINS, MaskFolder, bin_label, bin_stroke_mask, hole_ratio, ratio_bin
+from inpaintlab.metrics import METRICS
+from inpaintlab.models import create_model
+from inpaintlab.types import InpaintOutput, composite
+
+SIZE = 64
+METRIC_NAMES = ("l1", "psnr", "ssim")
+
+
+def _manual(model, pairs, metric_names=METRIC_NAMES):
+    """Independent recomputation: per-pair metrics of the composite, grouped by ratio bin -> (bins, overall)."""
+    rows = []
+    for image, mask in pairs:
+        pred = model(image[None], mask[None]).pred
+        comp = composite(pred, image[None], mask[None])
+        values = {m: float(METRICS[m](comp, image[None])[0]) for m in metric_names}
+        rows.append((ratio_bin(hole_ratio(mask)), values))
+    bins = {}
+    for k in range(len(HOLE_RATIO_BINS)):
+        members = [v for b, v in rows if b == k]
+        if members:
+            bins[bin_label(k)] = {m: np.mean([v[m] for v in members]) for m in metric_names} | {"count": len(members)}
+    overall = {m: np.mean([v[m] for _, v in rows]) for m in metric_names} | {"count": len(rows)}
+    return bins, overall
+
+
+def _assert_same(report_part, expected):
+    assert report_part["count"] == expected["count"]
+    for name, value in expected.items():
+        assert report_part[name] == pytest.approx(value, rel=1e-6), name
+
+
+def test_generated_bins_match_manual_recomputation_and_files(tmp_path):
+    images = build_dataset("synthetic:3", split="test", size=SIZE)
+    out = tmp_path / "telea"
+    report = evaluate(create_model("telea"), images, "bins", metrics=METRIC_NAMES, batch_size=4, out_dir=out,
+                      grid_size=5, progress=False, settings={"images_source": "synthetic:3"})
+    # documented protocol: mask j of bin k from default_rng([seed, k, j]), margin 0 (even j) / size//16 (odd j)
+    pairs = []
+    for i in range(3):
+        for k in range(6):
+            hole = bin_stroke_mask(SIZE, k, np.random.default_rng([0, k, i]), 0 if i % 2 == 0 else SIZE // 16)
+            pairs.append((images[i].image, torch.from_numpy(hole).float()[None]))
+    bins, overall = _manual(create_model("telea"), pairs)
+    assert list(report["bins"]) == [bin_label(k) for k in range(6)] == list(bins)
+    for label in bins:
+        _assert_same(report["bins"][label], bins[label])
+    _assert_same(report["overall"], overall)
+    assert report["settings"]["images_source"] == "synthetic:3" and report["settings"]["seed"] == 0
+    assert report["settings"]["masks"]["kind"] == "generated"
+
+    on_disk = json.loads((out / "metrics.json").read_text())
+    assert on_disk["overall"] == pytest.approx(report["overall"]) and on_disk["bins"].keys() == bins.keys()
+    for key in ("model", "code_version", "date", "feature_weights", "metrics", "bins"):
+        assert key in on_disk["settings"]
+    with open(out / "metrics.csv") as fh:
+        rows = list(csv.DictReader(fh))
+    assert [r["bin"] for r in rows] == [*bins, "overall"]
+    for row in rows:
+        expected = overall if row["bin"] == "overall" else bins[row["bin"]]
+        assert int(row["images"]) == expected["count"]
+        assert float(row["psnr"]) == pytest.approx(expected["psnr"], rel=1e-6)
+    md = (out / "metrics.md").read_text().splitlines()
+    header = next(line for line in md if line.startswith("| metric"))
+    assert header == "| metric | " + " | ".join([*bins, "overall"]) + " |"
+    psnr_row = next(line for line in md if line.startswith("| psnr"))
+    assert f"{overall['psnr']:.2f}" in psnr_row.split("|")[-2]
+    for metric in METRIC_NAMES:
+        assert Image.open(out / f"plot_{metric}.png").size[0] > 100
+    grid = Image.open(out / "samples.png")
+    assert grid.size == (5 * (SIZE + 2), 4 * (SIZE + 2))  # 5 samples, rows input/mask/output/truth
+
+
+def _square(size, top, left, side):
+    mask = np.zeros((size, size), np.uint8)
+    mask[top:top + side, left:left + side] = 255
+    return mask
+
+
+def test_mask_folder_pairs_image_i_with_mask_i_mod_n(tmp_path):
+    folder = tmp_path / "masks"
+    folder.mkdir()
+    big = 2 * SIZE  # stored at 128 x 128, nearest-resized to 64 by MaskFolder
+    Image.fromarray(_square(big, 0, 0, SIZE)).save(folder / "a.png")  # ratio 0.25
+    Image.fromarray(_square(big, SIZE, SIZE, SIZE)).save(folder / "b.png")  # ratio 0.25, other place
+    Image.fromarray(_square(big, 8, 8, SIZE // 2)).save(folder / "c.png")  # ratio 0.0625
+    Image.fromarray(_square(big, 0, 0, 115)).save(folder / "d.png")  # ratio ~0.81: outside every bin
+    images = build_dataset("synthetic:3", split="test", size=SIZE)
+    masks = MaskFolder(folder, SIZE)
+    report = evaluate(create_model("navier_stokes"), images, masks, metrics=("psnr", "mse"), batch_size=2,
+                      progress=False)
+    a, b, c = (masks[i] for i in range(3))
+    pairs = [(images[0].image, a), (images[1].image, b), (images[2].image, a)]  # bin (0.2,0.3]: i mod 2
+    pairs += [(images[i].image, c) for i in range(3)]  # bin (0.01,0.1]: one mask
+    bins, overall = _manual(create_model("navier_stokes"), pairs, ("psnr", "mse"))
+    assert list(report["bins"]) == ["(0.01,0.1]", "(0.2,0.3]"] == sorted(bins)
+    for label in bins:
+        _assert_same(report["bins"][label], bins[label])
+    _assert_same(report["overall"], overall)
+    assert report["settings"]["masks"]["per_bin"]["(0.2,0.3]"] == 2
+    assert [p["name"].rsplit("|", 1)[1] for p in report["per_image"] if p["bin_label"] == "(0.2,0.3]"] == [
+        "mask 0", "mask 1", "mask 0"]
+
+
+def test_fixed_mask_sets():
+    images = build_dataset("synthetic:5", split="test", size=SIZE)
+    center = evaluate(create_model("telea"), images, "center", metrics=("l1",), progress=False)
+    assert list(center["bins"]) == ["(0.2,0.3]"] and center["overall"]["count"] == 5
+    circles = evaluate(create_model("telea"), images, "circles", metrics=("l1",), progress=False)
+    assert list(circles["bins"]) == ["(0.01,0.1]"] and circles["overall"]["count"] == 5
+    assert [p["name"].rsplit("|", 1)[1] for p in circles["per_image"]] == [f"mask {i % 4}" for i in range(5)]
+    with pytest.raises(InpaintlabError, match="generated masks exist only"):
+        evaluate(create_model("telea"), images, "bins", bins=((0.0, 0.5), (0.5, 1.0)), progress=False)
+    with pytest.raises(InpaintlabError, match="masks must be"):
+        evaluate(create_model("telea"), images, "squares", progress=False)
+
+
+class _Blocky(nn.Module):
+    """Needs H, W divisible by 16; predicts the per-image mean colour of the known pixels."""
+
+    size_multiple = 16
+
+    def forward(self, image, mask):
+        assert image.shape[-1] % 16 == 0 and image.shape[-2] % 16 == 0
+        valid = 1 - mask
+        mean = (image * valid).sum((2, 3), keepdim=True) / valid.sum((2, 3), keepdim=True)
+        return InpaintOutput(pred=mean.expand_as(image).clone())
+
+
+def test_padding_to_size_multiple():
+    images = build_dataset("synthetic:2", split="test", size=40)
+    report = evaluate(_Blocky(), images, "center", metrics=("mse",), progress=False)
+    # padding adds replicated known pixels, so recompute on the padded image like the evaluator does
+    expected = []
+    for i in range(2):
+        image = images[i].image[None]
+        mask = torch.zeros(1, 1, 40, 40)
+        mask[..., 10:30, 10:30] = 1
+        padded = torch.nn.functional.pad(image, (0, 8, 0, 8), mode="replicate")
+        pmask = torch.nn.functional.pad(mask, (0, 8, 0, 8))
+        pred = _Blocky()(padded, pmask).pred[..., :40, :40]
+        expected.append(float(METRICS["mse"](composite(pred, image, mask), image)[0]))
+    assert report["overall"]["mse"] == pytest.approx(np.mean(expected), rel=1e-6)
+
+
+def test_compare_and_evaluate_models(tmp_path):
+    images = build_dataset("synthetic:2", split="test", size=SIZE)
+    models = [("telea", create_model("telea")), ("ns", create_model("navier_stokes"))]
+    reports = evaluate_models(models, images, "center", tmp_path, metrics=("psnr",), progress=False)
+    table = compare(reports)
+    rows = [line for line in table.splitlines() if line.startswith(("| telea", "| ns"))]
+    assert len(rows) == 2
+    best = max(r["overall"]["psnr"] for r in reports)
+    assert f"**{best:.2f}**" in table
+    readme = (tmp_path / "README.md").read_text()
+    assert "| telea" in readme and "| ns" in readme and "plot_psnr.png" in readme
+    for label in ("telea", "ns"):
+        assert json.loads((tmp_path / label / "metrics.json").read_text())["settings"]["label"] == label
+    assert (tmp_path / "plot_psnr.png").is_file()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _ddp_worker(rank, world, port, out_dir, result_path):
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    torch.distributed.init_process_group("gloo", rank=rank, world_size=world)
+    try:
+        torch.set_num_threads(1)
+        images = build_dataset("synthetic:3", split="test", size=SIZE)
+        report = evaluate(create_model("telea"), images, "bins", metrics=("psnr",), batch_size=2,
+                          out_dir=out_dir, progress=False)
+        torch.save({"overall": report["overall"], "bins": report["bins"]}, f"{result_path}.{rank}")
+    finally:
+        torch.distributed.destroy_process_group()
+
+
+def test_distributed_evaluation_matches_single_process(tmp_path):
+    images = build_dataset("synthetic:3", split="test", size=SIZE)
+    single = evaluate(create_model("telea"), images, "bins", metrics=("psnr",), progress=False)
+    out = tmp_path / "ddp"
+    mp.spawn(_ddp_worker, args=(2, _free_port(), str(out), str(tmp_path / "result")), nprocs=2)
+    for rank in range(2):
+        shard = torch.load(tmp_path / f"result.{rank}", weights_only=False)
+        assert shard["overall"]["count"] == single["overall"]["count"] == 18
+        assert shard["overall"]["psnr"] == pytest.approx(single["overall"]["psnr"], rel=1e-9)
+        for label, values in single["bins"].items():
+            assert shard["bins"][label]["psnr"] == pytest.approx(values["psnr"], rel=1e-9)
+    assert json.loads((out / "metrics.json").read_text())["settings"]["world_size"] == 2
+
+
+# ------------------------------------------------------------------------------------------------ CLI
+
+
+def test_cli_eval_one_and_two_models(tmp_path, capsys):
+    base = ["eval", "--images", "synthetic:2", "--size", str(SIZE), "--metrics", "l1,psnr", "--masks", "center"]
+    assert main([*base, "--model", "telea", "--out", str(tmp_path / "one")]) == 0
+    report = json.loads((tmp_path / "one" / "metrics.json").read_text())
+    assert report["settings"]["model"] == "telea" and report["settings"]["metrics"] == ["l1", "psnr"]
+    assert "| psnr" in capsys.readouterr().out
+    assert main([*base, "--model", "telea", "--model", "navier_stokes", "--out", str(tmp_path / "two")]) == 0
+    assert (tmp_path / "two" / "telea" / "metrics.json").is_file()
+    assert (tmp_path / "two" / "navier_stokes" / "samples.png").is_file()
+    assert "| navier_stokes" in (tmp_path / "two" / "README.md").read_text()
+
+
+def _bad_inputs(tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "not_an_image.png").write_text("hello")
+    broken_masks = tmp_path / "broken_masks"
+    broken_masks.mkdir()
+    (broken_masks / "m.png").write_text("hello")
+    ok = ["--images", "synthetic:2", "--masks", "center"]
+    return {
+        "missing image folder": ["--model", "telea", "--images", str(tmp_path / "nope"), "--masks", "center"],
+        "empty image folder": ["--model", "telea", "--images", str(empty), "--masks", "center"],
+        "non-image file": ["--model", "telea", "--images", str(broken), "--masks", "center"],
+        "missing mask folder": ["--model", "telea", "--images", "synthetic:2", "--masks", str(tmp_path / "nope")],
+        "empty mask folder": ["--model", "telea", "--images", "synthetic:2", "--masks", str(empty)],
+        "non-image mask": ["--model", "telea", "--images", "synthetic:2", "--masks", str(broken_masks)],
+        "unknown model": ["--model", "no_such_model", *ok],
+        "unknown metric": ["--model", "telea", *ok, "--metrics", "psnr,bogus"],
+        "missing checkpoint": ["--checkpoint", str(tmp_path / "x.safetensors"), *ok],
+        "no model": ok,
+    }
+
+
+def test_cli_eval_bad_inputs_give_one_line_errors(tmp_path, capsys):
+    for case, args in _bad_inputs(tmp_path).items():
+        code = main(["eval", *args, "--size", str(SIZE), "--out", str(tmp_path / "out")])
+        err = capsys.readouterr().err.strip()
+        assert code == 2, case
+        assert err.startswith("inpaintlab: error:") and "\n" not in err, (case, err)
+
+
+def test_cli_demo(tmp_path, capsys):
+    out = tmp_path / "demo"
+    assert main(["demo", "--out", str(out), "--max-images", "2", "--size", str(SIZE)]) == 0
+    assert str(out / "README.md") in capsys.readouterr().out
+    readme = (out / "README.md").read_text()
+    assert "| telea" in readme and "| navier_stokes" in readme
+    report = json.loads((out / "telea" / "metrics.json").read_text())
+    assert list(report["bins"]) == [bin_label(k) for k in range(6)]
+    assert report["overall"]["count"] == 12  # 2 photos x 6 bins
