@@ -2,6 +2,7 @@
 safe decoding of untrusted files, and the `fill` command."""
 
 import io
+import re
 import struct
 import zlib
 from pathlib import Path
@@ -337,21 +338,19 @@ def test_fill_cli_lists_failures_exits_2_and_never_overwrites_inputs(tmp_path, c
 
 # ------------------------------------------------------------------------ README examples, run as written
 
-README_PYTHON = '''
-from PIL import Image
-from inpaintlab.pipeline import InpaintPipeline
+README = Path(__file__).resolve().parents[1] / "README.md"
 
-pipe = InpaintPipeline.from_checkpoint("telea")     # a registered name, or a checkpoint file
-image = Image.open("photo.png")
-mask = Image.open("hole.png")                       # white = hole, same size as the photo
-result = pipe(image, mask, strategy="crop")         # "pad" (default) | "resize" | "crop"
-result.save("filled.png")                           # same size; pixels outside the hole unchanged
-'''
 
-README_SHELL = [
-    "inpaintlab fill photo.png --mask hole.png --model telea -o filled.png --strategy resize",
-    "inpaintlab fill photos/ --mask masks/ --model telea -o filled/ --side-by-side",
-]
+def _readme_block(language: str, contains: str) -> str:
+    """The README's fenced ``language`` code block that contains ``contains`` (tests run it verbatim)."""
+    blocks = re.findall(rf"```{language}\n(.*?)```", README.read_text(), flags=re.S)
+    matching = [b for b in blocks if contains in b]
+    assert matching, f"README.md has no {language} block containing {contains!r}"
+    return matching[0]
+
+
+README_PYTHON = _readme_block("python", "InpaintPipeline")
+README_SHELL = [line.split("#")[0].strip() for line in _readme_block("bash", "inpaintlab fill").splitlines() if line.strip()]
 
 
 def test_readme_examples_run_as_written(tmp_path, monkeypatch):

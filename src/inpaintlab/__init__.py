@@ -8,10 +8,12 @@ __version__ = "0.1.0"
 from .checkpoint import load_model
 from .errors import InpaintlabError
 from .models import create_discriminator, create_model, list_discriminators, list_models
+from .pipeline import InpaintPipeline
 from .types import InpaintOutput, Sample, composite
 
 __all__ = [
     "InpaintOutput",
+    "InpaintPipeline",
     "InpaintlabError",
     "Sample",
     "__version__",
