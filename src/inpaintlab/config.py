@@ -19,7 +19,7 @@ import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from .errors import InpaintlabError
 
@@ -30,7 +30,10 @@ from .errors import InpaintlabError
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """Which generator/discriminator to build. Keys not named here go to the factory's kwargs."""
+    """Which generator/discriminator to build. Keys not named here go to the factory's kwargs.
+
+    ``discriminator=None`` trains without an adversarial term (``loss.adversarial`` must then be 0).
+    """
 
     name: str = "lgnet"
     kwargs: dict[str, Any] = field(default_factory=dict)
@@ -40,7 +43,11 @@ class ModelConfig:
 
 @dataclass(frozen=True)
 class DataConfig:
-    """Training/validation images (see ``data.py`` for the preprocessing modes)."""
+    """Training/validation images (see ``data.py`` for the preprocessing modes).
+
+    root: "builtin", "synthetic[:N]", a folder or a .txt file list; val_root None -> the "test" split of
+    root ("builtin" has a photo-disjoint split). val_count: validation images (0 = no validation).
+    """
 
     root: str = "builtin"
     val_root: str | None = None
@@ -54,34 +61,84 @@ class DataConfig:
 
 @dataclass(frozen=True)
 class MaskConfig:
-    """Where training/validation masks come from (a generator name or a folder of PNGs)."""
+    """Where training/validation masks come from (a ``masks.build_mask_source`` spec or a folder of PNGs)."""
 
     source: str = "strokes"
-    val_source: str = "bins"
+    val_source: str = "strokes"
     margin: int = 0
     rotate90: bool = False
 
 
 @dataclass(frozen=True)
 class LossConfig:
-    """Loss weights by name; ``aux`` weights the model-specific terms of ``InpaintOutput.aux``."""
+    """Loss weights by name (0 switches a term off) and the choices the papers leave open.
+
+    feature_outputs: indices into ``InpaintOutput.outputs`` that get perceptual/style/TV terms (each on
+      the raw output and on its composite). vgg_input: how [0,1] images are scaled for VGG16
+      ("minus1_1" = official LGNet, "imagenet" = mean/std, "unit" = as is). vgg_weights: None = the
+      canonical file lookup of ``features.py``, "random" (results must say so) or a path.
+    tv_region: "hole" = TV of composite*mask (official LGNet code), "composite" = TV of the composite
+      (LGNet Eq. 6 as written).
+    gan_mode: lsgan | hinge | nsgan | relativistic. adv_input: the image D judges: "first_composite"
+      (composite of outputs[0]; official LGNet, notes 1.7), "final_composite" or "final_raw".
+    aux: weights of the model-specific terms in ``InpaintOutput.aux``, by name.
+    """
 
     valid: float = 1.0
-    hole: float = 6.0
+    hole: float = 1.0
+    perceptual: float = 0.0
+    style: float = 0.0
+    tv: float = 0.0
+    adversarial: float = 0.0
+    feature_outputs: tuple[int, ...] = (-1,)
+    vgg_input: Literal["minus1_1", "imagenet", "unit"] = "minus1_1"
+    vgg_weights: str | None = None
+    tv_region: Literal["hole", "composite"] = "hole"
+    gan_mode: Literal["lsgan", "hinge", "nsgan", "relativistic"] = "lsgan"
+    adv_input: Literal["first_composite", "final_composite", "final_raw"] = "final_composite"
     aux: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
 class OptimConfig:
-    """Optimiser and learning-rate schedule."""
+    """Optimisers and the learning-rate schedule (unit: epochs, applied per iteration).
 
+    separate_optimizers: one optimiser per entry of the generator's ``param_groups()`` (LGNet: G1, G2,
+      G3) instead of one for all. schedule: "constant"; "linear" = ``epochs_constant`` epochs at lr then
+      linear decay to 0 over ``epochs_decay`` epochs (pix2pix/LGNet); "step" = lr * gamma every
+      ``step_epochs`` epochs. d_lr None = lr. grad_clip: max global grad norm per network (None = off).
+    """
+
+    name: Literal["adam", "adamw"] = "adam"
     lr: float = 2e-4
+    d_lr: float | None = None
     betas: tuple[float, float] = (0.5, 0.999)
+    weight_decay: float = 0.0
+    separate_optimizers: bool = True
+    schedule: Literal["constant", "linear", "step"] = "constant"
+    epochs_constant: int = 1
+    epochs_decay: int = 0
+    step_epochs: int = 1
+    gamma: float = 0.1
+    grad_clip: float | None = None
+
+    def lr_factor(self, epoch: float) -> float:
+        """Multiplier of the base lr at (fractional) ``epoch``; the trainer applies it every iteration."""
+        if self.schedule == "linear":
+            return 1.0 if epoch < self.epochs_constant else max(0.0, 1 - (epoch - self.epochs_constant) / max(self.epochs_decay, 1))
+        if self.schedule == "step":
+            return self.gamma ** (epoch // self.step_epochs)
+        return 1.0
 
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Everything that defines a training run; written as JSON next to every run and in checkpoints."""
+    """Everything that defines a training run; written as JSON next to every run and in checkpoints.
+
+    Length: ``epochs`` (None = optim.epochs_constant + optim.epochs_decay), cut short by ``max_steps``.
+    Intervals are in optimisation steps (0 = never; a final checkpoint is always written).
+    batch_size is per process (DDP: the global batch is batch_size * world size).
+    """
 
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
@@ -90,6 +147,15 @@ class TrainConfig:
     optim: OptimConfig = field(default_factory=OptimConfig)
     batch_size: int = 4
     seed: int = 0
+    epochs: int | None = None
+    max_steps: int | None = None
+    amp: Literal["none", "bf16", "fp16"] = "none"
+    ema_decay: float | None = None
+    log_every: int = 50
+    image_every: int = 500
+    val_every: int = 1000
+    ckpt_every: int = 1000
+    keep_checkpoints: int = 3
 
 
 # --------------------------------------------------------------------------------------------------

@@ -1,0 +1,239 @@
+"""Training losses: functional terms plus ``GeneratorLoss`` / ``DiscriminatorLoss`` driven by ``LossConfig``.
+
+Everything takes images (B,3,H,W) in [0,1] and masks (B,1,H,W) with 1 = hole, and is generic over
+models: pixel terms apply to every entry of ``InpaintOutput.outputs``, feature terms (perceptual,
+style, TV) to the indices in ``LossConfig.feature_outputs``, the adversarial term to the image chosen
+by ``LossConfig.adv_input``, and ``InpaintOutput.aux`` terms are weighted by name.
+
+LGNet (paper Eqs. 1-9, official ``models/loss.py``, implementation-notes 1.7):
+  valid/hole L1 per image = sum over masked pixels / (3 * sum(mask)), averaged over the batch;
+  perceptual = sum_l mean|phi_l(a) - phi_l(b)| over VGG16 pool1..pool3;
+  style = sum_l mean|G_l(a) - G_l(b)| with G = F F^T / (C*H*W);
+  TV = mean|dx| + mean|dy| (over the whole tensor);
+  adversarial = LSGAN on the composite of the *first* stage (official code; ``adv_input``).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from .config import LossConfig
+from .errors import InpaintlabError
+from .types import InpaintOutput, composite
+
+_IMAGENET_MEAN = (0.485, 0.456, 0.406)
+_IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+# ------------------------------------------------------------------------------------------ functional
+
+
+def masked_l1(pred: Tensor, target: Tensor, region: Tensor, eps: float = 1e-12) -> Tensor:
+    """Per image ``sum(|pred-target| * region) / (C * sum(region))``, averaged over the batch.
+
+    pred, target: (B,C,H,W); region: (B,1,H,W) weights in [0,1] (the hole mask or ``1 - mask``).
+    An image whose region is empty contributes 0.
+    """
+    per_image = ((pred - target).abs() * region).sum(dim=(1, 2, 3))
+    return (per_image / (pred.shape[1] * region.sum(dim=(1, 2, 3)) + eps)).mean()
+
+
+def total_variation(x: Tensor) -> Tensor:
+    """Anisotropic TV: ``mean|x[..., 1:, :] - x[..., :-1, :]| + mean|x[..., 1:] - x[..., :-1]|``; x (B,C,H,W)."""
+    return (x[..., 1:, :] - x[..., :-1, :]).abs().mean() + (x[..., 1:] - x[..., :-1]).abs().mean()
+
+
+def gram_matrix(features: Tensor) -> Tensor:
+    """(B,C,H,W) -> (B,C,C) Gram matrix ``F F^T / (C*H*W)``, computed in float32."""
+    b, c, h, w = features.shape
+    flat = features.float().reshape(b, c, h * w)
+    return flat @ flat.transpose(1, 2) / (c * h * w)
+
+
+def perceptual_loss(feats_a: list[Tensor], feats_b: list[Tensor]) -> Tensor:
+    """``sum_l mean|a_l - b_l|`` over lists of feature maps."""
+    return sum((a.float() - b.float()).abs().mean() for a, b in zip(feats_a, feats_b))
+
+
+def style_loss(feats_a: list[Tensor], feats_b: list[Tensor]) -> Tensor:
+    """``sum_l mean|G(a_l) - G(b_l)|`` with ``gram_matrix`` (normalised by C*H*W)."""
+    return sum((gram_matrix(a) - gram_matrix(b)).abs().mean() for a, b in zip(feats_a, feats_b))
+
+
+def generator_adversarial(gan_mode: str, fake_logits: Tensor, real_logits: Tensor | None = None) -> Tensor:
+    """The generator's adversarial loss from D's logits on the fake (and, for relativistic, real) images.
+
+    lsgan: mean((D(f)-1)^2) (LGNet Eq. 4); hinge: -mean(D(f)); nsgan: mean(softplus(-D(f)));
+    relativistic (average, RaGAN): mean(softplus(-(D(f)-mean D(r)))) + mean(softplus(D(r)-mean D(f))).
+    """
+    if gan_mode == "lsgan":
+        return ((fake_logits - 1) ** 2).mean()
+    if gan_mode == "hinge":
+        return -fake_logits.mean()
+    if gan_mode == "nsgan":
+        return F.softplus(-fake_logits).mean()
+    if gan_mode == "relativistic":
+        if real_logits is None:
+            raise ValueError("relativistic GAN loss needs the logits of the real images")
+        return F.softplus(-(fake_logits - real_logits.mean())).mean() + F.softplus(real_logits - fake_logits.mean()).mean()
+    raise InpaintlabError(f"unknown loss.gan_mode {gan_mode!r}; expected lsgan, hinge, nsgan or relativistic")
+
+
+def discriminator_adversarial(gan_mode: str, real_logits: Tensor, fake_logits: Tensor) -> Tensor:
+    """The discriminator's loss. lsgan: 0.5*(mean((D(r)-1)^2) + mean(D(f)^2)) (LGNet Eq. 5);
+    hinge: mean(relu(1-D(r))) + mean(relu(1+D(f))); nsgan: mean(softplus(-D(r))) + mean(softplus(D(f)));
+    relativistic: mean(softplus(-(D(r)-mean D(f)))) + mean(softplus(D(f)-mean D(r))).
+    """
+    if gan_mode == "lsgan":
+        return 0.5 * (((real_logits - 1) ** 2).mean() + (fake_logits**2).mean())
+    if gan_mode == "hinge":
+        return F.relu(1 - real_logits).mean() + F.relu(1 + fake_logits).mean()
+    if gan_mode == "nsgan":
+        return F.softplus(-real_logits).mean() + F.softplus(fake_logits).mean()
+    if gan_mode == "relativistic":
+        return F.softplus(-(real_logits - fake_logits.mean())).mean() + F.softplus(fake_logits - real_logits.mean()).mean()
+    raise InpaintlabError(f"unknown loss.gan_mode {gan_mode!r}; expected lsgan, hinge, nsgan or relativistic")
+
+
+def adversarial_image(adv_input: str, out: InpaintOutput, image: Tensor, mask: Tensor) -> Tensor:
+    """The (B,3,H,W) image the discriminator judges as fake, per ``LossConfig.adv_input``."""
+    if adv_input == "first_composite":
+        return composite(out.outputs[0], image, mask)
+    if adv_input == "final_composite":
+        return composite(out.pred, image, mask)
+    if adv_input == "final_raw":
+        return out.pred
+    raise InpaintlabError(f"unknown loss.adv_input {adv_input!r}; expected first_composite, final_composite or final_raw")
+
+
+def scale_for_vgg(x: Tensor, mode: str) -> Tensor:
+    """Map [0,1] images to VGG16's input convention: "minus1_1" (official LGNet), "imagenet" or "unit"."""
+    if mode == "minus1_1":
+        return x * 2 - 1
+    if mode == "imagenet":
+        mean = x.new_tensor(_IMAGENET_MEAN).view(1, 3, 1, 1)
+        std = x.new_tensor(_IMAGENET_STD).view(1, 3, 1, 1)
+        return (x - mean) / std
+    if mode == "unit":
+        return x
+    raise InpaintlabError(f"unknown loss.vgg_input {mode!r}; expected minus1_1, imagenet or unit")
+
+
+# ------------------------------------------------------------------------------------------- modules
+
+
+class GeneratorLoss(nn.Module):
+    """Total generator objective ``(total, logs)`` from ``(out, image, mask)``.
+
+    discriminator: the *plain* (not DDP-wrapped) module, needed when ``cfg.adversarial > 0``; its
+    parameters receive no gradient from this loss only if the caller freezes them (the trainer does).
+    features: a VGG16 feature net returning a list of maps; built from ``cfg.vgg_weights`` when omitted
+    and perceptual/style weights are non-zero.
+    logs: detached scalar tensors named ``g/<term>``, ``g/aux/<name>`` and ``g/total``.
+    """
+
+    def __init__(self, cfg: LossConfig, discriminator: nn.Module | None = None, features: nn.Module | None = None):
+        super().__init__()
+        self.cfg = cfg
+        if cfg.adversarial > 0 and discriminator is None:
+            raise InpaintlabError(
+                "loss.adversarial > 0 needs a discriminator: set model.discriminator=NAME or loss.adversarial=0"
+            )
+        self.discriminator = discriminator
+        if features is None and (cfg.perceptual > 0 or cfg.style > 0):
+            from .features import VGG16Features
+
+            features = VGG16Features(layers=("pool1", "pool2", "pool3"), weights=cfg.vgg_weights)
+        self.features = features
+
+    def forward(self, out: InpaintOutput, image: Tensor, mask: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
+        cfg, outputs = self.cfg, out.outputs
+        terms: dict[str, Tensor] = {}
+        terms["valid"] = sum(masked_l1(o, image, 1 - mask) for o in outputs)
+        terms["hole"] = sum(masked_l1(o, image, mask) for o in outputs)
+        total = cfg.valid * terms["valid"] + cfg.hole * terms["hole"]
+
+        if cfg.perceptual > 0 or cfg.style > 0 or cfg.tv > 0:
+            total = total + self._feature_terms(outputs, image, mask, terms)
+        if cfg.adversarial > 0:
+            fake_logits = self.discriminator(adversarial_image(cfg.adv_input, out, image, mask))
+            real_logits = self.discriminator(image) if cfg.gan_mode == "relativistic" else None
+            terms["adv"] = generator_adversarial(cfg.gan_mode, fake_logits, real_logits)
+            total = total + cfg.adversarial * terms["adv"]
+        for name, value in out.aux.items():
+            if name not in cfg.aux:
+                raise InpaintlabError(
+                    f"model returns aux term {name!r} but loss.aux has no weight for it: --set loss.aux.{name}=W"
+                )
+            if value.numel() != 1:
+                raise ValueError(f"aux term {name!r} must be a scalar loss, got shape {tuple(value.shape)}")
+            terms[f"aux/{name}"] = value.reshape(())
+            total = total + float(cfg.aux[name]) * terms[f"aux/{name}"]
+
+        logs = {f"g/{k}": v.detach() for k, v in terms.items()}
+        logs["g/total"] = total.detach()
+        return total, logs
+
+    def _feature_terms(self, outputs: tuple[Tensor, ...], image: Tensor, mask: Tensor, terms: dict) -> Tensor:
+        """Perceptual, style and TV on each selected output, raw and composited (LGNet Eqs. 6-8)."""
+        cfg = self.cfg
+        try:
+            selected = [outputs[i] for i in cfg.feature_outputs]
+        except IndexError:
+            raise InpaintlabError(
+                f"loss.feature_outputs={list(cfg.feature_outputs)} but the model returns {len(outputs)} outputs"
+            ) from None
+        use_vgg = cfg.perceptual > 0 or cfg.style > 0
+        if use_vgg:
+            with torch.no_grad():
+                target_feats = [f.detach() for f in self.features(scale_for_vgg(image, cfg.vgg_input))]
+        comps = [composite(raw, image, mask) for raw in selected]
+        terms["perceptual"] = terms["style"] = image.new_zeros(())
+        if use_vgg:  # every raw output and composite through VGG16 in one batch
+            candidates = [c for raw, comp in zip(selected, comps) for c in (raw, comp)]
+            feats = self.features(scale_for_vgg(torch.cat(candidates), cfg.vgg_input))
+            for per_candidate in zip(*(f.chunk(len(candidates)) for f in feats)):
+                terms["perceptual"] = terms["perceptual"] + perceptual_loss(per_candidate, target_feats)
+                terms["style"] = terms["style"] + style_loss(per_candidate, target_feats)
+        tv_inputs = [comp * mask if cfg.tv_region == "hole" else comp for comp in comps]
+        terms["tv"] = sum((total_variation(x) for x in tv_inputs), image.new_zeros(()))
+        return cfg.perceptual * terms["perceptual"] + cfg.style * terms["style"] + cfg.tv * terms["tv"]
+
+
+class DiscriminatorLoss(nn.Module):
+    """Discriminator objective ``(loss, logs)`` from ``(discriminator, out, image, mask)``.
+
+    The fake image (``adv_input``) is detached, so no gradient reaches the generator. Real and fake are
+    judged in two separate calls (as the official code does, so batch-statistics layers see pure batches).
+    """
+
+    def __init__(self, cfg: LossConfig):
+        super().__init__()
+        self.cfg = cfg
+
+    def forward(
+        self, discriminator: nn.Module, out: InpaintOutput, image: Tensor, mask: Tensor
+    ) -> tuple[Tensor, dict[str, Tensor]]:
+        fake = adversarial_image(self.cfg.adv_input, out, image, mask).detach()
+        fake_logits = discriminator(fake)
+        real_logits = discriminator(image)
+        loss = discriminator_adversarial(self.cfg.gan_mode, real_logits, fake_logits)
+        logs = {"d/loss": loss.detach(), "d/real": real_logits.detach().mean(), "d/fake": fake_logits.detach().mean()}
+        return loss, logs
+
+
+__all__ = [
+    "DiscriminatorLoss",
+    "GeneratorLoss",
+    "adversarial_image",
+    "discriminator_adversarial",
+    "generator_adversarial",
+    "gram_matrix",
+    "masked_l1",
+    "perceptual_loss",
+    "scale_for_vgg",
+    "style_loss",
+    "total_variation",
+]

@@ -1,0 +1,398 @@
+"""Training engine: D step then G step, AMP, EMA, DDP (torchrun), checkpoints with exact resume.
+
+    trainer = Trainer(get_preset("lgnet_tiny_builtin"), "runs/tiny", device="cpu")
+    trainer.fit()
+
+One iteration: G forward; D step on the detached fake (``DiscriminatorLoss``); G step with the updated
+D (``GeneratorLoss``); LR schedulers; EMA. Data order is a pure function of (seed, epoch): the epoch's
+permutation is cut into global batches of ``batch_size * world_size`` images and rank r takes the r-th
+slice of each, so DDP on W ranks sees the same images per step as one process with W times the batch.
+A checkpoint holds G, EMA, D, optimisers, schedulers, AMP scaler, every rank's RNG states and the data
+position (epoch, batch index), so ``resume`` continues the same trajectory bit for bit.
+Run folder: ``config.json``, ``metrics.jsonl``, ``tb/`` (TensorBoard), ``checkpoints/step_XXXXXXXX.safetensors``.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import os
+import random
+import time
+from contextlib import nullcontext
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch import Tensor, nn
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader, default_collate
+
+from .checkpoint import load_checkpoint, save_checkpoint, sub_state
+from .config import TrainConfig, save_config, to_dict
+from .errors import InpaintlabError
+from .losses import DiscriminatorLoss, GeneratorLoss
+from .models import create_discriminator, create_model
+from .types import composite
+
+_AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def _setup_distributed(device: str) -> tuple[int, int, int]:
+    """(rank, world size, local rank); joins the torchrun process group when WORLD_SIZE > 1."""
+    if dist.is_available() and not dist.is_initialized() and int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        dist.init_process_group("nccl" if device.startswith("cuda") else "gloo")
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0"))
+    return 0, 1, 0
+
+
+def _optimizer_parts(name: str, optimizer: torch.optim.Optimizer) -> tuple[dict[str, Tensor], dict]:
+    """Split an optimiser state_dict into tensors ``optim.<name>.<param index>.<key>`` and a JSON rest."""
+    state, tensors, plain = optimizer.state_dict(), {}, {}
+    for index, entries in state["state"].items():
+        for key, value in entries.items():
+            if torch.is_tensor(value):
+                tensors[f"optim.{name}.{index}.{key}"] = value
+            else:
+                plain.setdefault(str(index), {})[key] = value
+    return tensors, {"param_groups": state["param_groups"], "state": plain}
+
+
+def _load_optimizer(optimizer: torch.optim.Optimizer, name: str, tensors: dict[str, Tensor], meta: dict) -> None:
+    state: dict[int, dict] = {}
+    for key, value in sub_state(tensors, f"optim.{name}").items():
+        index, entry = key.split(".", 1)
+        state.setdefault(int(index), {})[entry] = value
+    for index, entries in meta["state"].items():
+        state.setdefault(int(index), {}).update(entries)
+    optimizer.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
+
+
+def _rng_state() -> dict:
+    """This process's RNG states: torch/CUDA as tensors, numpy/python as JSON-able lists."""
+    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []
+    numpy_state = [kind, keys.tolist(), int(pos), int(has_gauss), float(cached)]
+    return {"torch": torch.get_rng_state(), "cuda": cuda, "numpy": numpy_state, "python": random.getstate()}
+
+
+def _set_rng_state(state: dict) -> None:
+    torch.set_rng_state(state["torch"].cpu())
+    if state["cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda"]])
+    kind, keys, pos, has_gauss, cached = state["numpy"]
+    np.random.set_state((kind, np.asarray(keys, dtype=np.uint32), pos, has_gauss, cached))
+    version, internal, gauss_next = state["python"]
+    random.setstate((version, tuple(internal), gauss_next))
+
+
+def image_grid(image: Tensor, mask: Tensor, outputs: tuple[Tensor, ...], rows: int = 4) -> Tensor:
+    """(3, rows*H, cols*W) in [0,1]; columns: input (hole grey), each output, final composite, target."""
+    image, mask, outputs = image[:rows].float(), mask[:rows].float(), [o[:rows].float() for o in outputs]
+    columns = [image * (1 - mask) + 0.5 * mask, *outputs, composite(outputs[-1], image, mask), image]
+    return torch.cat([torch.cat(list(col), dim=1) for col in columns], dim=2).clamp(0, 1)
+
+
+class Trainer:
+    """Trains ``cfg.model`` on ``cfg.data`` (single process, or DDP when launched by torchrun).
+
+    out_dir: run folder. device: "cpu", "cuda" (DDP: cuda:LOCAL_RANK). resume: a checkpoint path, "auto"
+    (newest checkpoint in ``out_dir/checkpoints``, else start fresh) or None.
+    """
+
+    def __init__(self, cfg: TrainConfig, out_dir: str | Path, device: str = "cpu", resume: str | Path | None = None):
+        if device.startswith("cuda") and not torch.cuda.is_available():
+            raise InpaintlabError("--device cuda was requested but no CUDA GPU is visible; use --device cpu")
+        self.cfg, self.out = cfg, Path(out_dir)
+        self.rank, self.world, local_rank = _setup_distributed(device)
+        self.is_main = self.rank == 0
+        self.device = torch.device("cuda", local_rank) if device == "cuda" else torch.device(device)  # "cuda:1" kept
+        if self.device.type == "cuda":
+            torch.cuda.set_device(self.device)
+        torch.manual_seed(cfg.seed)  # identical initialisation on every rank
+        self.generator = create_model(cfg.model.name, **cfg.model.kwargs).to(self.device)
+        if not getattr(self.generator, "trainable", True) or not any(p.requires_grad for p in self.generator.parameters()):
+            raise InpaintlabError(f"model {cfg.model.name!r} has no trainable parameters; pick a network model")
+        self.discriminator = None
+        if cfg.model.discriminator:
+            self.discriminator = create_discriminator(cfg.model.discriminator, **cfg.model.discriminator_kwargs).to(self.device)
+        self.ema = copy.deepcopy(self.generator).requires_grad_(False) if cfg.ema_decay else None
+        self.g_loss = GeneratorLoss(cfg.loss, self.discriminator).to(self.device)  # G step: plain D, frozen
+        self.d_loss = DiscriminatorLoss(cfg.loss)
+        ids = [self.device.index] if self.device.type == "cuda" else None
+        wrap = lambda m: m if self.world == 1 or m is None else DistributedDataParallel(m, device_ids=ids)  # noqa: E731
+        self.g_train, self.d_train = wrap(self.generator), wrap(self.discriminator)  # what the D/G steps call
+        self._build_data()
+        self._build_optimizers()
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=cfg.amp == "fp16")
+        self.step = self.epoch = self.batch_index = 0
+        self.last_checkpoint: Path | None = None
+        self._tb = None  # TensorBoard writer, rank 0 inside fit()
+        for seed_rng in (random.seed, np.random.seed, torch.manual_seed):
+            seed_rng(cfg.seed + self.rank)
+        if resume == "auto":
+            resume = max((self.out / "checkpoints").glob("step_*.safetensors"), default=None)
+        if resume:
+            self.load(resume)
+
+    def _build_data(self) -> None:
+        from .data import build_dataset
+        from .masks import build_mask_source
+
+        cfg, d = self.cfg, self.cfg.data
+        if not d.root:
+            raise InpaintlabError("data.root is not set: pass --set data.root=/path/to/training/images")
+        common = dict(size=d.size, preprocess=d.preprocess, skip_bad=d.skip_bad)
+        masks = build_mask_source(cfg.masks.source, d.size, margin=cfg.masks.margin, rotate90=cfg.masks.rotate90)
+        self.train_set = build_dataset(d.root, split="train", flip=d.flip, mask_source=masks, seed=cfg.seed, **common)
+        self.steps_per_epoch = len(self.train_set) // (cfg.batch_size * self.world)  # data.py rejects empty folders
+        if self.steps_per_epoch == 0:
+            raise InpaintlabError(
+                f"batch_size {cfg.batch_size} x {self.world} process(es) is larger than the dataset "
+                f"({len(self.train_set)} images in {d.root}); lower batch_size or add images"
+            )
+        epochs = cfg.epochs if cfg.epochs is not None else cfg.optim.epochs_constant + cfg.optim.epochs_decay
+        self.total_steps = min(epochs * self.steps_per_epoch, cfg.max_steps if cfg.max_steps is not None else math.inf)
+        self.val_set = None
+        if d.val_count > 0:  # val_root None: the "test" split of root (builtin/synthetic: disjoint images)
+            val_masks = build_mask_source(cfg.masks.val_source, d.size, margin=cfg.masks.margin)
+            split = "train" if d.val_root else "test"
+            val_root, val_seed = d.val_root or d.root, cfg.seed + 1
+            self.val_set = build_dataset(val_root, split=split, flip=False, mask_source=val_masks, seed=val_seed, **common)
+            self.val_set.set_epoch(0)
+
+    def _build_optimizers(self) -> None:
+        """One optimiser per generator ``param_groups()`` entry (or one for all) + one for D, each with LambdaLR."""
+        o = self.cfg.optim
+        opt_class = torch.optim.AdamW if o.name == "adamw" else torch.optim.Adam
+        groups = getattr(self.generator, "param_groups", lambda: {"generator": self.generator.parameters()})()
+        groups = {name: [p for p in params if p.requires_grad] for name, params in groups.items()}
+        trainable = [p for p in self.generator.parameters() if p.requires_grad]
+        if sorted(id(p) for ps in groups.values() for p in ps) != sorted(map(id, trainable)):
+            raise ValueError(f"{self.cfg.model.name}.param_groups() must cover every trainable parameter exactly once")
+        if not o.separate_optimizers:
+            groups = {"generator": [p for params in groups.values() for p in params]}
+        if self.discriminator is not None:
+            groups["discriminator"] = list(self.discriminator.parameters())
+        lrs = {name: o.d_lr if name == "discriminator" and o.d_lr is not None else o.lr for name in groups}
+        extra = dict(betas=o.betas, weight_decay=o.weight_decay)
+        self.optimizers = {name: opt_class(params, lrs[name], **extra) for name, params in groups.items()}
+        self.g_optimizer_names = [name for name in self.optimizers if name != "discriminator"]
+        schedule = lambda step: o.lr_factor(step / self.steps_per_epoch)  # noqa: E731
+        self.schedulers = {name: torch.optim.lr_scheduler.LambdaLR(opt, schedule) for name, opt in self.optimizers.items()}
+
+    def _loader(self, epoch: int, start_batch: int) -> DataLoader:
+        """Batches of this rank for ``epoch`` from ``start_batch`` on; order = f(seed, epoch)."""
+        self.train_set.set_epoch(epoch)
+        order = np.random.default_rng([self.cfg.seed, epoch]).permutation(len(self.train_set)).tolist()
+        b, w = self.cfg.batch_size, self.world
+        batches = [order[(i * w + self.rank) * b : (i * w + self.rank + 1) * b] for i in range(start_batch, self.steps_per_epoch)]
+        # own generator: creating a loader must not draw from the global torch RNG (exact resume)
+        seeds = torch.Generator().manual_seed(self.cfg.seed * 1_000_003 + epoch)
+        workers, pin = self.cfg.data.num_workers, self.device.type == "cuda"
+        return DataLoader(self.train_set, batch_sampler=batches, num_workers=workers, pin_memory=pin, generator=seeds)
+
+    def _autocast(self):
+        return nullcontext() if self.cfg.amp == "none" else torch.autocast(self.device.type, dtype=_AMP_DTYPES[self.cfg.amp])
+
+    def _update(self, loss: Tensor, names: list[str], model: nn.Module, what: str) -> None:
+        """Stop on a non-finite ``loss``; else backpropagate it (AMP-scaled), clip ``model``, step ``names``."""
+        if not torch.isfinite(loss):
+            raise InpaintlabError(
+                f"{what} loss is {loss.item()} at step {self.step}; stopped. Last good checkpoint: "
+                f"{self.last_checkpoint or 'none saved yet'}. Lower optim.lr, set optim.grad_clip, or use --amp bf16/none"
+            )
+        for name in names:
+            self.optimizers[name].zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        if self.cfg.optim.grad_clip is not None:
+            for name in names:
+                self.scaler.unscale_(self.optimizers[name])
+            torch.nn.utils.clip_grad_norm_(model.parameters(), self.cfg.optim.grad_clip)
+        for name in names:
+            self.scaler.step(self.optimizers[name])
+
+    def train_step(self, image: Tensor, mask: Tensor) -> dict[str, Tensor]:
+        """One iteration on this rank's batch: image (B,3,H,W) [0,1], mask (B,1,H,W) 1 = hole."""
+        image, mask = image.to(self.device, non_blocking=True), mask.to(self.device, non_blocking=True)
+        self.generator.train()
+        with self._autocast():
+            out = self.g_train(image, mask)
+        logs: dict[str, Tensor] = {}
+        if self.discriminator is not None:  # D step first, on the detached fake
+            self.discriminator.requires_grad_(True)
+            with self._autocast():
+                d_loss, logs = self.d_loss(self.d_train, out, image, mask)
+            self._update(d_loss, ["discriminator"], self.discriminator, "discriminator")
+            self.discriminator.requires_grad_(False)  # the G step judges with the updated, frozen D
+        with self._autocast():
+            g_loss, g_logs = self.g_loss(out, image, mask)
+        self._update(g_loss, self.g_optimizer_names, self.generator, "generator")
+        self.scaler.update()
+        for scheduler in self.schedulers.values():
+            scheduler.step()
+        if self.ema is not None:
+            self._update_ema()
+        self.step, self.batch_index = self.step + 1, self.batch_index + 1
+        self._last_batch = (image, mask, tuple(o.detach() for o in out.outputs))
+        return {**logs, **g_logs}
+
+    @torch.no_grad()
+    def _update_ema(self) -> None:
+        for ema_param, param in zip(self.ema.parameters(), self.generator.parameters()):
+            ema_param.lerp_(param, 1.0 - self.cfg.ema_decay)
+        for ema_buffer, buffer in zip(self.ema.buffers(), self.generator.buffers()):
+            ema_buffer.copy_(buffer)
+
+    def fit(self) -> dict[str, float]:
+        """Train until ``total_steps``; returns the last logged scalars (and validation metrics)."""
+        from torch.utils.tensorboard import SummaryWriter
+        from tqdm import tqdm
+
+        if self.is_main:
+            self.out.mkdir(parents=True, exist_ok=True)
+            save_config(self.cfg, self.out / "config.json")
+            self._tb = SummaryWriter(str(self.out / "tb"))
+        bar = tqdm(total=self.total_steps, initial=self.step, disable=not self.is_main, desc="train", dynamic_ncols=True)
+        last: dict[str, float] = {}
+        tick = (time.perf_counter(), self.step)
+        while self.step < self.total_steps:
+            if self.batch_index >= self.steps_per_epoch:
+                self.epoch, self.batch_index = self.epoch + 1, 0
+            for sample in self._loader(self.epoch, self.batch_index):
+                try:
+                    logs = self.train_step(sample.image, sample.mask)
+                except torch.OutOfMemoryError:
+                    raise InpaintlabError(
+                        f"CUDA out of memory at step {self.step} (batch_size {self.cfg.batch_size}, {self.cfg.data.size}px): "
+                        "lower batch_size or data.size, or use --amp bf16"
+                    ) from None
+                bar.update(1)
+                if self._due(self.cfg.log_every):
+                    images, seconds = (self.step - tick[1]) * self.cfg.batch_size * self.world, time.perf_counter() - tick[0]
+                    speed, tick = images / max(seconds, 1e-9), (time.perf_counter(), self.step)
+                    lr = self.optimizers[self.g_optimizer_names[0]].param_groups[0]["lr"]
+                    last = {**{k: float(v) for k, v in logs.items()}, "lr": lr, "images_per_s": speed}
+                    bar.set_postfix(loss=f"{last['g/total']:.4f}", img_s=f"{speed:.1f}")
+                    self._log(last)
+                if self._due(self.cfg.image_every) and self.is_main:
+                    self._tb.add_image("train/samples", image_grid(*self._last_batch), self.step)
+                if self._due(self.cfg.val_every) and self.val_set is not None:
+                    last.update(self.validate())
+                if self._due(self.cfg.ckpt_every):
+                    self.save()
+                if self.step >= self.total_steps:
+                    break
+        bar.close()
+        if self.last_checkpoint is None or self.last_checkpoint.name != f"step_{self.step:08d}.safetensors":
+            self.save()
+        if self._tb is not None:
+            self._tb.close()
+            self._tb = None
+        return last
+
+    def _due(self, every: int) -> bool:
+        return every > 0 and (self.step % every == 0 or self.step == self.total_steps)
+
+    def _log(self, scalars: dict[str, float]) -> None:
+        """Rank 0: TensorBoard scalars and one JSON line in ``metrics.jsonl``."""
+        if not self.is_main or self._tb is None:
+            return
+        for key, value in scalars.items():
+            self._tb.add_scalar(key, value, self.step)
+        with open(self.out / "metrics.jsonl", "a") as fh:
+            fh.write(json.dumps({"step": self.step, "epoch": self.epoch, **scalars}) + "\n")
+
+    @torch.no_grad()
+    def validate(self) -> dict[str, float]:
+        """EMA (else live) generator on ``val_count`` images, sharded over ranks -> ``val/[<bin>/]<metric>``."""
+        from .metrics import MetricTracker
+
+        model, tracker = self.ema if self.ema is not None else self.generator, MetricTracker()
+        model.eval()
+        mine = list(range(self.rank, min(self.cfg.data.val_count, len(self.val_set)), self.world))
+        for start in range(0, len(mine), self.cfg.batch_size):
+            batch = default_collate([self.val_set[i] for i in mine[start : start + self.cfg.batch_size]])
+            image, mask = batch.image.to(self.device), batch.mask.to(self.device)
+            with self._autocast():
+                pred = model(image, mask).pred
+            tracker.update(composite(pred.float().clamp(0, 1), image, mask), image, mask)
+        tracker.gather()
+        model.train()
+        result = tracker.result()
+        groups = {"val/": result["overall"], **{f"val/{label}/": values for label, values in result["bins"].items()}}
+        scalars = {prefix + k: float(v) for prefix, values in groups.items() for k, v in values.items() if k != "count"}
+        self._log(scalars)
+        return scalars
+
+    def save(self) -> Path:
+        """Write ``checkpoints/step_XXXXXXXX.safetensors`` on rank 0; every rank must call it (RNG gather)."""
+        states = [_rng_state()]
+        if self.world > 1:
+            states = [None] * self.world
+            dist.all_gather_object(states, _rng_state())
+        path = self.last_checkpoint = self.out / "checkpoints" / f"step_{self.step:08d}.safetensors"
+        if not self.is_main:
+            return path
+        header = {
+            "model": {"name": self.cfg.model.name, "kwargs": dict(self.cfg.model.kwargs)},
+            "discriminator": {"name": self.cfg.model.discriminator, "kwargs": dict(self.cfg.model.discriminator_kwargs)},
+            "config": to_dict(self.cfg),
+            **{"step": self.step, "epoch": self.epoch, "batch_index": self.batch_index, "world_size": self.world},
+            "schedulers": {name: scheduler.state_dict() for name, scheduler in self.schedulers.items()},
+            "scaler": self.scaler.state_dict(),
+            "optimizers": {},
+            "rng": {str(r): {"numpy": st["numpy"], "python": st["python"], "cuda_devices": len(st["cuda"])} for r, st in enumerate(states)},
+        }
+        modules = {"generator": self.generator, "generator_ema": self.ema, "discriminator": self.discriminator}
+        tensors = {f"{prefix}.{k}": v for prefix, m in modules.items() if m is not None for k, v in m.state_dict().items()}
+        for name, optimizer in self.optimizers.items():
+            opt_tensors, header["optimizers"][name] = _optimizer_parts(name, optimizer)
+            tensors.update(opt_tensors)
+        for rank, state in enumerate(states):
+            tensors[f"rng.{rank}.torch"] = state["torch"]
+            tensors.update({f"rng.{rank}.cuda.{i}": s for i, s in enumerate(state["cuda"])})
+        save_checkpoint(path, tensors, header)
+        if self.cfg.keep_checkpoints > 0:
+            for stale in sorted(path.parent.glob("step_*.safetensors"))[: -self.cfg.keep_checkpoints]:
+                stale.unlink()
+        return path
+
+    def load(self, path: str | Path) -> None:
+        """Restore everything ``save`` wrote; the run continues exactly where that one stopped."""
+        tensors, header = load_checkpoint(path, device="cpu")
+        try:
+            self.generator.load_state_dict(sub_state(tensors, "generator"))
+            if self.ema is not None:
+                self.ema.load_state_dict(sub_state(tensors, "generator_ema") or sub_state(tensors, "generator"))
+            if self.discriminator is not None:
+                self.discriminator.load_state_dict(sub_state(tensors, "discriminator"))
+            for name, optimizer in self.optimizers.items():
+                _load_optimizer(optimizer, name, tensors, header["optimizers"][name])
+        except (RuntimeError, KeyError, ValueError) as err:
+            raise InpaintlabError(f"{path} does not match this run's model/optimisers ({str(err).splitlines()[0]})") from None
+        for name, scheduler in self.schedulers.items():
+            scheduler.load_state_dict(header["schedulers"][name])
+        self.scaler.load_state_dict(header["scaler"])
+        self.step, self.epoch, self.batch_index = header["step"], header["epoch"], header["batch_index"]
+        rank = self.rank % header["world_size"]  # a different world size cannot continue every rank's stream
+        meta = header["rng"][str(rank)]
+        cuda = [tensors[f"rng.{rank}.cuda.{i}"] for i in range(meta["cuda_devices"])]
+        _set_rng_state({"torch": tensors[f"rng.{rank}.torch"], "cuda": cuda, **meta})
+        self.last_checkpoint = Path(path)
+
+
+def run_training(cfg: TrainConfig, out_dir: str | Path, device: str = "cpu", resume: str | None = None) -> dict[str, float]:
+    """Build a ``Trainer`` and ``fit`` it; under torchrun every rank calls this."""
+    trainer = Trainer(cfg, out_dir, device=device, resume=resume)
+    try:
+        return trainer.fit()
+    finally:
+        if trainer.world > 1 and dist.is_initialized():
+            dist.destroy_process_group()
+
+
+__all__ = ["Trainer", "image_grid", "run_training"]
