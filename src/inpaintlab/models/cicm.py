@@ -1,0 +1,159 @@
+"""CICM backbones (Feng et al., NeurIPS 2022, "Cross-Image Context for Single Image Inpainting").
+
+The memory itself (generalisation, augmentation, Eq. 7-8 terms and every choice the paper leaves open) is
+``inpaintlab.layers.memory``. This file attaches it to existing generators without copying them: a
+``MemoryAugmented`` model owns a backbone and hooks a ``CICMBlock`` onto the output of one backbone layer,
+replacing that layer's features with the augmented ones ``R`` (so everything downstream, skips included,
+sees them).
+
+* ``unet15``: "a UNet with 15 convolutional layers" (Sec. 5.2) = LGNet's pix2pix ``unet_256`` without
+  attention, which is exactly 15 blocks: reused as ``LGNet(stages="C")`` (input in [-1,1] with the hole
+  filled with +1 and the mask as a 4th channel, Tanh output). 54,414,979 parameters.
+* ``unet_cicm``: ``unet15`` + CICM. ``lgnet_cicm``: CICM in LGNet's Net_G (the last, global stage).
+  ``msanet_cicm``: CICM in MSA-Net's partial-convolution encoder.
+* Where: the paper uses "the lowest-resolution convolution feature maps". At 256x256 the U-Net bottleneck
+  is 1x1 (one region per image, which is never complete under irregular masks), so CICM sits on the
+  encoder output at ``memory_depth`` stride-2 steps below the input: 4 -> a 16x16 grid of 16x16-pixel
+  regions with 512 channels at 256x256 (the tiny variants: 3 -> 8x8 regions at 64x64). It is the
+  lowest resolution at which "complete regions" exist in useful numbers.
+* Aux terms (training mode only): ``ratio`` (Eq. 7), ``inter`` and ``intra`` (Eq. 8, ``intra`` negated).
+  ``ratio`` needs the ground truth: pass ``forward(image, mask, target=ground_truth)`` (the input's hole
+  is zeroed first, so input != target inside it); without a target the ratio term is left out (unless
+  ``ratio_target="mask"``). Paper weights (Eq. 9), for the presets: L2 inpainting 1.0, relativistic
+  adversarial (Eqs. 5-6) 0.1, ratio 1.0, inter 20, intra 0.5.
+* Every CICM factory takes ``sets`` (L, 13), ``set_size`` (K, 40), ``memory_depth`` and the switches of
+  ``CICMBlock`` / ``CrossImageMemory`` as keywords (``momentum``, ``injection``, ``update_fraction``,
+  ``augment_fraction``, ``softmax_scale``, ``memory_mode``, ``term_similarity``, ``memory_seed``,
+  ``sync_distributed``, ``gamma_mode``, ``gamma_side``, ``ratio_target``, ``use_inter``, ``use_intra``).
+"""
+
+from __future__ import annotations
+
+from torch import Tensor, nn
+
+from ..errors import InpaintlabError
+from ..layers.memory import CICMBlock
+from ..types import InpaintOutput, check_image_mask, masked_input
+from ._registry import register_model
+from .lgnet import LGNet, unet_width
+from .msanet import PConvUNet
+
+
+class MemoryAugmented(nn.Module):
+    """A generator whose layer ``site`` (a submodule of ``backbone``) is followed by a ``CICMBlock``.
+
+    ``forward(image (B,3,H,W) [0,1], mask (B,1,H,W) 1 = hole, target=None)`` -> the backbone's
+    ``InpaintOutput`` with the CICM terms in ``aux`` (training mode). ``site`` may return a tensor
+    (B,C,h,w) or a tuple whose first item is that tensor (partial convolutions return (features, mask)).
+    """
+
+    def __init__(self, backbone: nn.Module, site: nn.Module, channels: int, **cicm_options):
+        super().__init__()
+        self.backbone = backbone
+        self.cicm = CICMBlock(channels, **cicm_options)
+        self.size_multiple = backbone.size_multiple
+        self._call: dict | None = None  # the mask/target of the forward in progress, read by the hook
+        site.register_forward_hook(self._augment)  # a bound method: deep copies (EMA) rebind it to the copy
+
+    def forward(self, image: Tensor, mask: Tensor, target: Tensor | None = None) -> InpaintOutput:
+        check_image_mask(image, mask)
+        self._call = {"mask": mask, "masked_image": masked_input(image, mask), "target": target, "aux": None}
+        try:
+            out = self.backbone(image, mask)
+            aux = self._call["aux"]
+        finally:
+            self._call = None
+        if aux is None:
+            raise RuntimeError("the CICM site layer did not run during the backbone's forward")
+        return InpaintOutput(pred=out.pred, stages=out.stages, aux={**out.aux, **aux})
+
+    def _augment(self, module: nn.Module, inputs: tuple, output: Tensor | tuple) -> Tensor | tuple | None:
+        call = self._call
+        if call is None:  # the backbone is being run on its own
+            return None
+        if call["aux"] is not None:
+            raise RuntimeError("the CICM site layer ran twice in one forward; attach CICM to a layer used once")
+        features = output[0] if isinstance(output, tuple) else output
+        augmented, call["aux"] = self.cicm(features, call["mask"], call["masked_image"], call["target"])
+        return (augmented, *output[1:]) if isinstance(output, tuple) else augmented
+
+
+def _check_depth(memory_depth: int, num_downs: int) -> None:
+    if not isinstance(memory_depth, int) or not 1 <= memory_depth <= num_downs:
+        raise InpaintlabError(f"memory_depth must be an integer in 1..{num_downs} (stride-2 steps), got {memory_depth!r}")
+
+
+def _unet_cicm(ngf: int, num_downs: int, memory_depth: int, sets: int, set_size: int, options: dict) -> MemoryAugmented:
+    _check_depth(memory_depth, num_downs)
+    backbone = LGNet(ngf_unet=ngf, num_downs=num_downs, stages="C")
+    site = backbone.nets["C"].encoder[memory_depth - 1]
+    return MemoryAugmented(backbone, site, unet_width(ngf, memory_depth), sets=sets, set_size=set_size, **options)
+
+
+def _lgnet_cicm(ngf: int, num_downs: int, memory_depth: int, sets: int, set_size: int, options: dict) -> MemoryAugmented:
+    _check_depth(memory_depth, num_downs)
+    backbone = LGNet(ngf_unet=ngf, ngf_local=ngf, num_downs=num_downs)
+    site = backbone.nets["G_att"].encoder[memory_depth - 1]
+    return MemoryAugmented(backbone, site, unet_width(ngf, memory_depth), sets=sets, set_size=set_size, **options)
+
+
+def _msanet_cicm(layers: int, base: int, memory_depth: int, sets: int, set_size: int, options: dict) -> MemoryAugmented:
+    _check_depth(memory_depth, layers)
+    backbone = PConvUNet(layers=layers, base_channels=base)
+    channels = [base, 2 * base, 4 * base] + [8 * base] * (layers - 3)  # output of Encode_i at index i-1
+    return MemoryAugmented(backbone, backbone.encoders[memory_depth - 1], channels[memory_depth - 1],
+                           sets=sets, set_size=set_size, **options)
+
+
+@register_model
+def unet15(ngf: int = 64, num_downs: int = 8) -> LGNet:
+    """The paper's 15-convolution U-Net backbone without CICM (pix2pix ``unet_256``; 54,414,979 parameters)."""
+    return LGNet(ngf_unet=ngf, num_downs=num_downs, stages="C")
+
+
+@register_model
+def unet15_tiny(ngf: int = 8, num_downs: int = 6) -> LGNet:
+    """``unet15`` for CPU tests: base width 8, 6 downsamplings (64x64 inputs)."""
+    return LGNet(ngf_unet=ngf, num_downs=num_downs, stages="C")
+
+
+@register_model
+def unet_cicm(ngf: int = 64, num_downs: int = 8, memory_depth: int = 4, sets: int = 13, set_size: int = 40,
+              **options) -> MemoryAugmented:
+    """UNet-CICM (Tables 1-4): ``unet15`` with CICM on the 16x16 encoder features at 256x256."""
+    return _unet_cicm(ngf, num_downs, memory_depth, sets, set_size, options)
+
+
+@register_model
+def unet_cicm_tiny(ngf: int = 8, num_downs: int = 6, memory_depth: int = 3, sets: int = 5, set_size: int = 8,
+                   **options) -> MemoryAugmented:
+    """``unet_cicm`` for CPU tests: 64x64 inputs, CICM on the 8x8 encoder features (32 channels)."""
+    return _unet_cicm(ngf, num_downs, memory_depth, sets, set_size, options)
+
+
+@register_model
+def lgnet_cicm(ngf: int = 64, num_downs: int = 8, memory_depth: int = 4, sets: int = 13, set_size: int = 40,
+               **options) -> MemoryAugmented:
+    """LGNet with CICM on Net_G's 16x16 encoder features at 256x256 (the global stage, before its decoder)."""
+    return _lgnet_cicm(ngf, num_downs, memory_depth, sets, set_size, options)
+
+
+@register_model
+def lgnet_cicm_tiny(ngf: int = 8, num_downs: int = 6, memory_depth: int = 3, sets: int = 5, set_size: int = 8,
+                    **options) -> MemoryAugmented:
+    """``lgnet_cicm`` for CPU tests (``lgnet_tiny`` widths, 64x64 inputs, CICM at 8x8)."""
+    return _lgnet_cicm(ngf, num_downs, memory_depth, sets, set_size, options)
+
+
+@register_model
+def msanet_cicm(layers: int = 8, base_channels: int = 64, memory_depth: int = 4, sets: int = 13, set_size: int = 40,
+                **options) -> MemoryAugmented:
+    """MSA-Net with CICM on the Encode_4 output (16x16, 512 channels at 256x256)."""
+    return _msanet_cicm(layers, base_channels, memory_depth, sets, set_size, options)
+
+
+@register_model
+def msanet_cicm_tiny(layers: int = 6, base_channels: int = 8, memory_depth: int = 3, sets: int = 5, set_size: int = 8,
+                     **options) -> MemoryAugmented:
+    """``msanet_cicm`` for CPU tests (``msanet_tiny`` widths, 64x64 inputs, CICM on Encode_3 at 8x8)."""
+    return _msanet_cicm(layers, base_channels, memory_depth, sets, set_size, options)

@@ -1,0 +1,348 @@
+"""CICM: memory generalisation / augmentation against per-region loops, training terms, ablation switches,
+checkpoint round trips and the backbones it plugs into."""
+
+import copy
+import inspect
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from inpaintlab.checkpoint import load_model, save_checkpoint
+from inpaintlab.errors import InpaintlabError
+from inpaintlab.export import example_inputs, export_model
+from inpaintlab.layers.memory import CICMBlock, CrossImageMemory
+from inpaintlab.models import create_discriminator, create_model
+from inpaintlab.models.cicm import lgnet_cicm, msanet_cicm, unet_cicm
+
+TINY = ["unet_cicm_tiny", "lgnet_cicm_tiny", "msanet_cicm_tiny"]
+
+
+def _inputs(batch=2, size=64, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    image = torch.rand(batch, 3, size, size, generator=g)
+    mask = torch.zeros(batch, 1, size, size)
+    mask[0, :, 10:40, 20:50] = 1
+    mask[1:, :, 30:60, 5:25] = 1
+    return image, mask, g
+
+
+def _memory(**kwargs):
+    options = dict(channels=6, sets=3, set_size=4, memory_seed=1) | kwargs
+    return CrossImageMemory(**options)
+
+
+def _reference_generalise(anchors, features, feats, additive=False, momentum=0.5, top=None):
+    """Eqs. 1-3, one region at a time (lambda from the memory at the start of the batch)."""
+    mass = torch.zeros(features.shape[:2])
+    injected = torch.zeros_like(features)
+    for f in feats:
+        l = max(range(len(anchors)), key=lambda o: float(f @ anchors[o]))
+        scores = [float(f @ c) for c in features[l]]
+        keep = sorted(range(len(scores)), key=lambda k: -scores[k])[: top or len(scores)]
+        norm = sum(torch.exp(torch.tensor(scores[k], dtype=torch.float64)) for k in keep)
+        for k in keep:
+            lam = float(torch.exp(torch.tensor(scores[k], dtype=torch.float64)) / norm)
+            mass[l, k] += lam
+            injected[l, k] += lam * f
+    new = features + injected if additive else (features + injected) / (1 + mass[..., None])
+    return momentum * anchors + (1 - momentum) * new.mean(1), new
+
+
+# ------------------------------------------------------------------------------------------- the memory
+
+
+@pytest.mark.parametrize("injection", ["average", "additive"])
+def test_generalisation_matches_eqs_1_to_3_region_by_region(injection):
+    memory = _memory(injection=injection)
+    feats = torch.randn(9, 6, generator=torch.Generator().manual_seed(2))
+    want_anchors, want_features = _reference_generalise(
+        memory.anchors.clone(), memory.features.clone(), feats, additive=injection == "additive"
+    )
+    anchors, features = memory.generalise(feats)
+    torch.testing.assert_close(features, want_features, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(anchors, want_anchors, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(memory.features, want_features, rtol=1e-5, atol=1e-5)  # buffers hold the update
+    torch.testing.assert_close(memory.anchors, want_anchors, rtol=1e-5, atol=1e-5)
+
+
+def test_augmentation_context_matches_eq_4_region_by_region():
+    memory = _memory()
+    feats = torch.randn(7, 6, generator=torch.Generator().manual_seed(3))
+    got = memory.context(feats, memory.anchors, memory.features)
+    for f, ctx in zip(feats, got):
+        l = int(torch.argmax(torch.stack([f @ a for a in memory.anchors])))
+        lam = torch.softmax(memory.features[l] @ f, dim=0)
+        torch.testing.assert_close(ctx, (lam[:, None] * memory.features[l]).sum(0), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("fraction, changed", [(1.0, 4), (0.5, 2), (0.0, 1)])
+def test_update_fraction_updates_only_the_top_features_of_the_chosen_set(fraction, changed):
+    memory = _memory(update_fraction=fraction)
+    before, anchors_before = memory.features.clone(), memory.anchors.clone()
+    feat = torch.randn(1, 6, generator=torch.Generator().manual_seed(4))
+    chosen = int((feat @ memory.anchors.T).argmax())
+    memory.generalise(feat)
+    moved = (memory.features != before).any(-1)  # (L,K)
+    assert moved[chosen].sum() == changed and moved.sum() == changed
+    top = (before[chosen] @ feat[0]).topk(changed).indices
+    assert moved[chosen, top].all()
+    want_anchors, want_features = _reference_generalise(anchors_before, before, feat, top=changed)
+    torch.testing.assert_close(memory.features, want_features, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(memory.anchors, want_anchors, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("fraction, top", [(0.0, 1), (0.5, 2)])
+def test_augment_fraction_mixes_only_the_top_features(fraction, top):
+    memory = _memory(augment_fraction=fraction)
+    feats = torch.randn(5, 6, generator=torch.Generator().manual_seed(5))
+    got = memory.context(feats, memory.anchors, memory.features)
+    for f, ctx in zip(feats, got):
+        l = int((memory.anchors @ f).argmax())
+        scores = memory.features[l] @ f
+        idx = scores.topk(top).indices
+        lam = torch.softmax(scores[idx], dim=0)
+        torch.testing.assert_close(ctx, (lam[:, None] * memory.features[l, idx]).sum(0), rtol=1e-5, atol=1e-6)
+
+
+def test_anchors_only_and_merged_modes():
+    feats = torch.randn(5, 6, generator=torch.Generator().manual_seed(6))
+    anchors_only = _memory(memory_mode="anchors_only")
+    assert anchors_only.features.shape == (3, 1, 6)
+    ctx = anchors_only.context(feats, anchors_only.anchors, anchors_only.features)
+    torch.testing.assert_close(ctx, anchors_only.anchors[(feats @ anchors_only.anchors.T).argmax(1)])
+    assert set(anchors_only.similarity_terms(anchors_only.anchors, anchors_only.features, True, True)) == {"inter"}
+
+    merged = _memory(memory_mode="merged")
+    assert merged.features.shape == (1, 12, 6)  # one set of L*K features, no anchor choice
+    ctx = merged.context(feats, merged.anchors, merged.features)
+    every = merged.features[0]
+    torch.testing.assert_close(ctx, torch.softmax(feats @ every.T, dim=1) @ every, rtol=1e-5, atol=1e-6)
+    assert set(merged.similarity_terms(merged.anchors, merged.features, True, True)) == {"intra"}
+
+
+@pytest.mark.parametrize("similarity", ["dot", "cosine"])
+def test_inter_and_intra_terms_follow_eq_8(similarity):
+    memory = _memory(term_similarity=similarity)
+    anchors, features = memory.anchors, memory.features
+    sim = (lambda a, b: float(a @ b)) if similarity == "dot" else (lambda a, b: float(F.cosine_similarity(a, b, dim=0)))
+    L, K = features.shape[:2]
+    inter = sum(sim(anchors[l], anchors[o]) for l in range(L) for o in range(L)) / L**2
+    intra = sum(sim(anchors[l], features[l, k]) for l in range(L) for k in range(K)) / (L * K)
+    terms = memory.similarity_terms(anchors, features, True, True)
+    assert terms["inter"].item() == pytest.approx(inter, rel=1e-5, abs=1e-6)
+    assert terms["intra"].item() == pytest.approx(-intra, rel=1e-5, abs=1e-6)  # negated: minimise to maximise
+    assert set(memory.similarity_terms(anchors, features, False, True)) == {"intra"}
+    assert set(memory.similarity_terms(anchors, features, True, False)) == {"inter"}
+
+
+# ------------------------------------------------------------------------------------------- the block
+
+
+def _block(**kwargs):
+    torch.manual_seed(0)
+    return CICMBlock(8, sets=3, set_size=4, **kwargs)
+
+
+def test_block_generalises_only_complete_regions_and_only_in_training():
+    block = _block()
+    x = torch.randn(1, 8, 4, 4, generator=torch.Generator().manual_seed(7))
+    mask = torch.zeros(1, 1, 16, 16)
+    mask[..., :4, :] = 1  # the first row of regions is (partly) missing
+    before = copy.deepcopy(block.memory.state_dict())
+    block.eval()(x, mask)
+    assert all(torch.equal(before[k], v) for k, v in block.memory.state_dict().items())
+    reference = copy.deepcopy(block.memory)
+    block.train()(x, mask)
+    complete = x[0, :, 1:].permute(1, 2, 0).reshape(-1, 8)  # regions of rows 1..3
+    want_anchors, want_features = reference.generalise(complete)
+    torch.testing.assert_close(block.memory.features, want_features)
+    torch.testing.assert_close(block.memory.anchors, want_anchors)
+
+
+def test_gamma_zero_makes_augmentation_a_no_op_and_sides_swap():
+    x = torch.randn(2, 8, 4, 4, generator=torch.Generator().manual_seed(8))
+    mask = torch.zeros(2, 1, 16, 16)
+    for side in ("prose", "equation"):
+        block = _block(gamma_side=side).eval()
+        with torch.no_grad():
+            block.ratio.weight.zero_()
+            block.ratio.bias.fill_(-1e4)  # sigmoid -> exactly 0
+            out, aux = block(x, mask)
+        ctx = block.memory.context(x.permute(0, 2, 3, 1).reshape(-1, 8), block.memory.anchors, block.memory.features)
+        ctx = ctx.reshape(2, 4, 4, 8).permute(0, 3, 1, 2)
+        assert aux == {}
+        assert torch.equal(out, x) if side == "prose" else torch.allclose(out, ctx)
+
+
+def test_gamma_modes_one_and_ground_truth():
+    x = torch.randn(1, 8, 2, 2, generator=torch.Generator().manual_seed(9))
+    mask = torch.zeros(1, 1, 8, 8)
+    mask[..., :4, :4] = 1  # region (0,0) fully missing
+    mask[..., 4:6, 4:8] = 1  # region (1,1) half missing
+    feats = x.permute(0, 2, 3, 1).reshape(-1, 8)
+    one = _block(gamma_mode="one").eval()
+    assert one.ratio is None
+    ctx = one.memory.context(feats, one.memory.anchors, one.memory.features).reshape(1, 2, 2, 8).permute(0, 3, 1, 2)
+    torch.testing.assert_close(one(x, mask)[0], ctx)  # w/o ratio: context fully propagated
+    gt = _block(gamma_mode="ground_truth").eval()
+    out = gt(x, mask)[0]
+    torch.testing.assert_close(out[..., 0, 0], ctx[..., 0, 0])
+    torch.testing.assert_close(out[..., 0, 1], x[..., 0, 1])
+    torch.testing.assert_close(out[..., 1, 1], 0.5 * x[..., 1, 1] + 0.5 * ctx[..., 1, 1])
+
+
+@pytest.mark.parametrize("ratio_target", ["difference", "mask"])
+def test_ratio_term_is_eq_7_against_the_regional_ground_truth(ratio_target):
+    block = _block(ratio_target=ratio_target).train()
+    g = torch.Generator().manual_seed(10)
+    x, target = torch.randn(1, 8, 2, 2, generator=g), torch.rand(1, 3, 8, 8, generator=g)
+    mask = torch.zeros(1, 1, 8, 8)
+    mask[..., 1:6, 2:7] = 1
+    masked = target * (1 - mask)
+    gamma = torch.sigmoid(block.ratio(x)).detach()
+    _, aux = block(x, mask, masked, target)
+    errors = []
+    for i in range(2):
+        for j in range(2):
+            cell = (slice(4 * i, 4 * i + 4), slice(4 * j, 4 * j + 4))
+            if ratio_target == "difference":
+                truth = (masked[0][(slice(None), *cell)] - target[0][(slice(None), *cell)]).abs().mean()
+            else:
+                truth = mask[0, 0][cell].mean()
+            errors.append(float(gamma[0, 0, i, j] - truth) ** 2)
+    assert aux["ratio"].item() == pytest.approx(sum(errors) / 4, rel=1e-5)
+
+
+def test_options_are_validated():
+    with pytest.raises(InpaintlabError, match="no option"):
+        create_model("unet_cicm_tiny", sets=3, bogus=1)
+    with pytest.raises(InpaintlabError, match="gamma_side"):
+        create_model("unet_cicm_tiny", gamma_side="left")
+    with pytest.raises(InpaintlabError, match="update_fraction"):
+        create_model("unet_cicm_tiny", update_fraction=2)
+    with pytest.raises(InpaintlabError, match="set_size"):
+        create_model("unet_cicm_tiny", set_size=0)
+    with pytest.raises(InpaintlabError, match="memory_depth"):
+        create_model("unet_cicm_tiny", memory_depth=9)
+    with pytest.raises(InpaintlabError, match="softmax_scale"):
+        create_model("unet_cicm_tiny", softmax_scale=0)
+
+
+# ------------------------------------------------------------------------------------------- the models
+
+
+@pytest.mark.parametrize("name", TINY)
+def test_models_shapes_aux_and_gradients(name):
+    torch.manual_seed(0)
+    model = create_model(name, sets=7, set_size=3).train()
+    image, mask, _ = _inputs()
+    assert model.cicm.memory.features.shape[:2] == (7, 3)
+    out = model(image, mask, target=image)
+    assert out.pred.shape == image.shape and all(s.shape == image.shape for s in out.stages)
+    assert set(out.aux) == {"ratio", "inter", "intra"} and all(v.ndim == 0 for v in out.aux.values())
+    (out.aux["inter"] + out.aux["intra"]).backward()  # Eq. 8 reaches the network through generalisation
+    first = next(p for p in model.backbone.parameters() if p.ndim == 4)
+    assert first.grad is not None and first.grad.abs().sum() > 0
+    assert set(model.eval()(image, mask).aux) == set()
+    assert "ratio" not in model.train()(image, mask).aux  # no target, no Eq. 7
+
+
+def test_switches_remove_their_terms():
+    image, mask, _ = _inputs()
+    torch.manual_seed(0)
+    aux = create_model("unet_cicm_tiny", use_inter=False, use_intra=False, gamma_mode="ground_truth").train()(
+        image, mask, target=image
+    ).aux
+    assert aux == {}
+
+
+def test_zero_gamma_unet_cicm_equals_unet15_with_the_same_weights():
+    torch.manual_seed(0)
+    cicm = create_model("unet_cicm_tiny").eval()
+    plain = create_model("unet15_tiny").eval()
+    plain.load_state_dict(cicm.backbone.state_dict())
+    image, mask, _ = _inputs()
+    with torch.no_grad():
+        cicm.cicm.ratio.weight.zero_()
+        cicm.cicm.ratio.bias.fill_(-1e4)
+        assert torch.equal(cicm(image, mask).pred, plain(image, mask).pred)
+        cicm.cicm.ratio.bias.fill_(0.0)
+        assert not torch.allclose(cicm(image, mask).pred, plain(image, mask).pred, atol=1e-4)
+
+
+def test_memory_changes_only_in_training_and_hole_noise_is_ignored():
+    torch.manual_seed(0)
+    model = create_model("unet_cicm_tiny")
+    image, mask, g = _inputs()
+    before = model.cicm.memory.features.clone()
+    with torch.no_grad():
+        model.eval()
+        out = model(image, mask)
+        noisy = model(image + mask * torch.rand(image.shape, generator=g), mask)
+        assert torch.equal(model.cicm.memory.features, before)
+        model.train()(image, mask)
+    assert torch.equal(out.pred, noisy.pred)
+    assert not torch.equal(model.cicm.memory.features, before)
+
+
+def test_deep_copy_keeps_its_own_hook():
+    torch.manual_seed(0)
+    model = create_model("unet_cicm_tiny").train()
+    twin = copy.deepcopy(model)  # the trainer's EMA copy
+    image, mask, _ = _inputs()
+    before = model.cicm.memory.features.clone()
+    with torch.no_grad():
+        twin(image, mask)
+    assert torch.equal(model.cicm.memory.features, before)
+    assert not torch.equal(twin.cicm.memory.features, before)
+
+
+def test_state_dict_and_checkpoint_round_trip(tmp_path):
+    torch.manual_seed(0)
+    kwargs = {"sets": 4, "set_size": 5, "gamma_side": "prose"}
+    model = create_model("unet_cicm_tiny", **kwargs).train()
+    for seed in range(3):
+        image, mask, _ = _inputs(seed=seed)
+        with torch.no_grad():
+            model(image, mask, target=image)
+    model.eval()
+    assert {"cicm.memory.features", "cicm.memory.anchors"} <= set(model.state_dict())
+    image, mask, _ = _inputs(seed=9)
+    with torch.no_grad():
+        want = model(image, mask).pred
+        fresh = create_model("unet_cicm_tiny", **kwargs).eval()
+        fresh.load_state_dict(model.state_dict())
+        assert torch.equal(fresh(image, mask).pred, want)
+        fresh.cicm.memory.load_state_dict(create_model("unet_cicm_tiny", **kwargs).cicm.memory.state_dict())
+        assert not torch.allclose(fresh(image, mask).pred, want)  # the trained memory matters
+    tensors = {f"generator.{k}": v for k, v in model.state_dict().items()}
+    path = save_checkpoint(tmp_path / "cicm.safetensors", tensors, {"model": {"name": "unet_cicm_tiny", "kwargs": kwargs}})
+    loaded = load_model(path)
+    with torch.no_grad():
+        assert torch.equal(loaded(image, mask).pred, want)
+
+
+def test_unet15_is_the_15_block_unet_and_the_discriminator_gives_logits():
+    torch.manual_seed(0)
+    unet = create_model("unet15_tiny", num_downs=8)  # the 256 layout: 8 down + 7 up blocks (+ the outermost up)
+    net = unet.nets["C"]
+    assert len(unet.nets) == 1 and len(net.attention) == 0
+    assert len(net.encoder) + len(net.decoder) - 1 == 15
+    disc = create_discriminator("cicm_tiny")
+    logits = disc(torch.rand(2, 3, 64, 64))
+    assert logits.shape == (2, 1, 3, 3) and logits.min() < 0  # raw logits for the relativistic loss
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # torch.jit.load
+def test_paper_defaults_and_torchscript_export(tmp_path):
+    for factory in (unet_cicm, lgnet_cicm, msanet_cicm):
+        params = inspect.signature(factory).parameters
+        assert (params["sets"].default, params["set_size"].default, params["memory_depth"].default) == (13, 40, 4)
+    assert inspect.signature(CrossImageMemory).parameters["momentum"].default == 0.5  # beta of Eq. 3
+    torch.manual_seed(0)
+    model = create_model("unet_cicm_tiny", augment_fraction=0.5).eval()
+    traced = torch.jit.load(export_model(model, tmp_path / "cicm.pt", "torchscript", size=64))
+    image, mask = example_inputs(64, seed=3)
+    with torch.no_grad():
+        torch.testing.assert_close(traced(image, mask), model(image, mask).pred)
