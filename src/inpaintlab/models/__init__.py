@@ -15,6 +15,11 @@ from ._registry import (
     register_model,
 )
 from . import classical  # noqa: F401  (registers telea, navier_stokes)
+from . import lgnet, discriminators  # noqa: F401
+from . import msanet  # noqa: F401
+from . import srpnet  # noqa: F401
+from . import cstfnet  # noqa: F401
+from . import cicm  # noqa: F401
 
 __all__ = [
     "create_discriminator",
