@@ -31,10 +31,10 @@ def test_outputs_orders_stages_then_pred():
     assert InpaintOutput(pred=c, stages=(a, b)).outputs == (a, b, c)
 
 
-def test_sample_collates_with_default_collate():
-    from torch.utils.data import default_collate
+def test_samples_collate_into_a_batch():
+    from inpaintlab.data import collate_samples
 
-    batch = default_collate([Sample(torch.zeros(3, 4, 4), torch.ones(1, 4, 4), f"n{i}") for i in range(3)])
+    batch = collate_samples([Sample(torch.zeros(3, 4, 4), torch.ones(1, 4, 4), f"n{i}") for i in range(3)])
     assert batch.image.shape == (3, 3, 4, 4) and batch.mask.shape == (3, 1, 4, 4)
     assert list(batch.name) == ["n0", "n1", "n2"]
 

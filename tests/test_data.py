@@ -12,7 +12,7 @@ from torch.utils.data import DataLoader
 
 from inpaintlab import InpaintlabError, Sample
 from inpaintlab import data
-from inpaintlab.data import ArrayDataset, ImageDataset, build_dataset, builtin_images, load_image, synthetic_images
+from inpaintlab.data import ArrayDataset, ImageDataset, build_dataset, builtin_images, collate_samples, load_image, synthetic_images
 from inpaintlab.masks import build_mask_source
 
 
@@ -131,8 +131,8 @@ def test_dataloader_workers_do_not_change_samples_and_collate_to_batches():
     dataset = ArrayDataset(synthetic_images(8, 32, seed=2), size=32, flip=True,
                            mask_source=build_mask_source("strokes", 32), seed=5)
     dataset.set_epoch(2)
-    single = list(DataLoader(dataset, batch_size=4, num_workers=0))
-    multi = list(DataLoader(dataset, batch_size=4, num_workers=2))
+    single = list(DataLoader(dataset, batch_size=4, num_workers=0, collate_fn=collate_samples))
+    multi = list(DataLoader(dataset, batch_size=4, num_workers=2, collate_fn=collate_samples))
     assert len(single) == 2
     for a, b in zip(single, multi):
         assert isinstance(a, Sample)

@@ -13,6 +13,7 @@ from inpaintlab.losses import (
     DiscriminatorLoss,
     GeneratorLoss,
     discriminator_adversarial,
+    discriminator_logits,
     generator_adversarial,
     gram_matrix,
     masked_l1,
@@ -243,3 +244,118 @@ def test_tv_region_composite_follows_eq6_as_written():
     expected = np.abs(np.diff(comp, axis=2)).mean() + np.abs(np.diff(comp, axis=3)).mean()
     assert logs["g/tv"].item() == pytest.approx(expected, rel=1e-5)
     assert logs["g/perceptual"].item() == 0 and logs["g/style"].item() == 0
+
+
+def test_pixel_norm_all_pixels_and_l2_distance_match_numpy():
+    image, mask = _batch()
+    out, outs = _three_stage_output(image)
+    img, m = image.numpy().astype(np.float64), mask.numpy()
+    for distance, power in (("l1", 1), ("l2", 2)):
+        cfg = LossConfig(valid=1.0, hole=6.0, pixel_norm="all_pixels", pixel_distance=distance)
+        _, logs = GeneratorLoss(cfg)(out, image, mask)
+        errs = [np.abs(o.detach().numpy() - img) ** power for o in outs]
+        assert logs["g/valid"].item() == pytest.approx(sum((e * (1 - m)).mean() for e in errs), rel=1e-5)
+        assert logs["g/hole"].item() == pytest.approx(sum((e * m).mean() for e in errs), rel=1e-5)
+    # CICM's L2 inpainting loss: valid + hole with equal weights is the plain MSE of each output
+    cfg = LossConfig(valid=1.0, hole=1.0, pixel_norm="all_pixels", pixel_distance="l2")
+    total, _ = GeneratorLoss(cfg)(out, image, mask)
+    assert total.item() == pytest.approx(sum(((o.detach().numpy() - img) ** 2).mean() for o in outs), rel=1e-5)
+    with pytest.raises(InpaintlabError, match="pixel_norm"):
+        GeneratorLoss(dataclasses.replace(cfg, pixel_norm="hole"))(out, image, mask)
+
+
+class _MaskedHeadsD(nn.Module):
+    """Two heads like SRPNet's: a conv on the image and the mean of the image over the hole, per sample."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(1)
+        self.conv = nn.Conv2d(3, 1, 4, stride=2, padding=1)
+        self.masks_seen = []
+
+    def forward(self, image, mask=None):
+        self.masks_seen.append(mask)
+        hole_mean = (image * mask).sum(dim=(1, 2, 3)) / (3 * mask.sum(dim=(1, 2, 3)))
+        return [self.conv(image), hole_mean.view(-1, 1, 1, 1) * 4 - 2]
+
+
+@pytest.mark.parametrize("mode", ["lsgan", "hinge", "relativistic"])
+def test_gan_terms_average_over_a_list_of_logits_and_pass_the_mask(mode):
+    image, mask = _batch()
+    out, outs = _three_stage_output(image)
+    d = _MaskedHeadsD()
+    cfg = LossConfig(valid=0, hole=0, adversarial=1.0, gan_mode=mode, adv_input="final_composite")
+    _, logs = GeneratorLoss(cfg, discriminator=d)(out, image, mask)
+    assert all(seen is mask for seen in d.masks_seen)
+    fake = outs[2].detach() * mask + image * (1 - mask)
+    with torch.no_grad():
+        fake_heads, real_heads = d(fake, mask), d(image, mask)
+    g_expected = np.mean([generator_adversarial(mode, f, r).item() for f, r in zip(fake_heads, real_heads)])
+    d_expected = np.mean([discriminator_adversarial(mode, r, f).item() for f, r in zip(fake_heads, real_heads)])
+    assert logs["g/adv"].item() == pytest.approx(g_expected, rel=1e-5)
+    d_loss, d_logs = DiscriminatorLoss(cfg)(d, out, image, mask)
+    assert d_loss.item() == pytest.approx(d_expected, rel=1e-5)
+    assert d_logs["d/real"].item() == pytest.approx(np.mean([r.mean().item() for r in real_heads]), rel=1e-5)
+
+
+def test_every_composite_sums_the_generator_term_and_averages_the_discriminator_term():
+    image, mask = _batch()
+    out, outs = _three_stage_output(image)
+    d = _PatchD()  # a D whose forward takes the image only is called without the mask
+    cfg = LossConfig(valid=0, hole=0, adversarial=0.1, adv_input="every_composite")
+    total, logs = GeneratorLoss(cfg, discriminator=d)(out, image, mask)
+    total.backward()
+    assert all(o.grad is not None and o.grad.abs().sum() > 0 for o in outs)
+    with torch.no_grad():
+        fakes = [o.detach() * mask + image * (1 - mask) for o in outs]
+        g_expected = sum(((d(f) - 1) ** 2).mean().item() for f in fakes)
+        d_expected = np.mean([0.5 * (((d(image) - 1) ** 2).mean() + (d(f) ** 2).mean()).item() for f in fakes])
+    assert logs["g/adv"].item() == pytest.approx(g_expected, rel=1e-5)
+    assert DiscriminatorLoss(cfg)(d, out, image, mask)[0].item() == pytest.approx(d_expected, rel=1e-5)
+
+
+@pytest.mark.parametrize("mode", ["bilinear", "area"])
+def test_pyramid_aux_outputs_get_the_weighted_pyramid_l1(mode):
+    image, mask = _batch(size=32)
+    out, _ = _three_stage_output(image)
+    g = torch.Generator().manual_seed(3)
+    pyramid = tuple(torch.rand(2, 3, s, s, generator=g) for s in (4, 8, 16))
+    out.aux = {"pyramid": pyramid}
+    cfg = LossConfig(valid=0, hole=0, aux={"pyramid": 0.5}, pyramid_downsample=mode)
+    total, logs = GeneratorLoss(cfg)(out, image, mask)
+    img = image.numpy().astype(np.float64)
+    expected = 0.0
+    for p in pyramid:
+        s = p.shape[-1]
+        if mode == "area":  # mean over each block of the full-resolution image
+            k = 32 // s
+            target = img.reshape(2, 3, s, k, s, k).mean(axis=(3, 5))
+        else:  # bilinear with align_corners=True: sample positions i * (32-1)/(s-1)
+            pos = np.arange(s) * (32 - 1) / (s - 1)
+            lo = np.floor(pos).astype(int)
+            hi = np.minimum(lo + 1, 31)
+            w = pos - lo
+            rows = img[:, :, lo] * (1 - w)[:, None] + img[:, :, hi] * w[:, None]
+            target = rows[..., lo] * (1 - w) + rows[..., hi] * w
+        expected += np.abs(p.numpy() - target).mean()
+    assert logs["g/aux/pyramid"].item() == pytest.approx(expected, rel=1e-5)
+    assert total.item() == pytest.approx(0.5 * expected, rel=1e-5)
+
+
+def test_every_registered_discriminator_takes_image_and_optional_mask():
+    import inspect
+
+    from inpaintlab.models import create_discriminator, list_discriminators
+
+    image, mask = _batch(b=2, size=64)
+    for name in list_discriminators():
+        if name.startswith("_"):  # test-local registrations
+            continue
+        params = list(inspect.signature(create_discriminator(name).forward).parameters.values())
+        assert [p.name for p in params[:2]] == ["image", "mask"] and params[1].default is None, name
+    for name in ("lgnet_tiny", "msanet_tiny", "srpnet_tiny", "cstfnet_tiny", "cicm_tiny"):
+        d = create_discriminator(name)
+        with torch.no_grad():
+            heads = discriminator_logits(d, image, mask)
+        assert all(h.shape[0] == 2 and h.shape[1] == 1 for h in heads)
+        assert len(heads) == (2 if name == "srpnet_tiny" else 1)

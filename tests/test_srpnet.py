@@ -8,7 +8,8 @@ from inpaintlab.errors import InpaintlabError
 from inpaintlab.layers.atm import AttentionTransfer
 from inpaintlab.models import create_discriminator, create_model
 from inpaintlab.models.discriminators import SRPNetDiscriminator, crop_holes, hole_boxes
-from inpaintlab.models.srpnet import ResidualBlock, pyramid_l1
+from inpaintlab.losses import pyramid_l1
+from inpaintlab.models.srpnet import ResidualBlock
 
 
 def _count(module):

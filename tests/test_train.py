@@ -266,15 +266,104 @@ def test_lgnet_tiny_builtin_preset_trains_and_validates(tmp_path):
     assert load_model(tmp_path / "checkpoints" / "step_00000001.safetensors").model_name == "lgnet_tiny"
 
 
-def _lgnet_has_param_groups() -> bool:
-    from inpaintlab.models import create_model
-
-    return hasattr(create_model("lgnet_tiny"), "param_groups")
-
-
-@pytest.mark.xfail(not _lgnet_has_param_groups(), reason="models/lgnet.py has no param_groups() yet", strict=True)
 def test_lgnet_gets_one_optimiser_per_subnetwork(tmp_path):
     from inpaintlab.models import create_model
 
     groups = create_model("lgnet_tiny").param_groups()
     assert set(groups) == {"G1", "G2", "G3"}
+    cfg = tiny_config(model=ModelConfig(name="lgnet_tiny", discriminator="lgnet_tiny"),
+                      data=DataConfig(root="synthetic:8", size=64, val_count=0), ema_decay=None)
+    trainer = Trainer(cfg, tmp_path)
+    assert trainer.g_optimizer_names == ["G1", "G2", "G3"] and "discriminator" in trainer.optimizers
+    owned = {name: {id(p) for group in opt.param_groups for p in group["params"]} for name, opt in trainer.optimizers.items()}
+    assert owned["G1"] == {id(p) for p in trainer.generator.param_groups()["G1"]}
+    assert set().union(*(owned[n] for n in ("G1", "G2", "G3"))) == {id(p) for p in trainer.generator.parameters()}
+
+
+class SiameseRecorder(nn.Module):
+    """Declares ``mask2`` and ``target``: records what the trainer passes and returns aux terms built from them."""
+
+    size_multiple = 1
+
+    def __init__(self):
+        super().__init__()
+        self.net = nn.Conv2d(4, 3, 3, padding=1)
+        self.seen: list[dict] = []
+
+    def forward(self, image, mask, mask2=None, target=None):
+        self.seen.append({"image": image, "mask": mask, "mask2": mask2, "target": target})
+        pred = torch.sigmoid(self.net(torch.cat([masked_input(image, mask), mask], 1)))
+        aux = {}
+        if self.training and mask2 is not None:
+            pred2 = torch.sigmoid(self.net(torch.cat([masked_input(image, mask2), mask2], 1)))
+            aux["pair"] = (pred - pred2).abs().mean()
+        if self.training and target is not None:
+            aux["truth"] = ((pred - target) ** 2).mean()
+        return InpaintOutput(pred=pred, aux=aux)
+
+
+if not is_model("_train_siamese"):
+
+    @register_model
+    def _train_siamese() -> nn.Module:
+        return SiameseRecorder()
+
+
+def test_declared_extra_inputs_get_a_second_mask_and_the_ground_truth(tmp_path):
+    from inpaintlab.train import training_inputs
+
+    cfg = tiny_config(
+        model=ModelConfig(name="_train_siamese"), masks=MaskConfig(source="strokes", val_source="strokes"),
+        loss=LossConfig(aux={"pair": 1.0, "truth": 1.0}), data=DataConfig(root="synthetic:12", size=64, val_count=0),
+        max_steps=2, ema_decay=None,
+    )
+    trainer = Trainer(cfg, tmp_path)
+    assert training_inputs(trainer.generator) == ("mask2", "target")
+    assert training_inputs(TwoStage()) == ()
+    trainer.fit()
+    calls = [c for c in trainer.generator.seen if c["mask2"] is not None]
+    assert len(calls) == 2
+    for call in calls:
+        assert torch.equal(call["target"], call["image"])  # the ground truth, not the hole-zeroed input
+        assert call["mask2"].shape == call["mask"].shape and not torch.equal(call["mask2"], call["mask"])
+    # mask and image are what the dataset gives without a second mask; mask2 is the source on a third stream
+    from inpaintlab.data import ArrayDataset
+
+    items = list(zip(trainer.train_set.names, trainer.train_set.arrays))
+    plain = ArrayDataset(items, size=64, flip=True, mask_source=trainer.train_set.mask_source, seed=cfg.seed)
+    plain.set_epoch(0)
+    order = np.random.default_rng([cfg.seed, 0]).permutation(len(plain)).tolist()
+    first = plain[order[0]]
+    assert first.mask2 is None
+    assert torch.equal(calls[0]["mask"][0], first.mask) and torch.equal(calls[0]["image"][0], first.image)
+    rng = np.random.default_rng([cfg.seed, 0, order[0]]).spawn(3)[2]
+    assert torch.equal(calls[0]["mask2"][0], trainer.train_set.mask_source(rng).float())
+
+
+def test_collate_samples_batches_optional_second_masks():
+    from inpaintlab.data import collate_samples
+    from inpaintlab.types import Sample
+
+    with_pair = [Sample(torch.full((3, 4, 4), float(i)), torch.zeros(1, 4, 4), f"n{i}", torch.ones(1, 4, 4)) for i in range(3)]
+    batch = collate_samples(with_pair)
+    assert batch.image.shape == (3, 3, 4, 4) and batch.mask2.shape == (3, 1, 4, 4) and list(batch.name) == ["n0", "n1", "n2"]
+    assert torch.equal(batch.image[:, 0, 0, 0], torch.tensor([0.0, 1.0, 2.0]))
+    assert collate_samples([s._replace(mask2=None) for s in with_pair]).mask2 is None
+    with pytest.raises(InpaintlabError, match="mask2"):
+        collate_samples([with_pair[0], with_pair[1]._replace(mask2=None)])
+
+
+def test_discriminator_lr_scale_and_validation_groups(tmp_path):
+    cfg = tiny_config(
+        optim=OptimConfig(lr=1e-3, d_lr_scale=0.1), max_steps=1, val_every=1,
+        data=dataclasses.replace(tiny_config().data, val_count=4, size=64),
+        masks=MaskConfig(source="box", val_source="strokes", val_bins=((0.0, 0.3), (0.3, 0.6))),
+    )
+    trainer = Trainer(cfg, tmp_path)
+    assert trainer.optimizers["discriminator"].param_groups[0]["lr"] == pytest.approx(1e-4)
+    assert all(trainer.optimizers[n].param_groups[0]["lr"] == pytest.approx(1e-3) for n in trainer.g_optimizer_names)
+    explicit = Trainer(dataclasses.replace(cfg, optim=OptimConfig(lr=1e-3, d_lr=5e-4, d_lr_scale=0.1)), tmp_path / "b")
+    assert explicit.optimizers["discriminator"].param_groups[0]["lr"] == pytest.approx(5e-4)  # d_lr wins
+    logs = trainer.fit()
+    groups = {k.split("/")[1] for k in logs if k.startswith("val/(")}
+    assert groups and groups <= {"(0,0.3]", "(0.3,0.6]"}

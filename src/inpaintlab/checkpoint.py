@@ -3,7 +3,8 @@
 Layout of the tensors (flat names):
   ``generator.<param>``       generator state_dict (always present)
   ``generator_ema.<param>``   EMA generator (when training used EMA; preferred by ``load_model``)
-  anything else               training state owned by ``train.py`` (discriminator, optimisers, RNG...)
+  ``optim.<name>.<i>.<key>``  optimiser tensors (``optimizer_parts``; the rest in the header)
+  anything else               training state owned by ``train.py`` (discriminator, RNG...)
 Header (``metadata["inpaintlab"]``, JSON): ``{"format", "version", "model": {"name", "kwargs"},
 "config", "step", "code_version", ...}``.
 """
@@ -81,6 +82,29 @@ def sub_state(tensors: dict[str, Tensor], prefix: str) -> dict[str, Tensor]:
     """Tensors under ``prefix.`` with the prefix removed."""
     p = prefix + "."
     return {k[len(p):]: v for k, v in tensors.items() if k.startswith(p)}
+
+
+def optimizer_parts(name: str, optimizer: torch.optim.Optimizer) -> tuple[dict[str, Tensor], dict]:
+    """Split an optimiser state_dict into tensors ``optim.<name>.<param index>.<key>`` and a JSON rest."""
+    state, tensors, plain = optimizer.state_dict(), {}, {}
+    for index, entries in state["state"].items():
+        for key, value in entries.items():
+            if torch.is_tensor(value):
+                tensors[f"optim.{name}.{index}.{key}"] = value
+            else:
+                plain.setdefault(str(index), {})[key] = value
+    return tensors, {"param_groups": state["param_groups"], "state": plain}
+
+
+def load_optimizer_parts(optimizer: torch.optim.Optimizer, name: str, tensors: dict[str, Tensor], meta: dict) -> None:
+    """Inverse of ``optimizer_parts``: restore ``optimizer`` from a checkpoint's tensors and its JSON ``meta``."""
+    state: dict[int, dict] = {}
+    for key, value in sub_state(tensors, f"optim.{name}").items():
+        index, entry = key.split(".", 1)
+        state.setdefault(int(index), {})[entry] = value
+    for index, entries in meta["state"].items():
+        state.setdefault(int(index), {}).update(entries)
+    optimizer.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
 
 
 def load_model(path: str | Path, device: str | torch.device = "cpu", ema: bool = True) -> nn.Module:

@@ -61,27 +61,37 @@ class DataConfig:
 
 @dataclass(frozen=True)
 class MaskConfig:
-    """Where training/validation masks come from (a ``masks.build_mask_source`` spec or a folder of PNGs)."""
+    """Where training/validation masks come from (a ``masks.build_mask_source`` spec or a folder of PNGs).
+
+    val_bins: the (lo, hi] hole-ratio groups validation metrics are reported in; empty = the six
+    standard bins of ``masks.HOLE_RATIO_BINS`` (CICM reports 0-20/20-40/40-60 %).
+    """
 
     source: str = "strokes"
     val_source: str = "strokes"
     margin: int = 0
     rotate90: bool = False
+    val_bins: tuple[tuple[float, float], ...] = ()
 
 
 @dataclass(frozen=True)
 class LossConfig:
     """Loss weights by name (0 switches a term off) and the choices the papers leave open.
 
+    pixel_norm: how valid/hole terms are normalised: "region" = per image by the region's area (LGNet,
+      CSTFNet), "all_pixels" = mean over every pixel (official MANet). pixel_distance: "l1" or "l2" (CICM).
     feature_outputs: indices into ``InpaintOutput.outputs`` that get perceptual/style/TV terms (each on
       the raw output and on its composite). vgg_input: how [0,1] images are scaled for VGG16
-      ("minus1_1" = official LGNet, "imagenet" = mean/std, "unit" = as is). vgg_weights: None = the
-      canonical file lookup of ``features.py``, "random" (results must say so) or a path.
+      ("minus1_1" = official LGNet, "imagenet" = mean/std, "unit" = as is). vgg_layers: VGG16 taps
+      (``features.VGG16_TAPS``). vgg_weights: None = the canonical file lookup of ``features.py``,
+      "random" (results must say so) or a path.
     tv_region: "hole" = TV of composite*mask (official LGNet code), "composite" = TV of the composite
       (LGNet Eq. 6 as written).
-    gan_mode: lsgan | hinge | nsgan | relativistic. adv_input: the image D judges: "first_composite"
-      (composite of outputs[0]; official LGNet, notes 1.7), "final_composite" or "final_raw".
-    aux: weights of the model-specific terms in ``InpaintOutput.aux``, by name.
+    gan_mode: lsgan | hinge | nsgan (BCE on logits) | relativistic. adv_input: the image D judges:
+      "first_composite" (composite of outputs[0]; official LGNet, notes 1.7), "final_composite",
+      "final_raw" (MSA-Net) or "every_composite" (each output's composite, summed; CSTFNet).
+    aux: weights of the model-specific terms in ``InpaintOutput.aux``, by name; a tuple-valued term
+      (``"pyramid"``) is the pyramid L1 of those images, downsampling the target by ``pyramid_downsample``.
     """
 
     valid: float = 1.0
@@ -90,12 +100,16 @@ class LossConfig:
     style: float = 0.0
     tv: float = 0.0
     adversarial: float = 0.0
+    pixel_norm: Literal["region", "all_pixels"] = "region"
+    pixel_distance: Literal["l1", "l2"] = "l1"
     feature_outputs: tuple[int, ...] = (-1,)
     vgg_input: Literal["minus1_1", "imagenet", "unit"] = "minus1_1"
+    vgg_layers: tuple[str, ...] = ("pool1", "pool2", "pool3")
     vgg_weights: str | None = None
     tv_region: Literal["hole", "composite"] = "hole"
     gan_mode: Literal["lsgan", "hinge", "nsgan", "relativistic"] = "lsgan"
-    adv_input: Literal["first_composite", "final_composite", "final_raw"] = "final_composite"
+    adv_input: Literal["first_composite", "final_composite", "final_raw", "every_composite"] = "final_composite"
+    pyramid_downsample: Literal["bilinear", "area"] = "bilinear"
     aux: dict[str, float] = field(default_factory=dict)
 
 
@@ -106,19 +120,21 @@ class OptimConfig:
     separate_optimizers: one optimiser per entry of the generator's ``param_groups()`` (LGNet: G1, G2,
       G3) instead of one for all. schedule: "constant"; "linear" = ``epochs_constant`` epochs at lr then
       linear decay to 0 over ``epochs_decay`` epochs (pix2pix/LGNet); "step" = lr * gamma every
-      ``step_epochs`` epochs. d_lr None = lr. grad_clip: max global grad norm per network (None = off).
+      ``step_epochs`` epochs (a fraction allowed: iteration-based recipes). d_lr: D's learning rate;
+      None = ``lr * d_lr_scale`` (MSA-Net: 0.1). grad_clip: max global grad norm per network (None = off).
     """
 
     name: Literal["adam", "adamw"] = "adam"
     lr: float = 2e-4
     d_lr: float | None = None
+    d_lr_scale: float = 1.0
     betas: tuple[float, float] = (0.5, 0.999)
     weight_decay: float = 0.0
     separate_optimizers: bool = True
     schedule: Literal["constant", "linear", "step"] = "constant"
     epochs_constant: int = 1
     epochs_decay: int = 0
-    step_epochs: int = 1
+    step_epochs: float = 1.0
     gamma: float = 0.1
     grad_clip: float | None = None
 

@@ -19,6 +19,8 @@ images (``"synthetic"``). Preprocessing follows the papers (``PREPROCESS_MODES``
 Randomness: item ``i`` in epoch ``e`` draws everything from ``np.random.default_rng([seed, e, i])``,
 spawned into one stream for geometry (crop, flip) and one for the mask, so a sample does not depend on
 worker count or access order, and the mask does not change when crop/flip options change.
+``second_mask=True`` adds ``Sample.mask2`` from the same mask source on a third, independent stream (the
+first two are unchanged by it); batch such samples with ``collate_samples``.
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps
 from torch import Tensor
-from torch.utils.data import Dataset
+from torch.utils.data import Dataset, default_collate
 
 from .errors import InpaintlabError
 from .types import Sample
@@ -134,7 +136,7 @@ class _SampleDataset(Dataset):
 
     def __init__(self, size: int = 256, preprocess: str = "resize", flip: bool = False,
                  mask_source: MaskSource | None = None, seed: int = 0, interpolation: str = "bicubic",
-                 scene_short_side: int | None = None):
+                 scene_short_side: int | None = None, second_mask: bool = False):
         if preprocess not in PREPROCESS_MODES:
             raise InpaintlabError(f"preprocess must be one of {PREPROCESS_MODES}, got {preprocess!r}")
         if interpolation not in _RESAMPLE:
@@ -151,6 +153,7 @@ class _SampleDataset(Dataset):
                                   "masks.build_mask_source(spec, size)")
         self.size, self.preprocess, self.flip = size, preprocess, flip
         self.mask_source, self.seed, self.interpolation = mask_source, int(seed), interpolation
+        self.second_mask = second_mask
         self.epoch = 0
 
     def _read(self, index: int) -> tuple[np.ndarray, str]:
@@ -164,19 +167,20 @@ class _SampleDataset(Dataset):
         self.epoch = int(epoch)
 
     def __getitem__(self, index: int) -> Sample:
-        """Sample(image (3,S,S) float32 [0,1], mask (1,S,S) float32 {0,1}, name)."""
+        """Sample(image (3,S,S) float32 [0,1], mask (1,S,S) float32 {0,1}, name, mask2 (1,S,S) or None)."""
         n = len(self)
         if not -n <= index < n:
             raise IndexError(f"index {index} out of range for a dataset of {n} images")
         index %= n
         rgb, name = self._read(index)
-        geometry_rng, mask_rng = np.random.default_rng([self.seed, self.epoch, index]).spawn(2)
+        geometry_rng, mask_rng, mask2_rng = np.random.default_rng([self.seed, self.epoch, index]).spawn(3)
         rgb = _preprocess(rgb, name, self.size, self.preprocess, self.interpolation,
                           self.scene_short_side, geometry_rng)
         if self.flip and geometry_rng.random() < 0.5:
             rgb = rgb[:, ::-1]
         image = torch.from_numpy(np.array(rgb)).permute(2, 0, 1).float().div_(255.0)
-        return Sample(image, self._mask(mask_rng), name)
+        mask2 = self._mask(mask2_rng) if self.second_mask else None
+        return Sample(image, self._mask(mask_rng), name, mask2)
 
     def _mask(self, rng: np.random.Generator) -> Tensor:
         if self.mask_source is None:
@@ -199,8 +203,9 @@ class ImageDataset(_SampleDataset):
 
     def __init__(self, source: str | Path | Sequence[str | Path], size: int = 256, preprocess: str = "resize",
                  flip: bool = False, mask_source: MaskSource | None = None, seed: int = 0,
-                 skip_bad: bool = False, interpolation: str = "bicubic", scene_short_side: int | None = None):
-        super().__init__(size, preprocess, flip, mask_source, seed, interpolation, scene_short_side)
+                 skip_bad: bool = False, interpolation: str = "bicubic", scene_short_side: int | None = None,
+                 second_mask: bool = False):
+        super().__init__(size, preprocess, flip, mask_source, seed, interpolation, scene_short_side, second_mask)
         entries = _find_images(source)
         self.skipped: list[tuple[Path, str]] = []
         if skip_bad:
@@ -241,8 +246,8 @@ class ArrayDataset(_SampleDataset):
 
     def __init__(self, items: Sequence[tuple[str, np.ndarray]], size: int = 256, preprocess: str = "resize",
                  flip: bool = False, mask_source: MaskSource | None = None, seed: int = 0,
-                 interpolation: str = "bicubic", scene_short_side: int | None = None):
-        super().__init__(size, preprocess, flip, mask_source, seed, interpolation, scene_short_side)
+                 interpolation: str = "bicubic", scene_short_side: int | None = None, second_mask: bool = False):
+        super().__init__(size, preprocess, flip, mask_source, seed, interpolation, scene_short_side, second_mask)
         if not items:
             raise InpaintlabError("ArrayDataset needs at least one (name, array) item")
         for name, rgb in items:
@@ -412,16 +417,29 @@ def _synthetic_image(rng: np.random.Generator, size: int) -> np.ndarray:
 # --------------------------------------------------------------------------------------------------
 
 
+def collate_samples(samples: Sequence[Sample]) -> Sample:
+    """Batch ``Sample``s: image (B,3,S,S), mask (B,1,S,S), names as a list, mask2 (B,1,S,S) or None.
+
+    mask2 must be present in all samples or in none.
+    """
+    with_mask2 = [s.mask2 is not None for s in samples]
+    if any(with_mask2) and not all(with_mask2):
+        raise InpaintlabError("collate_samples: some samples have mask2 and some do not; build them alike")
+    images, masks, names = default_collate([(s.image, s.mask, s.name) for s in samples])
+    return Sample(images, masks, names, torch.stack([s.mask2 for s in samples]) if all(with_mask2) else None)
+
+
 def build_dataset(root: str, split: str = "train", size: int = 256, preprocess: str = "resize",
                   flip: bool = False, mask_source: MaskSource | None = None, seed: int = 0,
                   skip_bad: bool = False, interpolation: str = "bicubic",
-                  scene_short_side: int | None = None) -> Dataset:
+                  scene_short_side: int | None = None, second_mask: bool = False) -> Dataset:
     """Dataset from a ``DataConfig``-style root: ``"builtin"`` (uses ``split``), ``"synthetic"`` /
     ``"synthetic:N"`` (N images, default 32; the test split uses the next N indices so it never
     overlaps train), a folder or a ``.txt`` list (``split`` is ignored: point at the split's folder).
+    ``second_mask``: samples carry an independent ``mask2`` (see the module docstring).
     """
     common = dict(size=size, preprocess=preprocess, flip=flip, mask_source=mask_source, seed=seed,
-                  interpolation=interpolation, scene_short_side=scene_short_side)
+                  interpolation=interpolation, scene_short_side=scene_short_side, second_mask=second_mask)
     if root == "builtin":
         return ArrayDataset(builtin_images(split, size), **common)
     if root == "synthetic" or root.startswith("synthetic:"):
@@ -443,6 +461,7 @@ __all__ = [
     "ImageDataset",
     "build_dataset",
     "builtin_images",
+    "collate_samples",
     "builtin_photo_paths",
     "load_image",
     "synthetic_images",

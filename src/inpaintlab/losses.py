@@ -2,8 +2,14 @@
 
 Everything takes images (B,3,H,W) in [0,1] and masks (B,1,H,W) with 1 = hole, and is generic over
 models: pixel terms apply to every entry of ``InpaintOutput.outputs``, feature terms (perceptual,
-style, TV) to the indices in ``LossConfig.feature_outputs``, the adversarial term to the image chosen
-by ``LossConfig.adv_input``, and ``InpaintOutput.aux`` terms are weighted by name.
+style, TV) to the indices in ``LossConfig.feature_outputs``, the adversarial term to the image(s) chosen
+by ``LossConfig.adv_input``, and ``InpaintOutput.aux`` terms are weighted by name: a scalar is used as
+is, a tuple of coarser images (``aux["pyramid"]``, coarsest first) gets ``pyramid_l1`` against the
+downsampled ground truth.
+
+Discriminators are called ``D(image, mask)`` when their ``forward`` declares a second parameter (the
+SRPNet local D crops the hole), else ``D(image)``; a D may return one logits map or a list of them
+(SRPNet global + local), and every GAN term is the mean over that list.
 
 LGNet (paper Eqs. 1-9, official ``models/loss.py``, implementation-notes 1.7):
   valid/hole L1 per image = sum over masked pixels / (3 * sum(mask)), averaged over the batch;
@@ -11,13 +17,18 @@ LGNet (paper Eqs. 1-9, official ``models/loss.py``, implementation-notes 1.7):
   style = sum_l mean|G_l(a) - G_l(b)| with G = F F^T / (C*H*W);
   TV = mean|dx| + mean|dy| (over the whole tensor);
   adversarial = LSGAN on the composite of the *first* stage (official code; ``adv_input``).
+MSA-Net (official MANet, implementation-notes 2.1) differs by options only: ``pixel_norm="all_pixels"``,
+``vgg_input="unit"``, ``gan_mode="nsgan"``, ``adv_input="final_raw"`` (see ``presets.py``).
 """
 
 from __future__ import annotations
 
+import inspect
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torch.nn.parallel import DistributedDataParallel
 
 from .config import LossConfig
 from .errors import InpaintlabError
@@ -30,14 +41,53 @@ _IMAGENET_STD = (0.229, 0.224, 0.225)
 # ------------------------------------------------------------------------------------------ functional
 
 
+def pixel_loss(pred: Tensor, target: Tensor, region: Tensor, distance: str = "l1", norm: str = "region",
+               eps: float = 1e-12) -> Tensor:
+    """Distance between pred and target (B,C,H,W) inside ``region`` (B,1,H,W), weights in [0,1].
+
+    distance: "l1" = |pred-target|, "l2" = (pred-target)^2 (CICM's L2 inpainting loss).
+    norm: "region" = per image ``sum(err * region) / (C * sum(region))``, averaged over the batch (LGNet,
+    CSTFNet Eqs. 1-2; an image whose region is empty contributes 0); "all_pixels" = ``mean(err * region)``
+    over every element (official MANet), so the term shrinks with the region's area.
+    """
+    if distance not in ("l1", "l2"):
+        raise InpaintlabError(f"unknown loss.pixel_distance {distance!r}; expected l1 or l2")
+    err = (pred - target).abs() if distance == "l1" else (pred - target) ** 2
+    if norm == "all_pixels":
+        return (err * region).mean()
+    if norm != "region":
+        raise InpaintlabError(f"unknown loss.pixel_norm {norm!r}; expected region or all_pixels")
+    per_image = (err * region).sum(dim=(1, 2, 3))
+    return (per_image / (pred.shape[1] * region.sum(dim=(1, 2, 3)) + eps)).mean()
+
+
 def masked_l1(pred: Tensor, target: Tensor, region: Tensor, eps: float = 1e-12) -> Tensor:
-    """Per image ``sum(|pred-target| * region) / (C * sum(region))``, averaged over the batch.
+    """Per image ``sum(|pred-target| * region) / (C * sum(region))``, averaged over the batch (LGNet).
 
     pred, target: (B,C,H,W); region: (B,1,H,W) weights in [0,1] (the hole mask or ``1 - mask``).
     An image whose region is empty contributes 0.
     """
-    per_image = ((pred - target).abs() * region).sum(dim=(1, 2, 3))
-    return (per_image / (pred.shape[1] * region.sum(dim=(1, 2, 3)) + eps)).mean()
+    return pixel_loss(pred, target, region, "l1", "region", eps)
+
+
+def pyramid_l1(outputs: tuple[Tensor, ...], image: Tensor, mode: str = "bilinear") -> Tensor:
+    """Pyramid loss (PEN-Net, SRPNet Sec. 3.3): sum over scales of mean |output_s - resize(image, s)|.
+
+    outputs: (B,3,h_s,w_s) images in [0,1]; image: (B,3,H,W) ground truth in [0,1]. ``mode`` "bilinear"
+    resizes with align_corners=True (PEN-Net's trainer), "area" averages pixel blocks. In [0,1] the value is
+    half of PEN-Net's (it works in [-1,1]). Returns a scalar tensor.
+    """
+    if mode not in ("bilinear", "area"):
+        raise InpaintlabError(f"pyramid downsampling must be 'bilinear' or 'area', got {mode!r}")
+    total = image.new_zeros(())
+    for out in outputs:
+        size = out.shape[-2:]
+        if mode == "bilinear":
+            target = F.interpolate(image, size=size, mode="bilinear", align_corners=True)
+        else:
+            target = F.interpolate(image, size=size, mode="area")
+        total = total + F.l1_loss(out, target)
+    return total
 
 
 def total_variation(x: Tensor) -> Tensor:
@@ -97,15 +147,34 @@ def discriminator_adversarial(gan_mode: str, real_logits: Tensor, fake_logits: T
     raise InpaintlabError(f"unknown loss.gan_mode {gan_mode!r}; expected lsgan, hinge, nsgan or relativistic")
 
 
-def adversarial_image(adv_input: str, out: InpaintOutput, image: Tensor, mask: Tensor) -> Tensor:
-    """The (B,3,H,W) image the discriminator judges as fake, per ``LossConfig.adv_input``."""
+def adversarial_images(adv_input: str, out: InpaintOutput, image: Tensor, mask: Tensor) -> list[Tensor]:
+    """The (B,3,H,W) image(s) the discriminator judges as fake, per ``LossConfig.adv_input``.
+
+    "first_composite" / "final_composite": composite of ``outputs[0]`` / ``pred``; "final_raw": ``pred``
+    itself (MSA-Net); "every_composite": the composite of every output (CSTFNet: coarse and refined).
+    """
     if adv_input == "first_composite":
-        return composite(out.outputs[0], image, mask)
+        return [composite(out.outputs[0], image, mask)]
     if adv_input == "final_composite":
-        return composite(out.pred, image, mask)
+        return [composite(out.pred, image, mask)]
     if adv_input == "final_raw":
-        return out.pred
-    raise InpaintlabError(f"unknown loss.adv_input {adv_input!r}; expected first_composite, final_composite or final_raw")
+        return [out.pred]
+    if adv_input == "every_composite":
+        return [composite(o, image, mask) for o in out.outputs]
+    raise InpaintlabError(
+        f"unknown loss.adv_input {adv_input!r}; expected first_composite, final_composite, final_raw or every_composite"
+    )
+
+
+def discriminator_logits(discriminator: nn.Module, image: Tensor, mask: Tensor) -> list[Tensor]:
+    """D's logits maps for (B,3,H,W) ``image`` as a list: ``D(image, mask)`` if D's forward takes a mask.
+
+    ``discriminator`` may be DDP-wrapped; the wrapped module's ``forward`` signature decides.
+    """
+    module = discriminator.module if isinstance(discriminator, DistributedDataParallel) else discriminator
+    takes_mask = len(inspect.signature(module.forward).parameters) >= 2
+    logits = discriminator(image, mask) if takes_mask else discriminator(image)
+    return list(logits) if isinstance(logits, (list, tuple)) else [logits]
 
 
 def scale_for_vgg(x: Tensor, mode: str) -> Tensor:
@@ -145,28 +214,35 @@ class GeneratorLoss(nn.Module):
         if features is None and (cfg.perceptual > 0 or cfg.style > 0):
             from .features import VGG16Features
 
-            features = VGG16Features(layers=("pool1", "pool2", "pool3"), weights=cfg.vgg_weights)
+            features = VGG16Features(layers=cfg.vgg_layers, weights=cfg.vgg_weights)
         self.features = features
 
     def forward(self, out: InpaintOutput, image: Tensor, mask: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
         cfg, outputs = self.cfg, out.outputs
         terms: dict[str, Tensor] = {}
-        terms["valid"] = sum(masked_l1(o, image, 1 - mask) for o in outputs)
-        terms["hole"] = sum(masked_l1(o, image, mask) for o in outputs)
+        pixel = lambda o, region: pixel_loss(o, image, region, cfg.pixel_distance, cfg.pixel_norm)  # noqa: E731
+        terms["valid"] = sum(pixel(o, 1 - mask) for o in outputs)
+        terms["hole"] = sum(pixel(o, mask) for o in outputs)
         total = cfg.valid * terms["valid"] + cfg.hole * terms["hole"]
 
         if cfg.perceptual > 0 or cfg.style > 0 or cfg.tv > 0:
             total = total + self._feature_terms(outputs, image, mask, terms)
         if cfg.adversarial > 0:
-            fake_logits = self.discriminator(adversarial_image(cfg.adv_input, out, image, mask))
-            real_logits = self.discriminator(image) if cfg.gan_mode == "relativistic" else None
-            terms["adv"] = generator_adversarial(cfg.gan_mode, fake_logits, real_logits)
+            real = discriminator_logits(self.discriminator, image, mask) if cfg.gan_mode == "relativistic" else None
+            terms["adv"] = image.new_zeros(())
+            for fake in adversarial_images(cfg.adv_input, out, image, mask):
+                fake_logits = discriminator_logits(self.discriminator, fake, mask)
+                reals = real if real is not None else [None] * len(fake_logits)
+                per_head = [generator_adversarial(cfg.gan_mode, f, r) for f, r in zip(fake_logits, reals)]
+                terms["adv"] = terms["adv"] + sum(per_head) / len(per_head)
             total = total + cfg.adversarial * terms["adv"]
         for name, value in out.aux.items():
             if name not in cfg.aux:
                 raise InpaintlabError(
                     f"model returns aux term {name!r} but loss.aux has no weight for it: --set loss.aux.{name}=W"
                 )
+            if isinstance(value, (tuple, list)):  # coarser-scale images, e.g. SRPNet's pyramid outputs
+                value = pyramid_l1(tuple(value), image, cfg.pyramid_downsample)
             if value.numel() != 1:
                 raise ValueError(f"aux term {name!r} must be a scalar loss, got shape {tuple(value.shape)}")
             terms[f"aux/{name}"] = value.reshape(())
@@ -205,8 +281,9 @@ class GeneratorLoss(nn.Module):
 class DiscriminatorLoss(nn.Module):
     """Discriminator objective ``(loss, logs)`` from ``(discriminator, out, image, mask)``.
 
-    The fake image (``adv_input``) is detached, so no gradient reaches the generator. Real and fake are
-    judged in two separate calls (as the official code does, so batch-statistics layers see pure batches).
+    The fake image(s) (``adv_input``) are detached, so no gradient reaches the generator. Real and fake are
+    judged in separate calls (as the official code does, so batch-statistics layers see pure batches).
+    Several fakes (``every_composite``) average their losses; several logits maps (heads) average too.
     """
 
     def __init__(self, cfg: LossConfig):
@@ -216,23 +293,32 @@ class DiscriminatorLoss(nn.Module):
     def forward(
         self, discriminator: nn.Module, out: InpaintOutput, image: Tensor, mask: Tensor
     ) -> tuple[Tensor, dict[str, Tensor]]:
-        fake = adversarial_image(self.cfg.adv_input, out, image, mask).detach()
-        fake_logits = discriminator(fake)
-        real_logits = discriminator(image)
-        loss = discriminator_adversarial(self.cfg.gan_mode, real_logits, fake_logits)
-        logs = {"d/loss": loss.detach(), "d/real": real_logits.detach().mean(), "d/fake": fake_logits.detach().mean()}
+        fakes = [f.detach() for f in adversarial_images(self.cfg.adv_input, out, image, mask)]
+        fake_logits = [discriminator_logits(discriminator, fake, mask) for fake in fakes]
+        real_logits = discriminator_logits(discriminator, image, mask)
+        per_fake = [
+            sum(discriminator_adversarial(self.cfg.gan_mode, r, f) for r, f in zip(real_logits, heads)) / len(heads)
+            for heads in fake_logits
+        ]
+        loss = sum(per_fake) / len(per_fake)
+        mean_logit = lambda maps: sum(m.detach().mean() for m in maps) / len(maps)  # noqa: E731
+        fake_mean = sum(mean_logit(heads) for heads in fake_logits) / len(fake_logits)
+        logs = {"d/loss": loss.detach(), "d/real": mean_logit(real_logits), "d/fake": fake_mean}
         return loss, logs
 
 
 __all__ = [
     "DiscriminatorLoss",
     "GeneratorLoss",
-    "adversarial_image",
+    "adversarial_images",
     "discriminator_adversarial",
+    "discriminator_logits",
     "generator_adversarial",
     "gram_matrix",
     "masked_l1",
     "perceptual_loss",
+    "pixel_loss",
+    "pyramid_l1",
     "scale_for_vgg",
     "style_loss",
     "total_variation",

@@ -1,6 +1,9 @@
 """Training recipes, one per paper x dataset: the only home of the papers' hyper-parameters.
 
 ``PRESETS[name]`` is a ``TrainConfig``; ``inpaintlab train --preset NAME --set key=value`` starts from it.
+``<model>_tiny_builtin`` presets run each paper's recipe at toy scale on CPU (photos shipped with
+scikit-image & co., 64x64, tiny models, a seeded *random* VGG16: their numbers mean nothing, the wiring does).
+Each block below cites the paper section it follows and names every value the paper does not give.
 
 LGNet (paper Sec. IV-A, official code notes 1.7-1.9): batch 4; Adam lr 2e-4, betas (0.5, 0.999), one
 optimiser per sub-network (G1, G2, G3) plus one for D; 100 epochs at constant lr then 100 epochs of
@@ -16,6 +19,7 @@ The paper presets leave ``data.root`` empty: pass ``--set data.root=/path/to/tra
 from __future__ import annotations
 
 import dataclasses
+import math
 from pathlib import Path
 
 from .config import DataConfig, LossConfig, MaskConfig, ModelConfig, OptimConfig, TrainConfig, apply_overrides, load_config
@@ -75,18 +79,186 @@ _TINY = dataclasses.replace(
     ckpt_every=100,
 )
 
+# ------------------------------------------------------------------------------------------- MSA-Net
+# Paper Sec. 3.4 (Eqs. 13-22) and Sec. 4.2; official code wangning-001/MANet (implementation-notes 2.1).
+# Paper numbers: batch 6, 256x256, loss weights valid 1, hole 6, perceptual 0.05, style 120, adversarial
+# 0.1, TV 0.1; Paris StreetView / Places2: short side resized to 350 then a random 256 crop ("scene_crop");
+# CelebA: short side 256, centre crop ("face_crop"); PConv irregular masks with four 90-degree rotations
+# (masks.rotate90). Paper vs official code, each an option, the official choice taken:
+#  * hole/valid L1: Eqs. 20-21 write an expectation of a sum; MANet takes the mean over all pixels of
+#    |gt-out|*region -> pixel_norm="all_pixels" (LGNet/CSTFNet normalise by the region: "region").
+#  * VGG16 pool1..pool3 on [0,1] images without ImageNet normalisation (vgg_input="unit"); perceptual
+#    (Eq. 13 = mean |.| per layer) and style (Eq. 15 = Gram / (C*H*W)) on both the output and the composite.
+#  * adversarial: Eqs. 16-18 BCE with a sigmoid D (Table 3) on I_pred, the raw output (adv_input="final_raw").
+#    We use D(..., use_sigmoid=False) with gan_mode="nsgan" = BCE-with-logits: the same loss, numerically safer.
+#  * TV: Eq. 19 sums over the damaged area; MANet takes mean |dx| + mean |dy| of comp*hole (tv_region="hole").
+#  * optimiser: the paper gives none; MANet: Adam with default betas (0.9, 0.999), G lr 2e-4, D lr 0.1 x G lr
+#    (optim.d_lr_scale=0.1). Training length: stated nowhere; 100 epochs chosen (override optim.epochs_constant).
+#    MANet then fine-tunes at lr 5e-5 with the encoder BatchNorms frozen (PConv recipe): a second run with
+#    --set optim.lr=5e-5 model.freeze_encoder_bn=true (starting it from the first run's weights is not wired
+#    into the trainer yet).
+#  * masks: the PConv irregular masks are not shipped; the seeded stroke stand-in ("strokes") replaces them.
+_MSANET_LOSS = LossConfig(
+    valid=1.0, hole=6.0, perceptual=0.05, style=120.0, tv=0.1, adversarial=0.1, pixel_norm="all_pixels",
+    feature_outputs=(-1,), vgg_input="unit", vgg_layers=("pool1", "pool2", "pool3"), tv_region="hole",
+    gan_mode="nsgan", adv_input="final_raw",
+)
+_MSANET_OPTIM = OptimConfig(
+    name="adam", lr=2e-4, d_lr_scale=0.1, betas=(0.9, 0.999), separate_optimizers=False, schedule="constant",
+    epochs_constant=100,
+)
+
+
+def _msanet(model: str, preprocess: str) -> TrainConfig:
+    """MSA-Net recipe for ``model`` (msanet or the attention-free pconv_unet baseline)."""
+    return TrainConfig(
+        model=ModelConfig(name=model, discriminator="msanet", discriminator_kwargs={"use_sigmoid": False}),
+        data=DataConfig(root="", preprocess=preprocess, size=256, flip=True, num_workers=4, val_count=100),
+        masks=MaskConfig(source="strokes", val_source="strokes", rotate90=True),
+        loss=_MSANET_LOSS, optim=_MSANET_OPTIM, batch_size=6,
+        log_every=100, image_every=2000, val_every=10000, ckpt_every=10000,
+    )
+
+
+# ----------------------------------------------------------------------------------- SRPNet / PEN-Net
+# SRPNet Sec. 4.1: 256x256, batch 64, Adam lr 1e-4, betas (0.5, 0.999), "a decay rate of 0.1"; global + local
+# discriminators (Sec. 3.4, Table A2: discriminator "srpnet"); tested on 128x128 centre squares and the NVIDIA
+# irregular masks. The paper gives no loss weights or schedule: PEN-Net's (implementation-notes 3.2, its
+# base) fill them: hole 6, valid 1 (per-region normalised), pyramid L1 0.5 (aux "pyramid"), hinge GAN 0.1 on
+# the composite, D lr = G lr, lr x 0.1 after 100k iterations (step_epochs = 100k iterations over the paper's
+# training-set size, Table 1); 150k iterations in all (chosen: PEN-Net's lr formula min(it, 150k) // 100k stops
+# changing there). Training masks: the irregular stand-in ("strokes"); mixing in centre squares needs a mixed
+# spec in masks.build_mask_source (not there yet).
+_PEN_LOSS = LossConfig(
+    valid=1.0, hole=6.0, adversarial=0.1, pixel_norm="region", gan_mode="hinge", adv_input="final_composite",
+    aux={"pyramid": 0.5},
+)
+_SRPNET_TRAIN_IMAGES = {"celebahq": 28_000, "dtd": 4_512, "facade": 506, "places2": 1_829_960}  # Table 1
+_PLACES365_STANDARD_TRAIN_IMAGES = 1_803_460
+
+
+def _pyramid(model: str, discriminator: str, batch_size: int, train_images: int) -> TrainConfig:
+    """SRPNet / PEN-Net recipe: step decay after 100k iterations, 150k iterations in all."""
+    steps_per_epoch = max(train_images // batch_size, 1)
+    optim = OptimConfig(
+        name="adam", lr=1e-4, betas=(0.5, 0.999), separate_optimizers=False, schedule="step", gamma=0.1,
+        step_epochs=100_000 / steps_per_epoch,
+    )
+    return TrainConfig(
+        model=ModelConfig(name=model, discriminator=discriminator),
+        data=DataConfig(root="", preprocess="resize", size=256, flip=True, num_workers=4, val_count=100),
+        masks=MaskConfig(source="strokes", val_source="strokes"),
+        loss=_PEN_LOSS, optim=optim, batch_size=batch_size, epochs=math.ceil(150_000 / steps_per_epoch),
+        max_steps=150_000, log_every=100, image_every=2000, val_every=10000, ckpt_every=10000,
+    )
+
+
+# ------------------------------------------------------------------------------------------- CSTFNet
+# Paper Sec. 3.1-3.2 and 4 (implementation details): batch 8, Adam 2e-4, betas (0.5, 0.999), 256x256 resize.
+# Coarse net: L_hole + alpha L_valid + beta L_G with alpha 6, beta 0.1, LSGAN (Eqs. 1-6). Eq. 4 composites
+# with M = hole while Eqs. 1-2 use M = valid; read consistently with Eq. 4 (and LGNet [36], whose recipe the
+# paper reuses) alpha weights the *hole* term: hole 6, valid 1 (per-region normalised). Refinement: the same
+# pixel terms, perceptual and style on VGG16 relu1_1..relu5_1 of the output (Eqs. 18-19) with LGNet's 0.05 and
+# 120 (the paper gives no lambda_per/lambda_style) on output and composite, ImageNet-normalised input (an
+# ImageNet-pretrained VGG16; scaling not stated), and "the same" LSGAN term: D judges the composite of the
+# coarse and of the refined output (adv_input="every_composite", each weighted 0.1). lambda_con1 (SimSiam,
+# aux "contrastive", in [-1,1]) and lambda_con2 (Eq. 20, aux "feature_l2", a per-sample L2 norm of whole
+# decoder maps, so large) are not given: 0.1 and 0.01 chosen so neither outweighs the pixel terms at the
+# start. Training length is not given: 100 epochs chosen.
+_CSTFNET_LOSS = LossConfig(
+    valid=1.0, hole=6.0, perceptual=0.05, style=120.0, adversarial=0.1, pixel_norm="region",
+    feature_outputs=(-1,), vgg_input="imagenet",
+    vgg_layers=("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1"),
+    gan_mode="lsgan", adv_input="every_composite", aux={"contrastive": 0.1, "feature_l2": 0.01},
+)
+_CSTFNET_OPTIM = OptimConfig(
+    name="adam", lr=2e-4, betas=(0.5, 0.999), separate_optimizers=False, schedule="constant", epochs_constant=100,
+)
+
+
+def _cstfnet() -> TrainConfig:
+    return TrainConfig(
+        model=ModelConfig(name="cstfnet", discriminator="cstfnet"),
+        data=DataConfig(root="", preprocess="resize", size=256, flip=True, num_workers=4, val_count=100),
+        masks=MaskConfig(source="strokes", val_source="strokes"),
+        loss=_CSTFNET_LOSS, optim=_CSTFNET_OPTIM, batch_size=8,
+        log_every=100, image_every=2000, val_every=10000, ckpt_every=10000,
+    )
+
+
+# ---------------------------------------------------------------------------------------------- CICM
+# Paper Eq. 9: 1.0 L_inpaint (L2) + 0.1 L_adv (relativistic, Eqs. 5-6) + 1.0 L_ratio (Eq. 7) + 20 L_inter
+# - 0.5 L_intra (Eq. 8; the model returns intra already negated, so its weight is +0.5). L_inpaint = mean
+# squared error over the image = valid + hole with pixel_distance="l2", pixel_norm="all_pixels", weights 1.
+# Validation groups 0-20/20-40/40-60 % (Sec. 5.1). The rest is in the unavailable supplement: Adam 2e-4,
+# betas (0.5, 0.999) and batch 8 as for the pix2pix U-Net backbone (LGNet's Net_C), the relativistic D on the
+# composite, CelebA centre-cropped to a square, Places2 resized, 100 epochs: all chosen.
+_CICM_LOSS = LossConfig(
+    valid=1.0, hole=1.0, pixel_distance="l2", pixel_norm="all_pixels", adversarial=0.1, gan_mode="relativistic",
+    adv_input="final_composite", aux={"ratio": 1.0, "inter": 20.0, "intra": 0.5},
+)
+_CICM_GROUPS = ((0.0, 0.2), (0.2, 0.4), (0.4, 0.6))
+
+
+def _cicm(model: str, preprocess: str) -> TrainConfig:
+    return TrainConfig(
+        model=ModelConfig(name=model, discriminator="cicm"),
+        data=DataConfig(root="", preprocess=preprocess, size=256, flip=True, num_workers=4, val_count=100),
+        masks=MaskConfig(source="strokes", val_source="strokes", val_bins=_CICM_GROUPS),
+        loss=_CICM_LOSS, optim=_CSTFNET_OPTIM, batch_size=8,
+        log_every=100, image_every=2000, val_every=10000, ckpt_every=10000,
+    )
+
+
+# ------------------------------------------------------------------------------------ CPU toy presets
+def _tiny(paper: TrainConfig, model: str, discriminator: str, d_kwargs: dict | None = None, aux: dict | None = None,
+          steps: int = 40) -> TrainConfig:
+    """A paper recipe at toy scale: builtin photos at 64x64, tiny model/D, random VGG16, ``steps`` steps."""
+    loss = dataclasses.replace(paper.loss, vgg_weights="random", aux=paper.loss.aux if aux is None else aux)
+    return dataclasses.replace(
+        paper,
+        model=ModelConfig(name=model, discriminator=discriminator, discriminator_kwargs=d_kwargs or {}),
+        data=DataConfig(root="builtin", preprocess="resize", size=64, flip=True, num_workers=0, val_count=8),
+        loss=loss, batch_size=4, epochs=None, max_steps=steps,
+        optim=dataclasses.replace(paper.optim, epochs_constant=20, epochs_decay=0, step_epochs=10.0),
+        log_every=10, image_every=20, val_every=20, ckpt_every=20,
+    )
+
+
 PRESETS: dict[str, TrainConfig] = {
     "lgnet_celebahq": _lgnet(),
     "lgnet_places2": _lgnet(),
     "lgnet_psv": _lgnet(),
     "lgnet_tiny_builtin": _TINY,
+    "msanet_psv": _msanet("msanet", "scene_crop"),
+    "msanet_celeba": _msanet("msanet", "face_crop"),
+    "msanet_places2": _msanet("msanet", "scene_crop"),
+    "pconv_unet_places2": _msanet("pconv_unet", "scene_crop"),
+    **{f"srpnet_{name}": _pyramid("srpnet", "srpnet", 64, n) for name, n in _SRPNET_TRAIN_IMAGES.items()},
+    "pennet_places2": _pyramid("pennet", "pennet", 16, _PLACES365_STANDARD_TRAIN_IMAGES),
+    "cstfnet_celebahq": _cstfnet(),
+    "cstfnet_psv": _cstfnet(),
+    "cstfnet_places2": _cstfnet(),
+    "unet_cicm_places2": _cicm("unet_cicm", "resize"),
+    "unet_cicm_celeba": _cicm("unet_cicm", "face_crop"),
 }
+PRESETS.update({
+    "msanet_tiny_builtin": _tiny(PRESETS["msanet_places2"], "msanet_tiny", "msanet_tiny", {"use_sigmoid": False}),
+    "srpnet_tiny_builtin": _tiny(PRESETS["srpnet_places2"], "srpnet_tiny", "srpnet_tiny"),
+    "pennet_tiny_builtin": _tiny(PRESETS["pennet_places2"], "pennet_tiny", "pennet", {"ndf": 8}),
+    "cstfnet_tiny_builtin": _tiny(PRESETS["cstfnet_places2"], "cstfnet_tiny", "cstfnet_tiny"),
+    "unet_cicm_tiny_builtin": _tiny(PRESETS["unet_cicm_places2"], "unet_cicm_tiny", "cicm_tiny"),
+    "unet15_tiny_builtin": _tiny(PRESETS["unet_cicm_places2"], "unet15_tiny", "cicm_tiny", aux={}),
+})
 
 
 def get_preset(name: str) -> TrainConfig:
-    """The ``TrainConfig`` of preset ``name``; unknown names raise ``InpaintlabError`` listing the presets."""
+    """The ``TrainConfig`` of preset ``name``; unknown names raise ``InpaintlabError`` listing the presets,
+    those of the same model family (the part before the first "_") first."""
     if name not in PRESETS:
-        raise InpaintlabError(f"unknown preset {name!r}; available: {', '.join(sorted(PRESETS))}")
+        family = name.split("_")[0] + "_"
+        ordered = sorted(PRESETS, key=lambda preset: (not preset.startswith(family), preset))
+        raise InpaintlabError(f"unknown preset {name!r}; available: {', '.join(ordered)}")
     return PRESETS[name]
 
 

@@ -4,9 +4,12 @@
     trainer.fit()
 
 One iteration: G forward; D step on the detached fake (``DiscriminatorLoss``); G step with the updated
-D (``GeneratorLoss``); LR schedulers; EMA. Data order is a pure function of (seed, epoch): the epoch's
-permutation is cut into global batches of ``batch_size * world_size`` images and rank r takes the r-th
-slice of each, so DDP on W ranks sees the same images per step as one process with W times the batch.
+D (``GeneratorLoss``); LR schedulers; EMA. Extra generator inputs are declared by ``forward``'s signature
+(never by model name): ``mask2`` -> the data carry a second independent mask per image (CSTFNet's siamese
+pair); ``target`` -> the ground-truth image is passed in training (CICM's ratio ground truth).
+Data order is a pure function of (seed, epoch): the epoch's permutation is cut into global batches of
+``batch_size * world_size`` images and rank r takes the r-th slice of each, so DDP on W ranks sees the
+same images per step as one process with W times the batch.
 A checkpoint holds G, EMA, D, optimisers, schedulers, AMP scaler, every rank's RNG states and the data
 position (epoch, batch index), so ``resume`` continues the same trajectory bit for bit.
 Run folder: ``config.json``, ``metrics.jsonl``, ``tb/`` (TensorBoard), ``checkpoints/step_XXXXXXXX.safetensors``.
@@ -15,6 +18,7 @@ Run folder: ``config.json``, ``metrics.jsonl``, ``tb/`` (TensorBoard), ``checkpo
 from __future__ import annotations
 
 import copy
+import inspect
 import json
 import math
 import os
@@ -28,10 +32,11 @@ import torch
 import torch.distributed as dist
 from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
-from torch.utils.data import DataLoader, default_collate
+from torch.utils.data import DataLoader
 
-from .checkpoint import load_checkpoint, save_checkpoint, sub_state
+from .checkpoint import load_checkpoint, load_optimizer_parts, optimizer_parts, save_checkpoint, sub_state
 from .config import TrainConfig, save_config, to_dict
+from .data import collate_samples
 from .errors import InpaintlabError
 from .losses import DiscriminatorLoss, GeneratorLoss
 from .models import create_discriminator, create_model
@@ -47,28 +52,6 @@ def _setup_distributed(device: str) -> tuple[int, int, int]:
     if dist.is_available() and dist.is_initialized():
         return dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0"))
     return 0, 1, 0
-
-
-def _optimizer_parts(name: str, optimizer: torch.optim.Optimizer) -> tuple[dict[str, Tensor], dict]:
-    """Split an optimiser state_dict into tensors ``optim.<name>.<param index>.<key>`` and a JSON rest."""
-    state, tensors, plain = optimizer.state_dict(), {}, {}
-    for index, entries in state["state"].items():
-        for key, value in entries.items():
-            if torch.is_tensor(value):
-                tensors[f"optim.{name}.{index}.{key}"] = value
-            else:
-                plain.setdefault(str(index), {})[key] = value
-    return tensors, {"param_groups": state["param_groups"], "state": plain}
-
-
-def _load_optimizer(optimizer: torch.optim.Optimizer, name: str, tensors: dict[str, Tensor], meta: dict) -> None:
-    state: dict[int, dict] = {}
-    for key, value in sub_state(tensors, f"optim.{name}").items():
-        index, entry = key.split(".", 1)
-        state.setdefault(int(index), {})[entry] = value
-    for index, entries in meta["state"].items():
-        state.setdefault(int(index), {}).update(entries)
-    optimizer.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
 
 
 def _rng_state() -> dict:
@@ -87,6 +70,12 @@ def _set_rng_state(state: dict) -> None:
     np.random.set_state((kind, np.asarray(keys, dtype=np.uint32), pos, has_gauss, cached))
     version, internal, gauss_next = state["python"]
     random.setstate((version, tuple(internal), gauss_next))
+
+
+def training_inputs(model: nn.Module) -> tuple[str, ...]:
+    """The optional training inputs ``model.forward`` declares beyond (image, mask): "mask2", "target"."""
+    params = inspect.signature(model.forward).parameters
+    return tuple(name for name in ("mask2", "target") if name in params)
 
 
 def image_grid(image: Tensor, mask: Tensor, outputs: tuple[Tensor, ...], rows: int = 4) -> Tensor:
@@ -116,7 +105,7 @@ class Trainer:
         self.generator = create_model(cfg.model.name, **cfg.model.kwargs).to(self.device)
         if not getattr(self.generator, "trainable", True) or not any(p.requires_grad for p in self.generator.parameters()):
             raise InpaintlabError(f"model {cfg.model.name!r} has no trainable parameters; pick a network model")
-        self.discriminator = None
+        self.extra_inputs, self.discriminator = training_inputs(self.generator), None
         if cfg.model.discriminator:
             self.discriminator = create_discriminator(cfg.model.discriminator, **cfg.model.discriminator_kwargs).to(self.device)
         self.ema = copy.deepcopy(self.generator).requires_grad_(False) if cfg.ema_decay else None
@@ -147,7 +136,8 @@ class Trainer:
             raise InpaintlabError("data.root is not set: pass --set data.root=/path/to/training/images")
         common = dict(size=d.size, preprocess=d.preprocess, skip_bad=d.skip_bad)
         masks = build_mask_source(cfg.masks.source, d.size, margin=cfg.masks.margin, rotate90=cfg.masks.rotate90)
-        self.train_set = build_dataset(d.root, split="train", flip=d.flip, mask_source=masks, seed=cfg.seed, **common)
+        self.train_set = build_dataset(d.root, split="train", flip=d.flip, mask_source=masks, seed=cfg.seed,
+                                       second_mask="mask2" in self.extra_inputs, **common)
         self.steps_per_epoch = len(self.train_set) // (cfg.batch_size * self.world)  # data.py rejects empty folders
         if self.steps_per_epoch == 0:
             raise InpaintlabError(
@@ -177,7 +167,8 @@ class Trainer:
             groups = {"generator": [p for params in groups.values() for p in params]}
         if self.discriminator is not None:
             groups["discriminator"] = list(self.discriminator.parameters())
-        lrs = {name: o.d_lr if name == "discriminator" and o.d_lr is not None else o.lr for name in groups}
+        d_lr = o.d_lr if o.d_lr is not None else o.lr * o.d_lr_scale
+        lrs = {name: d_lr if name == "discriminator" else o.lr for name in groups}
         extra = dict(betas=o.betas, weight_decay=o.weight_decay)
         self.optimizers = {name: opt_class(params, lrs[name], **extra) for name, params in groups.items()}
         self.g_optimizer_names = [name for name in self.optimizers if name != "discriminator"]
@@ -193,7 +184,8 @@ class Trainer:
         # own generator: creating a loader must not draw from the global torch RNG (exact resume)
         seeds = torch.Generator().manual_seed(self.cfg.seed * 1_000_003 + epoch)
         workers, pin = self.cfg.data.num_workers, self.device.type == "cuda"
-        return DataLoader(self.train_set, batch_sampler=batches, num_workers=workers, pin_memory=pin, generator=seeds)
+        return DataLoader(self.train_set, batch_sampler=batches, num_workers=workers, pin_memory=pin, generator=seeds,
+                          collate_fn=collate_samples)
 
     def _autocast(self):
         return nullcontext() if self.cfg.amp == "none" else torch.autocast(self.device.type, dtype=_AMP_DTYPES[self.cfg.amp])
@@ -215,12 +207,16 @@ class Trainer:
         for name in names:
             self.scaler.step(self.optimizers[name])
 
-    def train_step(self, image: Tensor, mask: Tensor) -> dict[str, Tensor]:
-        """One iteration on this rank's batch: image (B,3,H,W) [0,1], mask (B,1,H,W) 1 = hole."""
+    def train_step(self, image: Tensor, mask: Tensor, mask2: Tensor | None = None) -> dict[str, Tensor]:
+        """One iteration on this rank's batch: image (B,3,H,W) [0,1], mask (B,1,H,W) 1 = hole, and mask2
+        (B,1,H,W), a second independent mask, when the generator declares it (``training_inputs``)."""
         image, mask = image.to(self.device, non_blocking=True), mask.to(self.device, non_blocking=True)
+        extra = {"target": image} if "target" in self.extra_inputs else {}
+        if "mask2" in self.extra_inputs:  # the trainer's own data always carry it (second_mask=True)
+            extra["mask2"] = mask2.to(self.device, non_blocking=True)
         self.generator.train()
         with self._autocast():
-            out = self.g_train(image, mask)
+            out = self.g_train(image, mask, **extra)
         logs: dict[str, Tensor] = {}
         if self.discriminator is not None:  # D step first, on the detached fake
             self.discriminator.requires_grad_(True)
@@ -264,7 +260,7 @@ class Trainer:
                 self.epoch, self.batch_index = self.epoch + 1, 0
             for sample in self._loader(self.epoch, self.batch_index):
                 try:
-                    logs = self.train_step(sample.image, sample.mask)
+                    logs = self.train_step(sample.image, sample.mask, sample.mask2)
                 except torch.OutOfMemoryError:
                     raise InpaintlabError(
                         f"CUDA out of memory at step {self.step} (batch_size {self.cfg.batch_size}, {self.cfg.data.size}px): "
@@ -309,13 +305,15 @@ class Trainer:
     @torch.no_grad()
     def validate(self) -> dict[str, float]:
         """EMA (else live) generator on ``val_count`` images, sharded over ranks -> ``val/[<bin>/]<metric>``."""
+        from .masks import HOLE_RATIO_BINS
         from .metrics import MetricTracker
 
-        model, tracker = self.ema if self.ema is not None else self.generator, MetricTracker()
+        model = self.ema if self.ema is not None else self.generator
+        tracker = MetricTracker(bins=self.cfg.masks.val_bins or HOLE_RATIO_BINS)
         model.eval()
         mine = list(range(self.rank, min(self.cfg.data.val_count, len(self.val_set)), self.world))
         for start in range(0, len(mine), self.cfg.batch_size):
-            batch = default_collate([self.val_set[i] for i in mine[start : start + self.cfg.batch_size]])
+            batch = collate_samples([self.val_set[i] for i in mine[start : start + self.cfg.batch_size]])
             image, mask = batch.image.to(self.device), batch.mask.to(self.device)
             with self._autocast():
                 pred = model(image, mask).pred
@@ -350,7 +348,7 @@ class Trainer:
         modules = {"generator": self.generator, "generator_ema": self.ema, "discriminator": self.discriminator}
         tensors = {f"{prefix}.{k}": v for prefix, m in modules.items() if m is not None for k, v in m.state_dict().items()}
         for name, optimizer in self.optimizers.items():
-            opt_tensors, header["optimizers"][name] = _optimizer_parts(name, optimizer)
+            opt_tensors, header["optimizers"][name] = optimizer_parts(name, optimizer)
             tensors.update(opt_tensors)
         for rank, state in enumerate(states):
             tensors[f"rng.{rank}.torch"] = state["torch"]
@@ -371,7 +369,7 @@ class Trainer:
             if self.discriminator is not None:
                 self.discriminator.load_state_dict(sub_state(tensors, "discriminator"))
             for name, optimizer in self.optimizers.items():
-                _load_optimizer(optimizer, name, tensors, header["optimizers"][name])
+                load_optimizer_parts(optimizer, name, tensors, header["optimizers"][name])
         except (RuntimeError, KeyError, ValueError) as err:
             raise InpaintlabError(f"{path} does not match this run's model/optimisers ({str(err).splitlines()[0]})") from None
         for name, scheduler in self.schedulers.items():
@@ -395,4 +393,4 @@ def run_training(cfg: TrainConfig, out_dir: str | Path, device: str = "cpu", res
             dist.destroy_process_group()
 
 
-__all__ = ["Trainer", "image_grid", "run_training"]
+__all__ = ["Trainer", "image_grid", "run_training", "training_inputs"]

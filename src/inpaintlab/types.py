@@ -19,11 +19,14 @@ class Sample(NamedTuple):
 
     image: (3,H,W) in [0,1] (or (B,3,H,W) after collation); mask: (1,H,W) in {0,1}, 1 = hole.
     name: identifier of the source image (a list of names after collation).
+    mask2: optional second, independent (1,H,W) mask of the same image (CSTFNet's siamese branch), or
+    None. ``torch``'s ``default_collate`` cannot batch None: use ``data.collate_samples``.
     """
 
     image: Tensor
     mask: Tensor
     name: str = ""
+    mask2: Tensor | None = None
 
 
 @dataclass

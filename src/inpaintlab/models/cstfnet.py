@@ -13,8 +13,8 @@ No official code; the paper is the specification and its cited building blocks f
 
 ``forward(image (B,3,H,W) [0,1], mask (B,1,H,W) 1=hole, mask2=None) -> InpaintOutput(pred, stages=(coarse,),
 aux)``; pred/coarse raw (not composited) in [0,1]; aux is empty unless training with ``mask2``. H and W must
-be multiples of ``size_multiple`` = 2**max(coarse_downs, levels). ``needs_second_mask`` (= ``contrastive``)
-tells the trainer to draw a second mask per sample and call ``model(image, mask, mask2)``.
+be multiples of ``size_multiple`` = 2**max(coarse_downs, levels). Because ``forward`` declares ``mask2``, the
+trainer draws a second mask per sample and calls ``model(image, mask, mask2)``.
 
 Choices where the paper is silent (each a keyword argument where it is a real alternative):
 * Net_C follows pix2pix's ``unet_256`` (U-Net [34] as LGNet's Net_C [36], whose LSGAN recipe the paper
@@ -235,7 +235,6 @@ class CSTFNet(nn.Module):
             self.predictor = predictor_head(proj_dim, pred_dim or max(proj_dim // 4, 1))
         self.feature_l2 = feature_l2
         self.size_multiple = 2 ** max(coarse_downs if coarse else 0, levels)
-        self.needs_second_mask = contrastive  # the trainer passes mask2 to models that set this
 
     def run_branch(self, image: Tensor, mask: Tensor) -> Branch:
         """One branch on an already hole-zeroed (B,3,H,W) [0,1] image and its (B,1,H,W) mask."""

@@ -11,7 +11,7 @@ One generator class, ``PyramidInpaintNet``, builds both (Table A1 with ``cnum = 
   F_k]))`` at 1/32 .. 1/2 of the input and ``Output6`` = bilinear x2, Conv3x3 64->32 + ReLU, Conv3x3 -> 3 + Tanh.
 
 ``forward(image [0,1], mask 1=hole) -> InpaintOutput(pred, stages=(), aux={"pyramid": (Output1..Output5)})``,
-all in [0,1], coarsest first (1/32 .. 1/2 of the input side). ``pyramid_l1`` is the pyramid loss.
+all in [0,1], coarsest first (1/32 .. 1/2 of the input side). ``losses.pyramid_l1`` is the pyramid loss.
 
 Choices where the paper is silent or self-contradictory (each a keyword argument; PEN-Net facts from
 implementation notes 3.2 fill the gaps):
@@ -170,26 +170,6 @@ class PyramidInpaintNet(nn.Module):
             pyramid.append(self.to_rgb[level](eta))
         pred = self.final(upsample2(eta))
         return InpaintOutput(pred=(pred + 1) / 2, aux={"pyramid": tuple((p + 1) / 2 for p in pyramid)})
-
-
-def pyramid_l1(outputs: tuple[Tensor, ...], image: Tensor, mode: str = "bilinear") -> Tensor:
-    """Pyramid loss (PEN-Net, SRPNet Sec. 3.3): sum over scales of mean |output_s - resize(image, s)|.
-
-    outputs: (B,3,h_s,w_s) images in [0,1]; image: (B,3,H,W) ground truth in [0,1]. ``mode`` "bilinear"
-    resizes with align_corners=True (PEN-Net's trainer), "area" averages pixel blocks. In [0,1] the value is
-    half of PEN-Net's (it works in [-1,1]). Returns a scalar tensor.
-    """
-    if mode not in ("bilinear", "area"):
-        raise InpaintlabError(f"pyramid downsampling must be 'bilinear' or 'area', got {mode!r}")
-    total = image.new_zeros(())
-    for out in outputs:
-        size = out.shape[-2:]
-        if mode == "bilinear":
-            target = F.interpolate(image, size=size, mode="bilinear", align_corners=True)
-        else:
-            target = F.interpolate(image, size=size, mode="area")
-        total = total + F.l1_loss(out, target)
-    return total
 
 
 PENNET_STYLE = dict(residual_blocks=False, atm_out="pennet", atm_fill="all", last_relu=True)

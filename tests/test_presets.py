@@ -1,0 +1,128 @@
+"""Presets: every recipe builds its model and discriminator, the toy ones train a step, paper numbers hold."""
+
+import dataclasses
+
+import pytest
+import torch
+
+from inpaintlab.config import TrainConfig, load_config, save_config
+from inpaintlab.models import create_discriminator, create_model
+from inpaintlab.presets import PRESETS
+from inpaintlab.train import Trainer
+
+TINY = sorted(name for name in PRESETS if name.endswith("_tiny_builtin"))
+PAPER = sorted(name for name in PRESETS if name not in TINY)
+
+
+def test_the_requested_presets_exist():
+    expected = {
+        "msanet_psv", "msanet_celeba", "msanet_places2", "pconv_unet_places2", "srpnet_celebahq", "srpnet_dtd",
+        "srpnet_facade", "srpnet_places2", "pennet_places2", "cstfnet_celebahq", "cstfnet_psv", "cstfnet_places2",
+        "unet_cicm_places2", "unet_cicm_celeba",
+    }  # fmt: skip
+    assert expected <= set(PAPER)
+    assert {f"{m}_tiny_builtin" for m in ("msanet", "srpnet", "pennet", "cstfnet", "unet_cicm", "unet15")} <= set(TINY)
+
+
+@pytest.mark.parametrize("name", PAPER)
+def test_paper_preset_builds_its_model_and_discriminator(name):
+    cfg = PRESETS[name]
+    with torch.device("meta"):  # no memory, no initialisation cost: only the wiring is checked
+        model = create_model(cfg.model.name, **cfg.model.kwargs)
+        disc = create_discriminator(cfg.model.discriminator, **cfg.model.discriminator_kwargs)
+    assert sum(p.numel() for p in model.parameters()) > 1_000_000
+    assert sum(p.numel() for p in disc.parameters()) > 0
+    assert cfg.data.size == 256 and cfg.data.root == ""  # the user points at the data
+
+
+@pytest.mark.parametrize("name", TINY)
+def test_tiny_preset_runs_one_train_step_on_synthetic_data(tmp_path, name):
+    cfg = PRESETS[name]
+    cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, root="synthetic:4", val_count=0))
+    trainer = Trainer(cfg, tmp_path)
+    sample = next(iter(trainer._loader(0, 0)))
+    before = [p.detach().clone() for p in trainer.generator.parameters()]
+    logs = trainer.train_step(sample.image, sample.mask, sample.mask2)
+    assert torch.isfinite(logs["g/total"]) and torch.isfinite(logs["d/loss"])
+    for name_, weight in cfg.loss.aux.items():  # every weighted aux term was produced and logged
+        assert torch.isfinite(logs[f"g/aux/{name_}"])
+    changed = sum(not torch.equal(a, b) for a, b in zip(before, trainer.generator.parameters()))
+    assert changed > 0
+
+
+def _assert_common(cfg: TrainConfig, batch: int, lr: float, betas: tuple[float, float]) -> None:
+    assert (cfg.batch_size, cfg.optim.lr, cfg.optim.betas, cfg.data.size) == (batch, lr, betas, 256)
+
+
+@pytest.mark.parametrize("name,preprocess", [("msanet_psv", "scene_crop"), ("msanet_celeba", "face_crop"),
+                                             ("msanet_places2", "scene_crop"), ("pconv_unet_places2", "scene_crop")])
+def test_msanet_presets_hold_the_paper_numbers(name, preprocess):
+    cfg = PRESETS[name]
+    loss = cfg.loss
+    # MSA-Net Sec. 4.2: batch 6, 256; weights valid 1, hole 6, perceptual 0.05, style 120, adversarial 0.1, TV 0.1
+    _assert_common(cfg, 6, 2e-4, (0.9, 0.999))
+    assert (loss.valid, loss.hole, loss.perceptual, loss.style, loss.adversarial, loss.tv) == (1, 6, 0.05, 120, 0.1, 0.1)
+    assert cfg.data.preprocess == preprocess and cfg.masks.rotate90
+    # official MANet (notes 2.1): mean over all pixels, [0,1] VGG, BCE on the raw output, D lr 0.1 x G lr
+    assert (loss.pixel_norm, loss.vgg_input, loss.gan_mode, loss.adv_input) == ("all_pixels", "unit", "nsgan", "final_raw")
+    assert loss.tv_region == "hole" and cfg.optim.d_lr_scale == 0.1 and cfg.optim.d_lr is None
+    assert cfg.model.discriminator == "msanet" and cfg.model.discriminator_kwargs == {"use_sigmoid": False}
+    assert cfg.model.name == ("pconv_unet" if name.startswith("pconv") else "msanet")
+
+
+@pytest.mark.parametrize("name,images", [("srpnet_celebahq", 28_000), ("srpnet_dtd", 4_512), ("srpnet_facade", 506),
+                                         ("srpnet_places2", 1_829_960)])
+def test_srpnet_presets_hold_the_paper_numbers(name, images):
+    cfg = PRESETS[name]
+    # SRPNet Sec. 4.1: 256, batch 64, Adam 1e-4, betas (0.5, 0.999), decay 0.1; global + local D
+    _assert_common(cfg, 64, 1e-4, (0.5, 0.999))
+    assert (cfg.optim.schedule, cfg.optim.gamma) == ("step", 0.1)
+    assert (cfg.model.name, cfg.model.discriminator) == ("srpnet", "srpnet")
+    # PEN-Net fill-ins: pyramid 0.5, hinge 0.1, hole 6 / valid 1, decay after 100k of 150k iterations
+    assert cfg.loss.aux == {"pyramid": 0.5} and (cfg.loss.gan_mode, cfg.loss.adversarial) == ("hinge", 0.1)
+    assert (cfg.loss.hole, cfg.loss.valid) == (6, 1)
+    steps_per_epoch = images // 64
+    assert cfg.optim.lr_factor((100_000 - 1) / steps_per_epoch) == 1.0
+    assert cfg.optim.lr_factor((100_000 + 1) / steps_per_epoch) == pytest.approx(0.1)
+    assert cfg.max_steps == 150_000 and cfg.epochs * steps_per_epoch >= 150_000
+
+
+def test_pennet_preset_holds_the_pennet_numbers():
+    cfg = PRESETS["pennet_places2"]
+    # implementation-notes 3.2: batch 16, Adam 1e-4 (0.5, 0.999), d2glr 1, hinge 0.1, pyramid 0.5, hole 6, valid 1
+    _assert_common(cfg, 16, 1e-4, (0.5, 0.999))
+    assert (cfg.model.name, cfg.model.discriminator, cfg.optim.d_lr_scale, cfg.optim.d_lr) == ("pennet", "pennet", 1.0, None)
+    assert (cfg.loss.gan_mode, cfg.loss.adversarial, cfg.loss.aux) == ("hinge", 0.1, {"pyramid": 0.5})
+    assert (cfg.loss.hole, cfg.loss.valid, cfg.loss.adv_input) == (6, 1, "final_composite")
+
+
+@pytest.mark.parametrize("name", ["cstfnet_celebahq", "cstfnet_psv", "cstfnet_places2"])
+def test_cstfnet_presets_hold_the_paper_numbers(name):
+    cfg = PRESETS[name]
+    loss = cfg.loss
+    # CSTFNet Sec. 4: batch 8, Adam 2e-4, betas (0.5, 0.999), 256; alpha 6, beta 0.1, LSGAN; VGG relu1_1..relu5_1
+    _assert_common(cfg, 8, 2e-4, (0.5, 0.999))
+    assert (loss.hole, loss.valid, loss.adversarial, loss.gan_mode) == (6, 1, 0.1, "lsgan")
+    assert (loss.perceptual, loss.style) == (0.05, 120)
+    assert loss.vgg_layers == ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
+    assert set(loss.aux) == {"contrastive", "feature_l2"} and all(w > 0 for w in loss.aux.values())
+    assert loss.adv_input == "every_composite" and cfg.model.name == "cstfnet"
+
+
+@pytest.mark.parametrize("name", ["unet_cicm_places2", "unet_cicm_celeba"])
+def test_cicm_presets_hold_the_paper_numbers(name):
+    cfg = PRESETS[name]
+    loss = cfg.loss
+    # CICM Eq. 9: L2 inpainting 1.0, relativistic adversarial 0.1, ratio 1.0, inter 20, intra 0.5
+    assert (loss.pixel_distance, loss.pixel_norm, loss.valid, loss.hole) == ("l2", "all_pixels", 1, 1)
+    assert (loss.gan_mode, loss.adversarial) == ("relativistic", 0.1)
+    assert loss.aux == {"ratio": 1.0, "inter": 20.0, "intra": 0.5}
+    assert cfg.masks.val_bins == ((0.0, 0.2), (0.2, 0.4), (0.4, 0.6))  # Sec. 5.1 mask groups
+    assert cfg.model.name == "unet_cicm" and cfg.data.size == 256
+
+
+@pytest.mark.parametrize("name", sorted(PRESETS))
+@pytest.mark.parametrize("suffix", [".json", ".toml"])
+def test_every_preset_round_trips_through_json_and_toml(tmp_path, name, suffix):
+    path = save_config(PRESETS[name], tmp_path / f"cfg{suffix}")
+    assert load_config(path) == PRESETS[name]
