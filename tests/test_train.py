@@ -6,6 +6,7 @@ import json
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 from torch import nn
 
 from inpaintlab import InpaintlabError
@@ -215,7 +216,10 @@ def test_validation_reports_metrics_by_hole_ratio_bin(tmp_path):
     assert logs["val/psnr"] == pytest.approx(np.mean(psnrs), rel=1e-4)
     assert any(k.startswith("val/(") for k in logs)
     records = [json.loads(x) for x in (tmp_path / "metrics.jsonl").read_text().splitlines()]
-    assert any("val/psnr" in r for r in records)
+    validated = [r["step"] for r in records if "val/psnr" in r]
+    assert validated[0] == 0 and validated[-1] == trainer.step  # the curve starts at the untrained model
+    for png in ("curves.png", "samples.png"):
+        assert Image.open(tmp_path / png).size[0] > 100  # written for people to look at
 
 
 def test_clear_errors(tmp_path, monkeypatch):

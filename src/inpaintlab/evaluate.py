@@ -293,6 +293,42 @@ def plot_metric(reports: Sequence[dict[str, Any]], metric: str, path: str | Path
     return Path(path)
 
 
+def image_grid(image: Tensor, mask: Tensor, outputs: tuple[Tensor, ...], rows: int = 4) -> Tensor:
+    """(3, rows*H, cols*W) in [0,1]; columns: input (hole grey), each output, final composite, target."""
+    image, mask, outputs = image[:rows].float(), mask[:rows].float(), [o[:rows].float() for o in outputs]
+    columns = [image * (1 - mask) + 0.5 * mask, *outputs, composite(outputs[-1], image, mask), image]
+    return torch.cat([torch.cat(list(col), dim=1) for col in columns], dim=2).clamp(0, 1)
+
+
+def save_image(image: Tensor, path: str | Path) -> Path:
+    """Write a (3,H,W) [0,1] tensor as an 8-bit PNG."""
+    Image.fromarray(image.clamp(0, 1).mul(255).round().byte().permute(1, 2, 0).cpu().numpy()).save(path)
+    return Path(path)
+
+
+def plot_training_curves(metrics_jsonl: str | Path, path: str | Path) -> Path:
+    """PNG of a training run's ``metrics.jsonl``: generator loss and validation PSNR/SSIM against step."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = [json.loads(line) for line in Path(metrics_jsonl).read_text().splitlines() if line.strip()]
+    panels = [("g/total", "generator loss"), ("val/psnr", "validation PSNR (dB)"), ("val/ssim", "validation SSIM")]
+    panels = [(key, title) for key, title in panels if any(key in r for r in rows)]
+    fig, axes = plt.subplots(1, max(len(panels), 1), figsize=(4.2 * max(len(panels), 1), 3.2), squeeze=False)
+    for ax, (key, title) in zip(axes[0], panels):
+        points = [(r["step"], r[key]) for r in rows if key in r and np.isfinite(r[key])]
+        ax.plot(*zip(*points), marker="o" if key.startswith("val/") else None, markersize=3)
+        ax.set_xlabel("step")
+        ax.set_title(title)
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return Path(path)
+
+
 def save_sample_grid(samples: Sequence[tuple[Tensor, Tensor, Tensor]], path: str | Path) -> Path:
     """PNG grid, one column per sample (image (3,H,W), mask (1,H,W), composite (3,H,W)); rows: input with
     the hole in white, mask, output (composite), ground truth. 2 px white gaps between tiles."""
@@ -300,9 +336,7 @@ def save_sample_grid(samples: Sequence[tuple[Tensor, Tensor, Tensor]], path: str
     for pick in (lambda im, m, c: im * (1 - m) + m, lambda im, m, c: m.expand(3, -1, -1),
                  lambda im, m, c: c, lambda im, m, c: im):
         rows.append(torch.cat([F.pad(pick(*s), (1, 1, 1, 1), value=1.0) for s in samples], dim=2))
-    grid = (torch.cat(rows, dim=1).clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0).numpy()
-    Image.fromarray(grid).save(path)
-    return Path(path)
+    return save_image(torch.cat(rows, dim=1), path)
 
 
 def write_report(report: dict[str, Any], out_dir: str | Path,

@@ -38,6 +38,7 @@ from .checkpoint import load_checkpoint, load_optimizer_parts, optimizer_parts, 
 from .config import TrainConfig, save_config, to_dict
 from .data import collate_samples
 from .errors import InpaintlabError
+from .evaluate import image_grid, plot_training_curves, save_image
 from .losses import DiscriminatorLoss, GeneratorLoss
 from .models import create_discriminator, create_model
 from .types import composite
@@ -76,13 +77,6 @@ def training_inputs(model: nn.Module) -> tuple[str, ...]:
     """The optional training inputs ``model.forward`` declares beyond (image, mask): "mask2", "target"."""
     params = inspect.signature(model.forward).parameters
     return tuple(name for name in ("mask2", "target") if name in params)
-
-
-def image_grid(image: Tensor, mask: Tensor, outputs: tuple[Tensor, ...], rows: int = 4) -> Tensor:
-    """(3, rows*H, cols*W) in [0,1]; columns: input (hole grey), each output, final composite, target."""
-    image, mask, outputs = image[:rows].float(), mask[:rows].float(), [o[:rows].float() for o in outputs]
-    columns = [image * (1 - mask) + 0.5 * mask, *outputs, composite(outputs[-1], image, mask), image]
-    return torch.cat([torch.cat(list(col), dim=1) for col in columns], dim=2).clamp(0, 1)
 
 
 class Trainer:
@@ -254,6 +248,8 @@ class Trainer:
             self._tb = SummaryWriter(str(self.out / "tb"))
         bar = tqdm(total=self.total_steps, initial=self.step, disable=not self.is_main, desc="train", dynamic_ncols=True)
         last: dict[str, float] = {}
+        if self.step == 0 and self.val_set is not None and self.cfg.val_every > 0:
+            last.update(self.validate())  # the untrained starting point of the validation curve
         tick = (time.perf_counter(), self.step)
         while self.step < self.total_steps:
             if self.batch_index >= self.steps_per_epoch:
@@ -288,7 +284,15 @@ class Trainer:
         if self._tb is not None:
             self._tb.close()
             self._tb = None
+            self._write_pngs()
         return last
+
+    def _write_pngs(self) -> None:
+        """Rank 0, end of ``fit``: ``curves.png`` (loss, validation metrics) and ``samples.png`` (last batch)."""
+        if (self.out / "metrics.jsonl").exists():
+            plot_training_curves(self.out / "metrics.jsonl", self.out / "curves.png")
+        if hasattr(self, "_last_batch"):
+            save_image(image_grid(*self._last_batch), self.out / "samples.png")
 
     def _due(self, every: int) -> bool:
         return every > 0 and (self.step % every == 0 or self.step == self.total_steps)
