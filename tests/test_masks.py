@@ -370,3 +370,13 @@ def test_cli_masks_make_and_info(tmp_path, capsys):
     (out / "keep.txt").write_text("x")
     assert main(["masks", "make", "--out", str(out), "--per-bin", "1"]) == 2
     assert "keep.txt" in capsys.readouterr().err
+
+
+def test_joined_specs_draw_from_each_part():
+    """'center|strokes' (SRPNet): each mask is exactly the centre square or a stroke mask, both occur."""
+    source = M.build_mask_source("center|strokes", 64)
+    square = torch.from_numpy(M.center_square(64, 32)).float()[None]
+    is_square = [torch.equal(source(np.random.default_rng(i)), square) for i in range(40)]
+    assert 5 < sum(is_square) < 35
+    with pytest.raises(InpaintlabError, match="unknown mask source 'nope'"):
+        M.build_mask_source("center|nope", 64)

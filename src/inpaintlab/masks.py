@@ -473,27 +473,38 @@ def build_mask_source(spec: str, size: int = 256, margin: int = 0, rotate90: boo
     "strokes": a bin chosen uniformly from the six, then ``bin_stroke_mask``; "bins:0,1": only those
     bins; "deepfill": strokes OR box (DeepFill v2 training); "qd_imd"; "box"; "center"; "circles" (one
     of the four LGNet circles, uniformly); "mixed": LaMa-like (``_lama_mixed``); anything else is a
-    folder of masks, drawn uniformly. ``margin``: a border band of that many pixels is always known
+    folder of masks, drawn uniformly. Specs joined by "|" draw from one part chosen uniformly per mask,
+    e.g. "center|strokes" (SRPNet trains on centre squares and irregular holes). ``margin``: a border band of that many pixels is always known
     (built into the stroke bins, cleared afterwards for the others, real masks included).
     ``rotate90``: rotate each mask by a uniform multiple of 90 degrees (MSA-Net).
     """
     if size < 8 or margin < 0 or 2 * margin >= size:
         raise InpaintlabError(f"mask size {size} / margin {margin} invalid; expected size >= 8, 0 <= 2*margin < size")
+    return _DrawnMasks(spec, size, _drawer(spec, size, margin), margin, rotate90)
+
+
+def _drawer(spec: str, size: int, margin: int) -> Callable[[np.random.Generator], np.ndarray]:
+    """The function ``rng -> (size,size) uint8`` behind a spec; "a|b" picks one part uniformly per mask."""
+    if "|" in spec:
+        parts = [_drawer(part, size, margin) for part in spec.split("|")]
+        return partial(_random_part, parts)
     if spec == "strokes" or spec.startswith("bins:"):
         bins = _parse_bins(spec)
         _check_stroke_canvas(size, margin, max(HOLE_RATIO_BINS[k][1] for k in bins))
-        draw = partial(_random_bin_strokes, size, bins, margin)
-    elif spec in _GENERATORS:
-        draw = partial(_GENERATORS[spec], size)
-    elif spec == "center":
-        draw = partial(_random_item, [center_square(size, size // 2)])
-    elif spec == "circles":
-        draw = partial(_random_item, lgnet_circles(size))
-    elif Path(spec).is_dir() or "/" in spec or "\\" in spec:
-        draw = partial(_random_item, MaskFolder(spec, size))
-    else:
-        raise InpaintlabError(f"unknown mask source {spec!r}; expected one of {_SPECS}")
-    return _DrawnMasks(spec, size, draw, margin, rotate90)
+        return partial(_random_bin_strokes, size, bins, margin)
+    if spec in _GENERATORS:
+        return partial(_GENERATORS[spec], size)
+    if spec == "center":
+        return partial(_random_item, [center_square(size, size // 2)])
+    if spec == "circles":
+        return partial(_random_item, lgnet_circles(size))
+    if Path(spec).is_dir() or "/" in spec or "\\" in spec:
+        return partial(_random_item, MaskFolder(spec, size))
+    raise InpaintlabError(f"unknown mask source {spec!r}; expected one of {_SPECS}, or several joined by '|'")
+
+
+def _random_part(parts: list, rng: np.random.Generator) -> np.ndarray:
+    return parts[int(rng.integers(len(parts)))](rng)
 
 
 def _deepfill_training(size: int, rng: np.random.Generator) -> np.ndarray:
