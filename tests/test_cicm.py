@@ -18,15 +18,6 @@ from inpaintlab.models.cicm import lgnet_cicm, msanet_cicm, unet_cicm
 TINY = ["unet_cicm_tiny", "lgnet_cicm_tiny", "msanet_cicm_tiny"]
 
 
-def _inputs(batch=2, size=64, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    image = torch.rand(batch, 3, size, size, generator=g)
-    mask = torch.zeros(batch, 1, size, size)
-    mask[0, :, 10:40, 20:50] = 1
-    mask[1:, :, 30:60, 5:25] = 1
-    return image, mask, g
-
-
 def _memory(**kwargs):
     options = dict(channels=6, sets=3, set_size=4, memory_seed=1) | kwargs
     return CrossImageMemory(**options)
@@ -233,10 +224,10 @@ def test_options_are_validated():
 
 
 @pytest.mark.parametrize("name", TINY)
-def test_models_shapes_aux_and_gradients(name):
+def test_models_shapes_aux_and_gradients(name, two_hole_batch):
     torch.manual_seed(0)
     model = create_model(name, sets=7, set_size=3).train()
-    image, mask, _ = _inputs()
+    image, mask, _ = two_hole_batch()
     assert model.cicm.memory.features.shape[:2] == (7, 3)
     out = model(image, mask, target=image)
     assert out.pred.shape == image.shape and all(s.shape == image.shape for s in out.stages)
@@ -248,8 +239,8 @@ def test_models_shapes_aux_and_gradients(name):
     assert "ratio" not in model.train()(image, mask).aux  # no target, no Eq. 7
 
 
-def test_switches_remove_their_terms():
-    image, mask, _ = _inputs()
+def test_switches_remove_their_terms(two_hole_batch):
+    image, mask, _ = two_hole_batch()
     torch.manual_seed(0)
     aux = create_model("unet_cicm_tiny", use_inter=False, use_intra=False, gamma_mode="ground_truth").train()(
         image, mask, target=image
@@ -257,12 +248,12 @@ def test_switches_remove_their_terms():
     assert aux == {}
 
 
-def test_zero_gamma_unet_cicm_equals_unet15_with_the_same_weights():
+def test_zero_gamma_unet_cicm_equals_unet15_with_the_same_weights(two_hole_batch):
     torch.manual_seed(0)
     cicm = create_model("unet_cicm_tiny").eval()
     plain = create_model("unet15_tiny").eval()
     plain.load_state_dict(cicm.backbone.state_dict())
-    image, mask, _ = _inputs()
+    image, mask, _ = two_hole_batch()
     with torch.no_grad():
         cicm.cicm.ratio.weight.zero_()
         cicm.cicm.ratio.bias.fill_(-1e4)
@@ -271,10 +262,10 @@ def test_zero_gamma_unet_cicm_equals_unet15_with_the_same_weights():
         assert not torch.allclose(cicm(image, mask).pred, plain(image, mask).pred, atol=1e-4)
 
 
-def test_memory_changes_only_in_training_and_hole_noise_is_ignored():
+def test_memory_changes_only_in_training_and_hole_noise_is_ignored(two_hole_batch):
     torch.manual_seed(0)
     model = create_model("unet_cicm_tiny")
-    image, mask, g = _inputs()
+    image, mask, g = two_hole_batch()
     before = model.cicm.memory.features.clone()
     with torch.no_grad():
         model.eval()
@@ -286,11 +277,11 @@ def test_memory_changes_only_in_training_and_hole_noise_is_ignored():
     assert not torch.equal(model.cicm.memory.features, before)
 
 
-def test_deep_copy_keeps_its_own_hook():
+def test_deep_copy_keeps_its_own_hook(two_hole_batch):
     torch.manual_seed(0)
     model = create_model("unet_cicm_tiny").train()
     twin = copy.deepcopy(model)  # the trainer's EMA copy
-    image, mask, _ = _inputs()
+    image, mask, _ = two_hole_batch()
     before = model.cicm.memory.features.clone()
     with torch.no_grad():
         twin(image, mask)
@@ -298,17 +289,17 @@ def test_deep_copy_keeps_its_own_hook():
     assert not torch.equal(twin.cicm.memory.features, before)
 
 
-def test_state_dict_and_checkpoint_round_trip(tmp_path):
+def test_state_dict_and_checkpoint_round_trip(tmp_path, two_hole_batch):
     torch.manual_seed(0)
     kwargs = {"sets": 4, "set_size": 5, "gamma_side": "prose"}
     model = create_model("unet_cicm_tiny", **kwargs).train()
     for seed in range(3):
-        image, mask, _ = _inputs(seed=seed)
+        image, mask, _ = two_hole_batch(seed=seed)
         with torch.no_grad():
             model(image, mask, target=image)
     model.eval()
     assert {"cicm.memory.features", "cicm.memory.anchors"} <= set(model.state_dict())
-    image, mask, _ = _inputs(seed=9)
+    image, mask, _ = two_hole_batch(seed=9)
     with torch.no_grad():
         want = model(image, mask).pred
         fresh = create_model("unet_cicm_tiny", **kwargs).eval()

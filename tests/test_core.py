@@ -1,7 +1,5 @@
 """Core types, registry and checkpoint format."""
 
-import json
-import os
 import subprocess
 import sys
 

@@ -14,15 +14,6 @@ def _count(module):
     return sum(p.numel() for p in module.parameters())
 
 
-def _inputs(batch=2, size=64, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    image = torch.rand(batch, 3, size, size, generator=g)
-    mask = torch.zeros(batch, 1, size, size)
-    mask[0, :, 10:40, 20:50] = 1
-    mask[1:, :, 30:60, 5:25] = 1
-    return image, mask, g
-
-
 # ------------------------------------------------------------------------------------- sizes (official numbers)
 
 
@@ -144,10 +135,10 @@ def test_local_net_is_local():
 
 
 @pytest.mark.parametrize("stages", list(ABLATIONS))
-def test_ablation_variants_stage_counts_shapes_ranges(stages):
+def test_ablation_variants_stage_counts_shapes_ranges(stages, two_hole_batch):
     torch.manual_seed(0)
     model = create_model("lgnet_tiny", stages=stages).eval()
-    image, mask, _ = _inputs()
+    image, mask, _ = two_hole_batch()
     with torch.no_grad():
         out = model(image, mask)
     assert len(out.stages) == len(stages.split("+")) - 1
@@ -162,10 +153,10 @@ def test_ablation_variants_stage_counts_shapes_ranges(stages):
 
 
 @pytest.mark.parametrize("share", [False, True])
-def test_hole_content_never_matters(share):
+def test_hole_content_never_matters(share, two_hole_batch):
     torch.manual_seed(0)
     model = create_model("lgnet_tiny", share_weights=share).eval()
-    image, mask, g = _inputs()
+    image, mask, g = two_hole_batch()
     noisy = image + mask * (torch.rand(image.shape, generator=g) * 5 - 2)
     with torch.no_grad():
         a, b = model(image, mask), model(noisy, mask)
@@ -173,10 +164,10 @@ def test_hole_content_never_matters(share):
         assert torch.equal(x, y)
 
 
-def test_each_stage_sees_known_pixels_composited_with_previous_raw_output():
+def test_each_stage_sees_known_pixels_composited_with_previous_raw_output(two_hole_batch):
     torch.manual_seed(0)
     model = create_model("lgnet_tiny").eval()
-    image, mask, _ = _inputs()
+    image, mask, _ = two_hole_batch()
     seen = {}
     hooks = [
         net.register_forward_hook(lambda mod, args, out, k=k: seen.update({k: args[0]}))
@@ -199,13 +190,13 @@ def test_each_stage_sees_known_pixels_composited_with_previous_raw_output():
     assert (out.stages[0] - image).abs().mul(1 - mask).max() > 1e-2
 
 
-def test_share_runs_global_unet_without_attention_as_coarse_stage():
+def test_share_runs_global_unet_without_attention_as_coarse_stage(two_hole_batch):
     torch.manual_seed(0)
     shared = create_model("lgnet_tiny", share_weights=True).eval()
     full = create_model("lgnet_tiny")
     assert _count(shared) == _count(full) - _count(full.nets["C"])
     assert "C" not in shared.nets and "C" not in shared.state_dict().keys()
-    image, mask, _ = _inputs()
+    image, mask, _ = two_hole_batch()
     with torch.no_grad():
         out = shared(image, mask)
         first_input = torch.cat([(image * 2 - 1) * (1 - mask) + mask, mask], 1)
@@ -215,17 +206,17 @@ def test_share_runs_global_unet_without_attention_as_coarse_stage():
     assert (coarse - with_attention).abs().max() > 1e-5  # the attention modules are really skipped
 
 
-def test_fast_and_direct_attention_give_the_same_model_output():
+def test_fast_and_direct_attention_give_the_same_model_output(two_hole_batch):
     torch.manual_seed(0)
     fast = create_model("lgnet_tiny", use_fast_attention=True).eval()
     direct = create_model("lgnet_tiny", use_fast_attention=False).eval()
     direct.load_state_dict(fast.state_dict())
-    image, mask, _ = _inputs()
+    image, mask, _ = two_hole_batch()
     with torch.no_grad():
         torch.testing.assert_close(fast(image, mask).pred, direct(image, mask).pred, rtol=0, atol=1e-5)
 
 
-def test_channels_last_is_only_a_layout():
+def test_channels_last_is_only_a_layout(two_hole_batch):
     torch.manual_seed(0)
     cl = create_model("lgnet_tiny").eval()
     plain = create_model("lgnet_tiny", channels_last=False).eval()
@@ -233,15 +224,15 @@ def test_channels_last_is_only_a_layout():
     conv_weight = cl.nets["C"].encoder[1][1].weight
     assert conv_weight.is_contiguous(memory_format=torch.channels_last) and not conv_weight.is_contiguous()
     assert plain.nets["C"].encoder[1][1].weight.is_contiguous()
-    image, mask, _ = _inputs()
+    image, mask, _ = two_hole_batch()
     with torch.no_grad():
         torch.testing.assert_close(cl(image, mask).pred, plain(image, mask).pred, rtol=0, atol=1e-5)
 
 
-def test_eval_uses_running_statistics():
+def test_eval_uses_running_statistics(two_hole_batch):
     torch.manual_seed(0)
     model = create_model("lgnet_tiny")
-    image, mask, _ = _inputs(batch=3)
+    image, mask, _ = two_hole_batch(batch=3)
     with torch.no_grad():
         train_pred = model.train()(image, mask).pred  # updates the running statistics
         model.eval()
@@ -251,10 +242,10 @@ def test_eval_uses_running_statistics():
     assert not torch.allclose(train_pred, batch_pred, atol=1e-3)
 
 
-def test_backward_reaches_every_parameter():
+def test_backward_reaches_every_parameter(two_hole_batch):
     torch.manual_seed(0)
     model = create_model("lgnet_tiny")
-    image, mask, _ = _inputs()
+    image, mask, _ = two_hole_batch()
     out = model(image, mask)
     sum(t.mean() for t in out.outputs).backward()
     missing = [n for n, p in model.named_parameters() if p.grad is None or not torch.isfinite(p.grad).all()]

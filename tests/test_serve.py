@@ -5,7 +5,6 @@ import io
 import json
 import socket
 import struct
-import threading
 import time
 import zlib
 from concurrent.futures import ThreadPoolExecutor
@@ -185,23 +184,9 @@ def test_serve_cli_serves_the_page_and_api_until_stopped(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def live_server():
-    """uvicorn in a thread on a free loopback port; stopped (and joined) at the end of the module."""
-    import uvicorn
-
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    server = uvicorn.Server(uvicorn.Config(create_app(limits=LIMITS), log_level="warning"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert server.started, "uvicorn did not start within 20 s"
-    yield f"http://127.0.0.1:{sock.getsockname()[1]}"
-    server.should_exit = True
-    thread.join(timeout=10)
-    sock.close()
+def server_app():
+    """The app that ``live_server`` (conftest.py) serves to this module."""
+    return create_app(limits=LIMITS)
 
 
 def test_load_200_requests_8_concurrent_with_hostile_uploads_mixed_in(live_server):

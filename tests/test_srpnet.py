@@ -20,15 +20,6 @@ def _conv(cin, cout, k, bias=True):
     return cin * cout * k * k + (cout if bias else 0)
 
 
-def _inputs(batch=2, h=64, w=64, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    image = torch.rand(batch, 3, h, w, generator=g)
-    mask = torch.zeros(batch, 1, h, w)
-    mask[0, :, 10:40, 20:50] = 1
-    mask[1:, :, 30:60, 5:25] = 1
-    return image, mask, g
-
-
 # ---------------------------------------------------------------------------------------------- ATM
 
 
@@ -93,10 +84,10 @@ def test_atm_hole_fill_replaces_only_hole_cells():
 
 
 @pytest.mark.parametrize("name", ["srpnet_tiny", "pennet_tiny"])
-def test_pyramid_outputs_shapes_ranges_and_hole_noise(name):
+def test_pyramid_outputs_shapes_ranges_and_hole_noise(name, two_hole_batch):
     torch.manual_seed(0)
     model = create_model(name).eval()
-    image, mask, g = _inputs(h=64, w=128)
+    image, mask, g = two_hole_batch(height=64, width=128)
     with torch.no_grad():
         out = model(image, mask)
         noisy = model(image + mask * torch.rand(image.shape, generator=g), mask)
@@ -114,10 +105,11 @@ def test_pyramid_outputs_shapes_ranges_and_hole_noise(name):
     assert torch.all(image.grad.abs().sum(dim=1, keepdim=True)[mask == 1] == 0)
 
 
-def test_every_parameter_trains_through_pred_and_pyramid():
+def test_every_parameter_trains_through_pred_and_pyramid(two_hole_batch):
     torch.manual_seed(0)
     model = create_model("srpnet_tiny")
-    image, mask, _ = _inputs(h=128, w=128)  # the deepest map is 2x2 (at 1x1, instance norm zeroes a block)
+    # the deepest map is 2x2 (at 1x1, instance norm zeroes a block)
+    image, mask, _ = two_hole_batch(height=128, width=128)
     out = model(image, mask)
     (F.l1_loss(out.pred, image) + pyramid_l1(out.aux["pyramid"], image)).backward()
     missing = [n for n, p in model.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0]
@@ -151,9 +143,9 @@ def test_parameter_counts_equal_hand_counts_from_table_a1():
     assert _count(create_discriminator("srpnet")) == 2 * table_a2
 
 
-def test_generator_errors():
+def test_generator_errors(two_hole_batch):
     model = create_model("srpnet_tiny")
-    image, mask, _ = _inputs(h=96, w=64)
+    image, mask, _ = two_hole_batch(height=96, width=64)
     with pytest.raises(InpaintlabError, match="multiples of 64"):
         model(image, mask)
     with pytest.raises(InpaintlabError, match="no option 'depth'"):

@@ -8,9 +8,6 @@ Needs `apt-get install -y chromium` (CI installs it); skipped with that reason w
 
 import io
 import shutil
-import socket
-import threading
-import time
 from pathlib import Path
 
 import cv2
@@ -64,22 +61,9 @@ def expected_telea(picture, hole):
 
 
 @pytest.fixture(scope="module")
-def live_server():
-    import uvicorn
-
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    server = uvicorn.Server(uvicorn.Config(create_app(), log_level="warning"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert server.started, "uvicorn did not start within 20 s"
-    yield f"http://127.0.0.1:{sock.getsockname()[1]}"
-    server.should_exit = True
-    thread.join(timeout=10)
-    sock.close()
+def server_app():
+    """The app that ``live_server`` (conftest.py) serves to this module."""
+    return create_app()
 
 
 def run_inpaint(page):

@@ -17,6 +17,7 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
+from .bench import bench_inputs
 from .errors import InpaintlabError
 
 FORMATS = ("onnx", "torchscript")
@@ -34,14 +35,9 @@ class PredictionOnly(nn.Module):
 
 
 def example_inputs(size: int, multiple: int = 1, batch: int = 1, seed: int = 0) -> tuple[Tensor, Tensor]:
-    """Seeded image (B,3,S,S) in [0,1] and mask (B,1,S,S) with a centred square hole, S = ``size``
-    rounded up to ``multiple``."""
-    side = -(-size // multiple) * multiple
-    generator = torch.Generator().manual_seed(seed)
-    image = torch.rand(batch, 3, side, side, generator=generator)
-    mask = torch.zeros(batch, 1, side, side)
-    mask[:, :, side // 4 : 3 * side // 4, side // 4 : 3 * side // 4] = 1
-    return image, mask
+    """``bench_inputs`` at S = ``size`` rounded up to ``multiple``: seeded image (B,3,S,S) in [0,1] and mask
+    (B,1,S,S) with a centred square hole of side S/2."""
+    return bench_inputs(-(-size // multiple) * multiple, batch, seed=seed)
 
 
 def export_model(

@@ -23,7 +23,7 @@ import math
 import re
 from functools import partial
 from pathlib import Path
-from typing import Callable, Protocol, runtime_checkable
+from typing import Callable, Protocol, Sequence, runtime_checkable
 
 import cv2
 import numpy as np
@@ -46,15 +46,15 @@ _SPECS = "strokes, bins:<k,...> (k in 0..5), deepfill, qd_imd, box, center, circ
 # ------------------------------------------------------------------------------------------ ratio bins
 
 
-def bin_label(k: int) -> str:
-    """Label of bin ``k`` as used for JSON/CSV keys, e.g. ``"(0.01,0.1]"``."""
-    lo, hi = _bin_bounds(k)
+def bin_label(k: int, bins: Sequence[tuple[float, float]] = HOLE_RATIO_BINS) -> str:
+    """Label of bin ``k`` of ``bins`` as used for JSON/CSV keys, e.g. ``"(0.01,0.1]"``."""
+    lo, hi = _bin_bounds(k, bins)
     return f"({lo:g},{hi:g}]"
 
 
-def ratio_bin(ratio: float) -> int | None:
-    """Index of the bin (lo, hi] holding ``ratio``, or None when it lies outside all six."""
-    for k, (lo, hi) in enumerate(HOLE_RATIO_BINS):
+def ratio_bin(ratio: float, bins: Sequence[tuple[float, float]] = HOLE_RATIO_BINS) -> int | None:
+    """Index of the bin (lo, hi] of ``bins`` holding ``ratio``, or None when it lies outside all of them."""
+    for k, (lo, hi) in enumerate(bins):
         if lo < ratio <= hi:
             return k
     return None
@@ -70,10 +70,10 @@ def hole_ratio(mask) -> float:
     return np.count_nonzero(array > 0.5) / array.size
 
 
-def _bin_bounds(k: int) -> tuple[float, float]:
-    if not 0 <= k < len(HOLE_RATIO_BINS):
-        raise InpaintlabError(f"hole-ratio bin index {k} is out of range; expected 0..{len(HOLE_RATIO_BINS) - 1}")
-    return HOLE_RATIO_BINS[k]
+def _bin_bounds(k: int, bins: Sequence[tuple[float, float]] = HOLE_RATIO_BINS) -> tuple[float, float]:
+    if not 0 <= k < len(bins):
+        raise InpaintlabError(f"hole-ratio bin index {k} is out of range; expected 0..{len(bins) - 1}")
+    return bins[k]
 
 
 # ------------------------------------------------------------------------------------------ generators

@@ -26,7 +26,7 @@ from torch import Tensor
 
 from .errors import InpaintlabError
 from .features import ALEXNET_FILE, INCEPTION_FID_FILE, LPIPS, LPIPS_ALEX_FILE, InceptionV3Pool3
-from .masks import HOLE_RATIO_BINS
+from .masks import HOLE_RATIO_BINS, bin_label, ratio_bin
 from .types import check_image_mask
 
 #: Wang et al. (2003) MS-SSIM exponents, finest scale first.
@@ -381,12 +381,11 @@ class MetricTracker:
 
     def bin_of(self, ratio: float) -> int | None:
         """Index of the bin (lo, hi] holding ``ratio``, or None."""
-        return next((k for k, (lo, hi) in enumerate(self.bins) if lo < ratio <= hi), None)
+        return ratio_bin(ratio, self.bins)
 
     def bin_label(self, k: int) -> str:
-        """Label of bin ``k``, e.g. ``"(0.01,0.1]"`` (the same text as ``masks.bin_label``)."""
-        lo, hi = self.bins[k]
-        return f"({lo:g},{hi:g}]"
+        """Label of bin ``k``, e.g. ``"(0.01,0.1]"`` (``masks.bin_label`` over this tracker's bins)."""
+        return bin_label(k, self.bins)
 
     @torch.no_grad()
     def update(self, comp: Tensor, image: Tensor, mask: Tensor, names: Sequence[str] | None = None) -> None:
@@ -468,6 +467,3 @@ class MetricTracker:
         dist.all_gather_object(gathered, self._records)
         self._records = [record for rank_records in gathered for record in rank_records]
 
-    def reset(self) -> None:
-        """Forget all stored images."""
-        self._records = []

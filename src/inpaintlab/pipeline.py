@@ -24,6 +24,7 @@ same working shape share one forward pass.
 from __future__ import annotations
 
 import io
+import itertools
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence, Union
@@ -320,7 +321,7 @@ def hole_regions(hole: np.ndarray, merge_distance: int) -> tuple[np.ndarray, lis
     merged = True
     while merged:
         merged = False
-        for a, b in ((a, b) for a in range(len(regions)) for b in range(a + 1, len(regions))):
+        for a, b in itertools.combinations(range(len(regions)), 2):
             if _box_gap(regions[a].box, regions[b].box) <= merge_distance:
                 (ay0, ax0, ay1, ax1), (by0, bx0, by1, bx1) = regions[a].box, regions[b].box
                 box = (min(ay0, by0), min(ax0, bx0), max(ay1, by1), max(ax1, bx1))

@@ -343,7 +343,7 @@ class Trainer:
             "model": {"name": self.cfg.model.name, "kwargs": dict(self.cfg.model.kwargs)},
             "discriminator": {"name": self.cfg.model.discriminator, "kwargs": dict(self.cfg.model.discriminator_kwargs)},
             "config": to_dict(self.cfg),
-            **{"step": self.step, "epoch": self.epoch, "batch_index": self.batch_index, "world_size": self.world},
+            "step": self.step, "epoch": self.epoch, "batch_index": self.batch_index, "world_size": self.world,
             "schedulers": {name: scheduler.state_dict() for name, scheduler in self.schedulers.items()},
             "scaler": self.scaler.state_dict(),
             "optimizers": {},

@@ -75,9 +75,19 @@ def check_image_mask(image: Tensor, mask: Tensor) -> None:
         raise InpaintlabError("image and mask must be floating point tensors (image in [0,1], mask in {0,1})")
 
 
+def check_size_multiple(image: Tensor, multiple: int, model_name: str) -> None:
+    """Raise ``InpaintlabError`` unless the (B,C,H,W) ``image`` has H and W divisible by ``multiple``."""
+    h, w = image.shape[-2:]
+    if h % multiple or w % multiple:
+        raise InpaintlabError(
+            f"{model_name} needs H and W to be multiples of {multiple}, got {h}x{w} (not divisible by "
+            f"{multiple}); pad or resize the input"
+        )
+
+
 def masked_input(image: Tensor, mask: Tensor) -> Tensor:
     """Zero the hole: (B,3,H,W) image with hole pixels set to 0. Every generator starts with this."""
     return image * (1 - mask)
 
 
-__all__ = ["Sample", "InpaintOutput", "composite", "check_image_mask", "masked_input"]
+__all__ = ["Sample", "InpaintOutput", "composite", "check_image_mask", "check_size_multiple", "masked_input"]

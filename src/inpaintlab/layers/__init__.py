@@ -8,4 +8,5 @@ pixel_attention:  MSA-Net pixelwise contextual attention and SE fusion.
 atm:              PEN-Net / SRPNet attention transfer.
 cbam:             CBAM channel + spatial attention.
 sti:              CSTFNet structure-/texture-aware inpainting and fusion.
+memory:           CICM cross-image context memory and the block that augments features with it.
 """

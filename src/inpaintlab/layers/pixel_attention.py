@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ..errors import InpaintlabError
 from .attention import KEY_EPS, box_sum3x3, normalized_keys
 
 
@@ -42,7 +43,7 @@ class PixelwiseAttention(nn.Module):
     ):
         super().__init__()
         if propagate_size not in (1, 3):
-            raise ValueError(f"propagate_size must be 3 (official) or 1 (no propagation), got {propagate_size}")
+            raise InpaintlabError(f"propagate_size must be 3 (official) or 1 (no propagation), got {propagate_size}")
         self.propagate_size = propagate_size
         self.softmax_scale = softmax_scale
         self.normalize_queries = normalize_queries

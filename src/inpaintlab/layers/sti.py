@@ -140,6 +140,7 @@ class StructureTextureInpainting(nn.Module):
 
 
 def conv3x3(cin: int, cout: int) -> nn.Conv2d:
+    """Conv3x3 with bias and padding 1: (B,cin,H,W) -> (B,cout,H,W)."""
     return nn.Conv2d(cin, cout, 3, padding=1)
 
 

@@ -77,4 +77,5 @@ def list_discriminators(pattern: str = "*") -> list[str]:
 
 
 def is_model(name: str) -> bool:
+    """Whether a generator named ``name`` is registered."""
     return name in _GENERATORS

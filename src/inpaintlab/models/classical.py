@@ -11,6 +11,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from ..errors import InpaintlabError
 from ..types import InpaintOutput, check_image_mask, masked_input
 from ._registry import register_model
 
@@ -24,7 +25,7 @@ class OpenCVInpaint(nn.Module):
     def __init__(self, method: int, radius: int = 3):
         super().__init__()
         if radius < 1:
-            raise ValueError(f"radius must be >= 1, got {radius}")
+            raise InpaintlabError(f"radius must be >= 1, got {radius}")
         self.method = method
         self.radius = radius
 

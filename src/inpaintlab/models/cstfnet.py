@@ -58,8 +58,9 @@ from torch import Tensor, nn
 from ..errors import InpaintlabError
 from ..layers.blocks import init_pix2pix_weights
 from ..layers.sti import ConcatFusion, StructureTextureFusion, StructureTextureInpainting, pyramid_masks
-from ..types import InpaintOutput, check_image_mask, masked_input
+from ..types import InpaintOutput, check_image_mask, check_size_multiple, masked_input
 from ._registry import register_model
+from .lgnet import unet_width
 
 LEVEL_WIDTHS = (1, 2, 4, 8, 16, 16)  # refinement encoder widths in units of cnum, shallow to deep
 
@@ -71,7 +72,7 @@ class CoarseUNet(nn.Module):
         super().__init__()
         if num_downs < 2:
             raise InpaintlabError(f"coarse_downs must be >= 2, got {num_downs}")
-        width = [in_channels] + [ngf * min(2 ** (d - 1), 8) for d in range(1, num_downs + 1)]
+        width = [in_channels] + [unet_width(ngf, d) for d in range(1, num_downs + 1)]
         self.encoder = nn.ModuleList([nn.Conv2d(in_channels, width[1], 3, 2, 1)])
         for d in range(1, num_downs):
             layers = [nn.LeakyReLU(0.2), nn.Conv2d(width[d], width[d + 1], 3, 2, 1, bias=d == num_downs - 1)]
@@ -192,7 +193,11 @@ def decoder_feature_distance(feats1: list[Tensor], feats2: list[Tensor], reducti
 
 
 class CSTFNet(nn.Module):
-    """Coarse U-Net + siamese refinement network (see the module docstring for contract and choices)."""
+    """Coarse U-Net + siamese refinement network (module docstring: contract and choices).
+
+    ``forward(image (B,3,H,W) [0,1], mask (B,1,H,W) 1 = hole, mask2 (B,1,H,W) or None)`` ->
+    ``InpaintOutput(pred (B,3,H,W), stages=(coarse (B,3,H,W),) or (), aux)``, all in [0,1].
+    """
 
     def __init__(
         self,
@@ -265,11 +270,7 @@ class CSTFNet(nn.Module):
             image2 = masked_input(image, mask2)
             if image.shape[0] < 2:
                 raise InpaintlabError("CSTFNet contrastive training needs a batch of at least 2 (BatchNorm in the projector)")
-        h, w = image.shape[-2:]
-        if h % self.size_multiple or w % self.size_multiple:
-            raise InpaintlabError(
-                f"CSTFNet needs H and W to be multiples of {self.size_multiple}, got {h}x{w}; pad or resize the input"
-            )
+        check_size_multiple(image, self.size_multiple, "CSTFNet")
         first = self.run_branch(image1, mask)
         aux = self.contrastive_terms(first, self.run_branch(image2, mask2)) if two_branches else {}
         stages = () if first.coarse is None else ((first.coarse + 1) / 2,)
@@ -289,8 +290,7 @@ def cstfnet(
     feature_l2: str = "norm",
 ) -> CSTFNet:
     """CSTFNet at 256x256 (Net_C 8 downsamplings, 6-level refinement); kwargs = Table 4 ablations and choices."""
-    return CSTFNet(64, 8, 32, 6, structure, texture, coarse, contrastive, fusion, cascade, 3, softmax_scale, stf_gate,
-                   feature_l2=feature_l2)
+    return CSTFNet(ngf=64, coarse_downs=8, cnum=32, levels=6, **locals())
 
 
 @register_model
@@ -306,5 +306,4 @@ def cstfnet_tiny(
     feature_l2: str = "norm",
 ) -> CSTFNet:
     """Small CSTFNet for CPU tests at 64x64: Net_C ngf 8 with 6 downsamplings, 4 refinement levels at cnum 8."""
-    return CSTFNet(8, 6, 8, 4, structure, texture, coarse, contrastive, fusion, cascade, 3, softmax_scale, stf_gate,
-                   feature_l2=feature_l2)
+    return CSTFNet(ngf=8, coarse_downs=6, cnum=8, levels=4, **locals())

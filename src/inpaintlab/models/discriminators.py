@@ -1,12 +1,21 @@
 """Discriminators named after the design they follow (``create_discriminator(name)``).
 
-``lgnet``: LGNet's spectral-normalised patch discriminator (official ``SNDiscriminator``, "Ref: PENNet"):
-``n_layers`` x [SN(Conv k5 p1, no bias), LeakyReLU(0.2)] with stride 2 except the last (stride 1), channels
+Every discriminator takes ``D(image (B,3,H,W) in [0,1], mask (B,1,H,W) 1 = hole or None)``; only SRPNet's
+local D reads the mask. Registered designs (``lgnet``, ``msanet``, ``srpnet``, ``cstfnet`` and ``cicm`` also
+as ``<name>_tiny`` for CPU tests):
+
+* ``lgnet``, ``pennet``, ``cstfnet``, ``cicm``: ``SNPatchDiscriminator`` (below), raw logits map.
+* ``msanet``: ``MSANetDiscriminator``, MSA-Net Table 3 (EdgeConnect style, SN on all five convs, sigmoid).
+* ``srpnet_global``, ``srpnet_local``, ``srpnet``: SRPNet Table A2 on the whole image, on the hole's
+  bounding box, and both (a list of two logits maps).
+
+``SNPatchDiscriminator``: LGNet's spectral-normalised patch discriminator (official ``SNDiscriminator``,
+"Ref: PENNet"): ``n_layers`` x [SN(Conv k5 p1, no bias), LeakyReLU(0.2)] with stride 2 except the last (stride 1), channels
 ``ndf * min(2**i, 8)``, then a plain Conv k5 s1 p1 -> 1 channel (with bias). No sigmoid: the output is a
 logits map, (B,1,27,27) for a 256x256 input with the defaults (4,318,401 parameters).
 
-Input: a (B,3,H,W) image in [0,1] (DESIGN.md); it is mapped to [-1,1] inside, the range the official D
-was trained on. Spectral norm is ``torch.nn.utils.parametrizations.spectral_norm`` (one power iteration per
+Its (B,3,H,W) input in [0,1] (DESIGN.md) is mapped to [-1,1] inside, the range the official D was
+trained on. Spectral norm is ``torch.nn.utils.parametrizations.spectral_norm`` (one power iteration per
 training forward, eps 1e-12, like PEN-Net's copy); the pix2pix N(0, 0.02) initialisation is applied
 before it is attached, so the un-normalised weights get that init, as in the official code.
 """
@@ -184,7 +193,8 @@ class LocalRegionDiscriminator(nn.Module):
 
 
 class GlobalLocalDiscriminator(nn.Module):
-    """SRPNet's multi-scale discriminators: ``forward(image, mask)`` -> ``[global_logits, local_logits]``."""
+    """SRPNet's multi-scale discriminators: ``forward(image (B,3,H,W), mask (B,1,H,W))`` -> ``[global_logits
+    (B,1,h,w), local_logits (B,1,h',w')]``."""
 
     def __init__(self, ndf: int = 64, local_size: int = 128, use_spectral_norm: bool = True, last_lrelu: bool = False):
         super().__init__()

@@ -42,7 +42,7 @@ from torch import Tensor, nn
 from ..errors import InpaintlabError
 from ..layers.attention import AttentionModule
 from ..layers.blocks import ResnetBlock, init_pix2pix_weights
-from ..types import InpaintOutput, check_image_mask, masked_input
+from ..types import InpaintOutput, check_image_mask, check_size_multiple, masked_input
 from ._registry import register_model
 
 ABLATIONS: dict[str, tuple[str, ...]] = {
@@ -213,12 +213,8 @@ class LGNet(nn.Module):
 
     def forward(self, image: Tensor, mask: Tensor) -> InpaintOutput:
         check_image_mask(image, mask)
+        check_size_multiple(image, self.size_multiple, getattr(self, "model_name", "LGNet"))
         image = masked_input(image, mask)
-        h, w = image.shape[-2:]
-        if h % self.size_multiple or w % self.size_multiple:
-            raise InpaintlabError(
-                f"LGNet needs H and W to be multiples of {self.size_multiple}, got {h}x{w}; pad or resize it"
-            )
         known = image * 2 - 1  # [-1,1]; the hole is -1 here and multiplied away below
         x = known * (1 - mask) + mask  # official input: holes filled with +1
         outputs = []
@@ -244,9 +240,7 @@ def lgnet(
     channels_last: bool = True,
 ) -> LGNet:
     """LGNet as published (115,002,185 parameters); kwargs select Table VI ablations and sizes."""
-    return LGNet(
-        ngf_unet, ngf_local, num_downs, attention_levels, stages, share_weights, use_fast_attention, channels_last
-    )
+    return LGNet(**locals())
 
 
 @register_model
@@ -260,9 +254,7 @@ def lgnet_light(
     channels_last: bool = True,
 ) -> LGNet:
     """LGNet_light: U-Nets at base width 48, local net at 64 (67,095,337 parameters)."""
-    return LGNet(
-        ngf_unet, ngf_local, num_downs, attention_levels, stages, False, use_fast_attention, channels_last
-    )
+    return LGNet(share_weights=False, **locals())
 
 
 @register_model
@@ -276,9 +268,7 @@ def lgnet_share(
     channels_last: bool = True,
 ) -> LGNet:
     """LGNet_share: Net_C shares Net_G's U-Net weights (60,587,206 parameters)."""
-    return LGNet(
-        ngf_unet, ngf_local, num_downs, attention_levels, stages, True, use_fast_attention, channels_last
-    )
+    return LGNet(share_weights=True, **locals())
 
 
 @register_model
@@ -293,6 +283,4 @@ def lgnet_tiny(
     channels_last: bool = True,
 ) -> LGNet:
     """Small LGNet for CPU tests: 64x64 inputs, attention at 4x4, 8x8 and 16x16."""
-    return LGNet(
-        ngf_unet, ngf_local, num_downs, attention_levels, stages, share_weights, use_fast_attention, channels_last
-    )
+    return LGNet(**locals())

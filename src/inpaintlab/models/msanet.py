@@ -35,8 +35,10 @@ from torch import Tensor, nn
 from ..errors import InpaintlabError
 from ..layers.partial_conv import PartialConv2d
 from ..layers.pixel_attention import PixelAttentionBlock
-from ..types import InpaintOutput, check_image_mask, masked_input
+from ..types import InpaintOutput, check_image_mask, check_size_multiple, masked_input
 from ._registry import register_model
+
+UPSAMPLING_MODES = ("nearest", "nearest-exact", "bilinear", "bicubic", "area")  # F.interpolate's 4-D modes
 
 
 class PConvBlock(nn.Module):
@@ -82,9 +84,11 @@ class PConvUNet(nn.Module):
     ):
         super().__init__()
         if layers < 4:
-            raise ValueError(f"layers must be >= 4 (Encode_1..Encode_4 are fixed by Table 2), got {layers}")
+            raise InpaintlabError(f"layers must be >= 4 (Encode_1..Encode_4 are fixed by Table 2), got {layers}")
         if any(not 1 <= lv <= layers for lv in attention_levels):
-            raise ValueError(f"attention_levels must lie in 1..{layers}, got {attention_levels}")
+            raise InpaintlabError(f"attention_levels must lie in 1..{layers}, got {attention_levels}")
+        if upsampling not in UPSAMPLING_MODES:
+            raise InpaintlabError(f"upsampling must be one of {', '.join(UPSAMPLING_MODES)}, got {upsampling!r}")
         self.layers = layers
         self.size_multiple = 2**layers
         self.upsampling = upsampling
@@ -119,12 +123,8 @@ class PConvUNet(nn.Module):
 
     def forward(self, image: Tensor, mask: Tensor) -> InpaintOutput:
         check_image_mask(image, mask)
+        check_size_multiple(image, self.size_multiple, f"{type(self).__name__} with {self.layers} layers")
         h = masked_input(image, mask)
-        if image.shape[-2] % self.size_multiple or image.shape[-1] % self.size_multiple:
-            raise InpaintlabError(
-                f"{type(self).__name__} with {self.layers} layers needs H and W divisible by "
-                f"{self.size_multiple}, got {tuple(image.shape[-2:])}; pad or resize the image"
-            )
         hole = mask.to(h.dtype)
         skips = [(h, hole)]  # (features, 1-channel hole mask) of Encode_0 (the input) .. Encode_L
         for encoder in self.encoders:

@@ -46,7 +46,7 @@ from torch import Tensor, nn
 from ..errors import InpaintlabError
 from ..layers.atm import AttentionTransfer
 from ..layers.blocks import init_pix2pix_weights
-from ..types import InpaintOutput, check_image_mask, masked_input
+from ..types import InpaintOutput, check_image_mask, check_size_multiple, masked_input
 from ._registry import register_model
 
 LEVEL_WIDTHS = (1, 2, 4, 8, 16, 16)  # encoder channels in units of cnum, shallow to deep
@@ -101,7 +101,11 @@ def conv_act(cin: int, cout: int, stride: int, act: nn.Module) -> nn.Sequential:
 
 
 class PyramidInpaintNet(nn.Module):
-    """PEN-Net / SRPNet generator (module docstring). H and W must be multiples of 64."""
+    """PEN-Net / SRPNet generator (module docstring). H and W must be multiples of 64.
+
+    ``forward(image (B,3,H,W) [0,1], mask (B,1,H,W) 1 = hole)`` -> ``InpaintOutput(pred (B,3,H,W),
+    aux={"pyramid": (B,3,H/32,W/32) .. (B,3,H/2,W/2)})``, all in [0,1].
+    """
 
     size_multiple = 2**LEVELS
 
@@ -150,12 +154,8 @@ class PyramidInpaintNet(nn.Module):
     def forward(self, image: Tensor, mask: Tensor) -> InpaintOutput:
         """image (B,3,H,W) in [0,1], mask (B,1,H,W) 1 = hole -> pred (B,3,H,W) + aux pyramid (coarsest first)."""
         check_image_mask(image, mask)
+        check_size_multiple(image, self.size_multiple, "The SRPNet/PEN-Net generator")
         image = masked_input(image, mask)
-        h, w = image.shape[-2:]
-        if h % self.size_multiple or w % self.size_multiple:
-            raise InpaintlabError(
-                f"SRPNet/PEN-Net need H and W to be multiples of {self.size_multiple}, got {h}x{w}; pad or resize"
-            )
         x = torch.cat([(image * 2 - 1) * (1 - mask) + mask, mask], dim=1)
         feats = []
         for block in self.encoder:
