@@ -334,3 +334,17 @@ def test_discriminator_is_registered():
     d = create_discriminator("cstfnet_tiny")
     assert d(torch.rand(2, 3, 64, 64)).shape == (2, 1, 3, 3)
     assert sum(p.numel() for p in create_discriminator("cstfnet").parameters()) == 4_318_401
+
+
+def test_refinement_init_lets_the_signal_reach_the_output():
+    """He init (default) keeps the un-normalised refinement net's output image-dependent; N(0,0.02) flattens it."""
+    image = torch.rand(2, 3, 64, 64, generator=torch.Generator().manual_seed(0))
+    mask = torch.zeros(2, 1, 64, 64)
+    mask[..., 16:40, 20:44] = 1
+    spread = {}
+    for init in ("kaiming", "normal"):
+        torch.manual_seed(0)
+        model = create_model("cstfnet_tiny", refine_init=init).eval()
+        with torch.no_grad():
+            spread[init] = model(image, mask).pred.std().item()
+    assert spread["kaiming"] > 20 * spread["normal"]
