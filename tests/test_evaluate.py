@@ -17,7 +17,7 @@ from torch import nn
 from inpaintlab.cli import main
 from inpaintlab.data import build_dataset
 from inpaintlab.errors import InpaintlabError
-from inpaintlab.evaluate import compare, evaluate, evaluate_models
+from inpaintlab.evaluate import BIN_SETS, compare, evaluate, evaluate_models, mask_groups, parse_bins
 from inpaintlab.masks import HOLE_RATIO_BINS, MaskFolder, bin_label, bin_stroke_mask, hole_ratio, ratio_bin
 from inpaintlab.metrics import METRICS
 from inpaintlab.models import create_model
@@ -129,7 +129,7 @@ def test_fixed_mask_sets():
     circles = evaluate(create_model("telea"), images, "circles", metrics=("l1",), progress=False)
     assert list(circles["bins"]) == ["(0.01,0.1]"] and circles["overall"]["count"] == 5
     assert [p["name"].rsplit("|", 1)[1] for p in circles["per_image"]] == [f"mask {i % 4}" for i in range(5)]
-    with pytest.raises(InpaintlabError, match="generated masks exist only"):
+    with pytest.raises(InpaintlabError, match=r"generated masks cover unions .* \(0.5,1\] is not one"):
         evaluate(create_model("telea"), images, "bins", bins=((0.0, 0.5), (0.5, 1.0)), progress=False)
     with pytest.raises(InpaintlabError, match="masks must be"):
         evaluate(create_model("telea"), images, "squares", progress=False)
@@ -268,3 +268,27 @@ def test_cli_demo(tmp_path, capsys):
     report = json.loads((out / "telea" / "metrics.json").read_text())
     assert list(report["bins"]) == [bin_label(k) for k in range(6)]
     assert report["overall"]["count"] == 12  # 2 photos x 6 bins
+
+
+def test_coarser_groups_draw_masks_from_the_bins_they_cover():
+    """CICM's 0-20/20-40/40-60 % groups: every generated mask lies in its group, and both covered bins occur."""
+    groups, settings = mask_groups("bins", SIZE, 24, bins=parse_bins("cicm"))
+    assert [label for label, _, _ in groups] == ["(0,0.2]", "(0.2,0.4]", "(0.4,0.6]"]
+    for (label, n, get), (lo, hi) in zip(groups, BIN_SETS["cicm"]):
+        ratios = [get(j).mean().item() for j in range(n)]
+        assert all(lo < r <= hi for r in ratios), label
+        assert any(r <= (lo + hi) / 2 for r in ratios) and any(r > (lo + hi) / 2 for r in ratios)
+    assert settings["standard_bins_per_group"]["(0.4,0.6]"] == [4, 5]
+    single, _ = mask_groups("bins", SIZE, 3, bins=parse_bins("msanet"))
+    reference, _ = mask_groups("bins", SIZE, 3)
+    assert torch.equal(single[0][2](1), reference[1][2](1))  # (0.1,0.2] is standard bin 1, same masks
+    with pytest.raises(InpaintlabError, match="bad --bins"):
+        parse_bins("0.3-0.1")
+
+
+def test_cli_eval_with_cicm_groups(tmp_path, capsys):
+    out = tmp_path / "cicm"
+    assert main(["eval", "--model", "telea", "--images", "synthetic:3", "--masks", "bins", "--bins", "cicm",
+                 "--size", str(SIZE), "--metrics", "psnr", "--out", str(out)]) == 0
+    header = (out / "metrics.md").read_text().splitlines()
+    assert any("(0,0.2]" in line and "(0.2,0.4]" in line and "(0.4,0.6]" in line for line in header)

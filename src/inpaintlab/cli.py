@@ -86,6 +86,9 @@ def _add_eval(sub) -> None:
                    help="inpaintlab checkpoint file (repeatable)")
     p.add_argument("--images", required=True, help="image folder, .txt list, 'builtin' or 'synthetic:N'")
     p.add_argument("--masks", default="bins", help="mask folder, or bins (generated, default), center, circles")
+    p.add_argument("--bins", default="nvidia",
+                   help="hole-ratio bins: nvidia (six 10%% bins, default), cicm (0-20/20-40/40-60%%), msanet "
+                        "(10-20/30-40/50-60%%) or lo-hi pairs, e.g. 0-0.2,0.2-0.4")
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--size", type=int, default=256, help="image and mask side (default 256)")
     p.add_argument("--batch-size", type=int, default=8)
@@ -104,7 +107,7 @@ def _cmd_eval(args) -> None:
     from .checkpoint import load_model
     from .data import build_dataset
     from .errors import InpaintlabError
-    from .evaluate import MASK_SETS, evaluate, evaluate_models, markdown_table
+    from .evaluate import MASK_SETS, evaluate, evaluate_models, markdown_table, parse_bins
     from .masks import MaskFolder
     from .models import create_model
 
@@ -126,7 +129,8 @@ def _cmd_eval(args) -> None:
         label = label if label not in per_model else f"{label}_{len(models)}"
         models.append((label, model))
         per_model[label] = {kind: str(value)}
-    common = dict(metrics=[m.strip() for m in args.metrics.split(",") if m.strip()], batch_size=args.batch_size,
+    common = dict(metrics=[m.strip() for m in args.metrics.split(",") if m.strip()], bins=parse_bins(args.bins),
+                  batch_size=args.batch_size,
                   device=args.device, max_images=args.max_images, seed=args.seed,
                   feature_weights=args.feature_weights,
                   settings={"images_source": args.images, "masks_source": args.masks})

@@ -4,7 +4,9 @@ Protocol (deterministic, the same on one process or many):
 - Mask groups. ``"bins"``: for each hole-ratio bin k, masks are generated in memory, mask j of bin k by
   ``bin_stroke_mask(size, k, default_rng([seed, k, j]), margin)`` with margin 0 for even j and
   ``size // 16`` (16 px at 256) for odd j, mirroring the NVIDIA set's halves with and without a border
-  constraint; one mask per image per bin. A ``MaskFolder``: its masks binned by measured ratio (after
+  constraint; one mask per image per bin. Coarser groups that are unions of the six bins (``BIN_SETS``:
+  CICM's 0-20/20-40/40-60 %) use, for mask j, mask j of one of the bins they cover (chosen by a seeded
+  draw), so every grouping reuses the six-bin protocol's masks. A ``MaskFolder``: its masks binned by measured ratio (after
   its nearest resize), bins without masks are skipped. ``"center"`` (square of side size/2) and
   ``"circles"`` (LGNet's circle masks): one fixed group.
 - Pairing: within each group of n masks, image i gets mask ``i mod n`` (LGNet's test script does the
@@ -46,7 +48,7 @@ def mask_groups(masks: str | MaskFolder, size: int, n_images: int, bins: Sequenc
                 seed: int = 0) -> tuple[list[tuple[str, int, MaskGetter]], dict[str, Any]]:
     """Mask groups of the protocol (module docstring): ([(label, n_masks, j -> (1,size,size))], description).
 
-    bins: (lo, hi] hole-ratio intervals; generated masks exist only for ``HOLE_RATIO_BINS``.
+    bins: (lo, hi] hole-ratio intervals; generated masks exist for ``HOLE_RATIO_BINS`` and unions of them.
     """
     labels = [f"({lo:g},{hi:g}]" for lo, hi in bins]
     if isinstance(masks, MaskFolder):
@@ -60,18 +62,19 @@ def mask_groups(masks: str | MaskFolder, size: int, n_images: int, bins: Sequenc
         return groups, {"kind": "folder", "root": str(masks.root), "count": len(masks),
                         "per_bin": {label: n for label, n, _ in groups}}
     if masks == "bins":
-        if tuple(tuple(map(float, b)) for b in bins) != HOLE_RATIO_BINS:
-            raise InpaintlabError(f"generated masks exist only for the bins {HOLE_RATIO_BINS}; "
-                                  "pass a mask folder to use other bins")
+        covers = [_covered_standard_bins(lo, hi) for lo, hi in bins]
+
         def generated(k: int) -> MaskGetter:
-            def get(j: int) -> Tensor:
-                rng = np.random.default_rng([seed, k, j])
-                return _as_mask_tensor(bin_stroke_mask(size, k, rng, 0 if j % 2 == 0 else size // 16))
+            def get(j: int) -> Tensor:  # a group spanning several standard bins draws one of them per mask
+                b = covers[k][int(np.random.default_rng([seed, k, j, 1]).integers(len(covers[k])))]
+                rng = np.random.default_rng([seed, b, j])  # = mask j of standard bin b in the six-bin protocol
+                return _as_mask_tensor(bin_stroke_mask(size, b, rng, 0 if j % 2 == 0 else size // 16))
             return get
 
         groups = [(labels[k], n_images, generated(k)) for k in range(len(bins))]
         return groups, {"kind": "generated", "generator": "bin_stroke_mask", "seed": seed,
-                        "margin": f"0 for even mask index, {size // 16} for odd", "per_bin": n_images}
+                        "margin": f"0 for even mask index, {size // 16} for odd", "per_bin": n_images,
+                        "standard_bins_per_group": {labels[k]: covers[k] for k in range(len(bins))}}
     if masks == "center":
         square = _as_mask_tensor(center_square(size, size // 2))
         return [("center", 1, lambda j: square)], {"kind": "center", "side": size // 2}
@@ -79,6 +82,38 @@ def mask_groups(masks: str | MaskFolder, size: int, n_images: int, bins: Sequenc
         circles = [_as_mask_tensor(m) for m in lgnet_circles(size)]
         return [("circles", len(circles), lambda j: circles[j])], {"kind": "circles", "count": len(circles)}
     raise InpaintlabError(f"masks must be a mask folder or one of {MASK_SETS}, got {masks!r}")
+
+
+BIN_SETS = {
+    "nvidia": HOLE_RATIO_BINS,
+    "cicm": ((0.0, 0.2), (0.2, 0.4), (0.4, 0.6)),  # CICM's three groups
+    "msanet": ((0.1, 0.2), (0.3, 0.4), (0.5, 0.6)),  # the bins MSA-Net's tables report
+}
+
+
+def parse_bins(text: str) -> tuple[tuple[float, float], ...]:
+    """Hole-ratio bins from a name in ``BIN_SETS`` or "lo-hi,lo-hi,..." (e.g. "0-0.2,0.2-0.4")."""
+    if text in BIN_SETS:
+        return BIN_SETS[text]
+    try:
+        bins = tuple(tuple(float(v) for v in part.split("-")) for part in text.split(","))
+    except ValueError:
+        bins = ()
+    if not bins or any(len(b) != 2 or not 0 <= b[0] < b[1] <= 1 for b in bins):
+        raise InpaintlabError(f"bad --bins {text!r}; expected one of {', '.join(BIN_SETS)} or lo-hi pairs like 0-0.2,0.2-0.4")
+    return bins
+
+
+def _covered_standard_bins(lo: float, hi: float) -> list[int]:
+    """Indices of the standard bins whose union is (lo, hi] (generated masks exist only for those)."""
+    inside = [k for k, (a, b) in enumerate(HOLE_RATIO_BINS) if a >= lo - 1e-9 and b <= hi + 1e-9]
+    edges = [HOLE_RATIO_BINS[k] for k in inside]
+    contiguous = all(edges[i][1] == edges[i + 1][0] for i in range(len(edges) - 1))
+    first_ok = bool(edges) and (abs(edges[0][0] - lo) < 1e-9 or (lo <= 0.01 and edges[0][0] == 0.01))
+    if not (first_ok and contiguous and abs(edges[-1][1] - hi) < 1e-9):
+        raise InpaintlabError(f"generated masks cover unions of the bins {HOLE_RATIO_BINS}; ({lo:g},{hi:g}] is not one: "
+                              "pass a mask folder to use other bins")
+    return inside
 
 
 def _as_mask_tensor(mask: np.ndarray) -> Tensor:
