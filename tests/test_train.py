@@ -371,3 +371,19 @@ def test_discriminator_lr_scale_and_validation_groups(tmp_path):
     logs = trainer.fit()
     groups = {k.split("/")[1] for k in logs if k.startswith("val/(")}
     assert groups and groups <= {"(0,0.3]", "(0.3,0.6]"}
+
+
+def test_init_from_starts_a_fine_tuning_run_from_trained_weights(tmp_path):
+    """MSA-Net's second stage: G and D weights from a checkpoint, fresh optimisers, step 0."""
+    first = Trainer(tiny_config(max_steps=3), tmp_path / "first")
+    first.fit()
+    ckpt = first.last_checkpoint
+    tuned = Trainer(tiny_config(max_steps=2, init_from=str(ckpt), optim=OptimConfig(lr=5e-5)), tmp_path / "tuned")
+    assert tuned.step == 0 and all(not opt.state for opt in tuned.optimizers.values())
+    for mine, theirs in ((tuned.generator, first.generator), (tuned.ema, first.generator), (tuned.discriminator, first.discriminator)):
+        for key, value in theirs.state_dict().items():
+            assert torch.equal(mine.state_dict()[key], value), key
+    tuned.fit()
+    other = dataclasses.replace(tiny_config(), model=ModelConfig(name="lgnet_tiny"), data=DataConfig(root="synthetic:4", size=64, val_count=0))
+    with pytest.raises(InpaintlabError, match="generator weights do not fit lgnet_tiny"):
+        Trainer(dataclasses.replace(other, init_from=str(ckpt)), tmp_path / "wrong")

@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import tempfile
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
@@ -107,6 +109,25 @@ def load_optimizer_parts(optimizer: torch.optim.Optimizer, name: str, tensors: d
     optimizer.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
 
 
+def rng_state() -> dict:
+    """This process's RNG states: torch/CUDA as tensors, numpy/python as JSON-able lists."""
+    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []
+    numpy_state = [kind, keys.tolist(), int(pos), int(has_gauss), float(cached)]
+    return {"torch": torch.get_rng_state(), "cuda": cuda, "numpy": numpy_state, "python": random.getstate()}
+
+
+def set_rng_state(state: dict) -> None:
+    """Inverse of ``rng_state`` (the run then draws the same random numbers as the saved one)."""
+    torch.set_rng_state(state["torch"].cpu())
+    if state["cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda"]])
+    kind, keys, pos, has_gauss, cached = state["numpy"]
+    np.random.set_state((kind, np.asarray(keys, dtype=np.uint32), pos, has_gauss, cached))
+    version, internal, gauss_next = state["python"]
+    random.setstate((version, tuple(internal), gauss_next))
+
+
 def load_model(path: str | Path, device: str | torch.device = "cpu", ema: bool = True) -> nn.Module:
     """Build the generator a checkpoint describes and load its weights (EMA weights when present).
 
@@ -120,14 +141,19 @@ def load_model(path: str | Path, device: str | torch.device = "cpu", ema: bool =
         raise InpaintlabError(f"{path}: checkpoint header names no model")
     model = create_model(spec["name"], **spec.get("kwargs", {}))
     state = sub_state(tensors, "generator_ema") if ema else {}
-    state = state or sub_state(tensors, "generator")
-    missing, unexpected = model.load_state_dict(state, strict=False)
-    if missing or unexpected:
-        raise InpaintlabError(
-            f"{path}: weights do not fit {spec['name']} (missing {missing[:3]}, unexpected {unexpected[:3]})"
-        )
+    load_weights(model, state or sub_state(tensors, "generator"), f"{path}: weights", spec["name"])
     model.checkpoint_header = header
     return model.to(device).eval()
+
+
+def load_weights(module: nn.Module, state: dict[str, Tensor], what: str, target: str) -> None:
+    """``module.load_state_dict(state)`` that names what did not fit in an ``InpaintlabError``."""
+    try:
+        missing, unexpected = module.load_state_dict(state, strict=False)
+    except RuntimeError as err:  # shape mismatch
+        raise InpaintlabError(f"{what} do not fit {target} ({str(err).splitlines()[-1].strip()})") from None
+    if missing or unexpected:
+        raise InpaintlabError(f"{what} do not fit {target} (missing {missing[:3]}, unexpected {unexpected[:3]})")
 
 
 def _existing(path: str | Path) -> Path:

@@ -172,6 +172,7 @@ class TrainConfig:
     val_every: int = 1000
     ckpt_every: int = 1000
     keep_checkpoints: int = 3
+    init_from: str | None = None  # checkpoint whose G (and D) weights start the run: fine-tuning, fresh optimisers
 
 
 # --------------------------------------------------------------------------------------------------

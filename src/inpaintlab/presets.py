@@ -95,8 +95,9 @@ _TINY = dataclasses.replace(
 #  * optimiser: the paper gives none; MANet: Adam with default betas (0.9, 0.999), G lr 2e-4, D lr 0.1 x G lr
 #    (optim.d_lr_scale=0.1). Training length: stated nowhere; 100 epochs chosen (override optim.epochs_constant).
 #    MANet then fine-tunes at lr 5e-5 with the encoder BatchNorms frozen (PConv recipe): a second run with
-#    --set optim.lr=5e-5 model.freeze_encoder_bn=true (starting it from the first run's weights is not wired
-#    into the trainer yet).
+#    --set init_from=RUN/checkpoints/step_N.safetensors --set optim.lr=5e-5 --set model.freeze_encoder_bn=true.
+#  * Sec. 5.3 ablations are overrides: --set loss.adversarial=0|0.001|0.1|1, and
+#    --set loss.perceptual=0 --set loss.style=0 for the model without perceptual/style losses.
 #  * masks: the PConv irregular masks are not shipped; the seeded stroke stand-in ("strokes") replaces them.
 _MSANET_LOSS = LossConfig(
     valid=1.0, hole=6.0, perceptual=0.05, style=120.0, tv=0.1, adversarial=0.1, pixel_norm="all_pixels",

@@ -34,7 +34,9 @@ from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 
-from .checkpoint import load_checkpoint, load_optimizer_parts, optimizer_parts, save_checkpoint, sub_state
+from .checkpoint import (
+    load_checkpoint, load_optimizer_parts, load_weights, optimizer_parts, rng_state, save_checkpoint, set_rng_state, sub_state,
+)
 from .config import TrainConfig, save_config, to_dict
 from .data import collate_samples
 from .errors import InpaintlabError
@@ -53,24 +55,6 @@ def _setup_distributed(device: str) -> tuple[int, int, int]:
     if dist.is_available() and dist.is_initialized():
         return dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0"))
     return 0, 1, 0
-
-
-def _rng_state() -> dict:
-    """This process's RNG states: torch/CUDA as tensors, numpy/python as JSON-able lists."""
-    kind, keys, pos, has_gauss, cached = np.random.get_state()
-    cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []
-    numpy_state = [kind, keys.tolist(), int(pos), int(has_gauss), float(cached)]
-    return {"torch": torch.get_rng_state(), "cuda": cuda, "numpy": numpy_state, "python": random.getstate()}
-
-
-def _set_rng_state(state: dict) -> None:
-    torch.set_rng_state(state["torch"].cpu())
-    if state["cuda"] and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda"]])
-    kind, keys, pos, has_gauss, cached = state["numpy"]
-    np.random.set_state((kind, np.asarray(keys, dtype=np.uint32), pos, has_gauss, cached))
-    version, internal, gauss_next = state["python"]
-    random.setstate((version, tuple(internal), gauss_next))
 
 
 def training_inputs(model: nn.Module) -> tuple[str, ...]:
@@ -102,6 +86,11 @@ class Trainer:
         self.extra_inputs, self.discriminator = training_inputs(self.generator), None
         if cfg.model.discriminator:
             self.discriminator = create_discriminator(cfg.model.discriminator, **cfg.model.discriminator_kwargs).to(self.device)
+        if cfg.init_from and resume is None:  # fine-tuning: weights from a checkpoint, fresh optimisers, step 0
+            tensors, _ = load_checkpoint(cfg.init_from)
+            for prefix, module in (("generator", self.generator), ("discriminator", self.discriminator)):
+                if module is not None and sub_state(tensors, prefix):
+                    load_weights(module, sub_state(tensors, prefix), f"{cfg.init_from}: {prefix} weights", cfg.model.name)
         self.ema = copy.deepcopy(self.generator).requires_grad_(False) if cfg.ema_decay else None
         self.g_loss = GeneratorLoss(cfg.loss, self.discriminator).to(self.device)  # G step: plain D, frozen
         self.d_loss = DiscriminatorLoss(cfg.loss)
@@ -332,10 +321,10 @@ class Trainer:
 
     def save(self) -> Path:
         """Write ``checkpoints/step_XXXXXXXX.safetensors`` on rank 0; every rank must call it (RNG gather)."""
-        states = [_rng_state()]
+        states = [rng_state()]
         if self.world > 1:
             states = [None] * self.world
-            dist.all_gather_object(states, _rng_state())
+            dist.all_gather_object(states, rng_state())
         path = self.last_checkpoint = self.out / "checkpoints" / f"step_{self.step:08d}.safetensors"
         if not self.is_main:
             return path
@@ -383,7 +372,7 @@ class Trainer:
         rank = self.rank % header["world_size"]  # a different world size cannot continue every rank's stream
         meta = header["rng"][str(rank)]
         cuda = [tensors[f"rng.{rank}.cuda.{i}"] for i in range(meta["cuda_devices"])]
-        _set_rng_state({"torch": tensors[f"rng.{rank}.torch"], "cuda": cuda, **meta})
+        set_rng_state({"torch": tensors[f"rng.{rank}.torch"], "cuda": cuda, **meta})
         self.last_checkpoint = Path(path)
 
 
