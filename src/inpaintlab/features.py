@@ -56,6 +56,12 @@ def checkpoints_dir() -> Path:
     return Path(torch_home) / "hub" / "checkpoints"
 
 
+RANDOM_HINT = (
+    "or choose random weights explicitly (Python: feature_weights='random'; train: --set loss.vgg_weights=random; "
+    "eval: --feature-weights random)"
+)
+
+
 def resolve_weights(
     canonical_name: str, weights: str | Path | None, *, allow_download: bool = False
 ) -> Path | None:
@@ -71,8 +77,7 @@ def resolve_weights(
         path = Path(weights).expanduser()
         if not path.is_file():
             raise WeightsNotFoundError(
-                f"weights file {str(path)!r} not found (expected a copy of {canonical_name}); "
-                f"or pass feature_weights='random' to run with random features"
+                f"weights file {str(path)!r} not found (expected a copy of {canonical_name}); {RANDOM_HINT}"
             )
         return path
     folder = checkpoints_dir()
@@ -84,8 +89,7 @@ def resolve_weights(
         torch.hub.download_url_to_file(CANONICAL_URLS[canonical_name], str(path), progress=True)
         return path
     raise WeightsNotFoundError(
-        f"pretrained weights {canonical_name} not found: put the file in {folder} "
-        f"(or set TORCH_HOME), or pass feature_weights='random' to run with random features"
+        f"pretrained weights {canonical_name} not found: put the file in {folder} (or set TORCH_HOME), {RANDOM_HINT}"
     )
 
 
