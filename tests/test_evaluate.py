@@ -292,3 +292,12 @@ def test_cli_eval_with_cicm_groups(tmp_path, capsys):
                  "--size", str(SIZE), "--metrics", "psnr", "--out", str(out)]) == 0
     header = (out / "metrics.md").read_text().splitlines()
     assert any("(0,0.2]" in line and "(0.2,0.4]" in line and "(0.4,0.6]" in line for line in header)
+
+
+def test_reports_are_strict_json():
+    """A 1-image group has no FID and an exact match has infinite PSNR: both are written as null."""
+    from inpaintlab.evaluate import strict_json
+
+    text = strict_json({"fid": float("nan"), "bins": [{"psnr": float("inf")}, 1.5]})
+    assert json.loads(text, parse_constant=lambda c: pytest.fail(f"non-standard JSON {c}")) == {
+        "fid": None, "bins": [{"psnr": None}, 1.5]}

@@ -116,6 +116,22 @@ def _covered_standard_bins(lo: float, hi: float) -> list[int]:
     return inside
 
 
+def strict_json(obj: Any, **kwargs: Any) -> str:
+    """JSON text that any parser reads: non-finite numbers (FID of a 1-image group, PSNR of an exact
+    match) become ``null`` instead of Python's non-standard ``NaN``/``Infinity``."""
+
+    def finite(v: Any) -> Any:
+        if isinstance(v, float) and not np.isfinite(v):
+            return None
+        if isinstance(v, dict):
+            return {k: finite(x) for k, x in v.items()}
+        if isinstance(v, (list, tuple)):
+            return [finite(x) for x in v]
+        return v
+
+    return json.dumps(finite(obj), allow_nan=False, **kwargs)
+
+
 def _as_mask_tensor(mask: np.ndarray) -> Tensor:
     """(H,W) uint8 {0,1} from masks.py -> (1,H,W) float {0,1}."""
     return torch.from_numpy(np.asarray(mask) > 0).float()[None]
@@ -353,8 +369,9 @@ def plot_training_curves(metrics_jsonl: str | Path, path: str | Path) -> Path:
     panels = [(key, title) for key, title in panels if any(key in r for r in rows)]
     fig, axes = plt.subplots(1, max(len(panels), 1), figsize=(4.2 * max(len(panels), 1), 3.2), squeeze=False)
     for ax, (key, title) in zip(axes[0], panels):
-        points = [(r["step"], r[key]) for r in rows if key in r and np.isfinite(r[key])]
-        ax.plot(*zip(*points), marker="o" if key.startswith("val/") else None, markersize=3)
+        points = [(r["step"], r[key]) for r in rows if r.get(key) is not None and np.isfinite(r[key])]
+        if points:
+            ax.plot(*zip(*points), marker="o" if key.startswith("val/") else None, markersize=3)
         ax.set_xlabel("step")
         ax.set_title(title)
         ax.grid(alpha=0.3)
@@ -379,7 +396,7 @@ def write_report(report: dict[str, Any], out_dir: str | Path,
     """Write metrics.json, metrics.csv, metrics.md, plot_<metric>.png and samples.png to ``out_dir``."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "metrics.json").write_text(json.dumps(report, indent=2))
+    (out / "metrics.json").write_text(strict_json(report, indent=2))
     metrics = _metric_names(report)
     with open(out / "metrics.csv", "w", newline="") as fh:
         writer = csv.writer(fh)

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import copy
 import inspect
-import json
 import math
 import os
 import random
@@ -40,7 +39,7 @@ from .checkpoint import (
 from .config import TrainConfig, save_config, to_dict
 from .data import collate_samples
 from .errors import InpaintlabError
-from .evaluate import image_grid, plot_training_curves, save_image
+from .evaluate import image_grid, plot_training_curves, save_image, strict_json
 from .losses import DiscriminatorLoss, GeneratorLoss
 from .models import create_discriminator, create_model
 from .types import composite
@@ -293,7 +292,7 @@ class Trainer:
         for key, value in scalars.items():
             self._tb.add_scalar(key, value, self.step)
         with open(self.out / "metrics.jsonl", "a") as fh:
-            fh.write(json.dumps({"step": self.step, "epoch": self.epoch, **scalars}) + "\n")
+            fh.write(strict_json({"step": self.step, "epoch": self.epoch, **scalars}) + "\n")
 
     @torch.no_grad()
     def validate(self) -> dict[str, float]:
