@@ -138,3 +138,12 @@ def test_cli_models_lists_registry(capsys):
 
     assert main(["models"]) == 0
     assert "telea" in capsys.readouterr().out
+
+
+def test_load_checkpoint_reads_only_the_requested_prefixes(tmp_path):
+    """Inference reads the generator, not the (much larger) optimiser state."""
+    tensors = {"generator.w": torch.ones(2), "generator_ema.w": torch.zeros(2), "optim.G1.0.exp_avg": torch.ones(9)}
+    path = save_checkpoint(tmp_path / "ck.safetensors", tensors, {"step": 1})
+    only, _ = load_checkpoint(path, prefixes=("generator",))
+    assert set(only) == {"generator.w"}
+    assert set(load_checkpoint(path)[0]) == set(tensors)

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from safetensors import SafetensorError
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
@@ -57,8 +57,6 @@ def save_checkpoint(path: str | Path, tensors: dict[str, Tensor], header: dict[s
 
 def read_header(path: str | Path) -> dict[str, Any]:
     """The JSON header of a checkpoint, without loading its tensors."""
-    from safetensors import safe_open
-
     path = _existing(path)
     try:
         with safe_open(str(path), framework="pt") as fh:
@@ -70,14 +68,23 @@ def read_header(path: str | Path) -> dict[str, Any]:
     return json.loads(meta[_HEADER_KEY])
 
 
-def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> tuple[dict[str, Tensor], dict]:
-    """Return ``(tensors, header)`` of a checkpoint written by ``save_checkpoint``."""
+def load_checkpoint(
+    path: str | Path, device: str | torch.device = "cpu", prefixes: tuple[str, ...] | None = None
+) -> tuple[dict[str, Tensor], dict]:
+    """Return ``(tensors, header)`` of a checkpoint written by ``save_checkpoint``.
+
+    prefixes: read only the tensors under these prefixes (e.g. ``("generator",)`` for inference: a
+    training checkpoint is mostly optimiser state, which is then never read from disk).
+    """
     header = read_header(path)
     try:
-        tensors = load_file(str(path), device=str(device))
+        if prefixes is None:
+            return load_file(str(path), device=str(device)), header
+        with safe_open(str(path), framework="pt", device=str(device)) as fh:
+            keys = [k for k in fh.keys() if k.split(".", 1)[0] in prefixes]
+            return {k: fh.get_tensor(k) for k in keys}, header
     except (SafetensorError, OSError) as err:
         raise InpaintlabError(f"{path}: corrupt checkpoint ({err})") from None
-    return tensors, header
 
 
 def sub_state(tensors: dict[str, Tensor], prefix: str) -> dict[str, Tensor]:
@@ -135,7 +142,7 @@ def load_model(path: str | Path, device: str | torch.device = "cpu", ema: bool =
     """
     from .models import create_model
 
-    tensors, header = load_checkpoint(path, device)
+    tensors, header = load_checkpoint(path, device, prefixes=("generator_ema", "generator") if ema else ("generator",))
     spec = header.get("model") or {}
     if "name" not in spec:
         raise InpaintlabError(f"{path}: checkpoint header names no model")
