@@ -359,3 +359,21 @@ def test_every_registered_discriminator_takes_image_and_optional_mask():
             heads = discriminator_logits(d, image, mask)
         assert all(h.shape[0] == 2 and h.shape[1] == 1 for h in heads)
         assert len(heads) == (2 if name == "srpnet_tiny" else 1)
+
+
+def test_pixel_range_minus1_1_reproduces_the_official_lgnet_pixel_and_tv_terms():
+    """Official LGNet computes L1 and TV on [-1,1] images: L1 per image / (3*sum M), TV of (2*comp-1)*M."""
+    g = torch.Generator().manual_seed(3)
+    image, raw = torch.rand(2, 3, 16, 16, generator=g), torch.rand(2, 3, 16, 16, generator=g)
+    mask = (torch.rand(2, 1, 16, 16, generator=g) > 0.6).float()
+    cfg = LossConfig(valid=1.0, hole=6.0, tv=0.1, feature_outputs=(0,), pixel_range="minus1_1")
+    _, logs = GeneratorLoss(cfg)(InpaintOutput(pred=raw), image, mask)
+    a, b, m = raw.numpy() * 2 - 1, image.numpy() * 2 - 1, mask.numpy()
+    hole = np.mean([(np.abs(a[i] - b[i]) * m[i]).sum() / (3 * m[i].sum()) for i in range(2)])
+    comp = (raw * mask + image * (1 - mask)).numpy() * 2 - 1
+    x = comp * m
+    tv = np.abs(np.diff(x, axis=2)).mean() + np.abs(np.diff(x, axis=3)).mean()
+    assert float(logs["g/hole"]) == pytest.approx(hole, rel=1e-5)
+    assert float(logs["g/tv"]) == pytest.approx(tv, rel=1e-5)
+    _, unit = GeneratorLoss(dataclasses.replace(cfg, pixel_range="unit"))(InpaintOutput(pred=raw), image, mask)
+    assert float(logs["g/hole"]) == pytest.approx(2 * float(unit["g/hole"]), rel=1e-5)

@@ -86,7 +86,9 @@ class LossConfig:
       (``features.VGG16_TAPS``). vgg_weights: None = the canonical file lookup of ``features.py``,
       "random" (results must say so) or a path.
     tv_region: "hole" = TV of composite*mask (official LGNet code), "composite" = TV of the composite
-      (LGNet Eq. 6 as written).
+      (LGNet Eq. 6 as written). pixel_range: the value range the pixel (valid/hole/pyramid) and TV terms
+      are computed in: "unit" = [0,1]; "minus1_1" = on 2x-1, as codes that train in [-1,1] do (official
+      LGNet, PEN-Net), so their published weights keep their balance against perceptual/style/GAN.
     gan_mode: lsgan | hinge | nsgan (BCE on logits) | relativistic. adv_input: the image D judges:
       "first_composite" (composite of outputs[0]; official LGNet, notes 1.7), "final_composite",
       "final_raw" (MSA-Net) or "every_composite" (each output's composite, summed; CSTFNet).
@@ -107,6 +109,7 @@ class LossConfig:
     vgg_layers: tuple[str, ...] = ("pool1", "pool2", "pool3")
     vgg_weights: str | None = None
     tv_region: Literal["hole", "composite"] = "hole"
+    pixel_range: Literal["unit", "minus1_1"] = "unit"
     gan_mode: Literal["lsgan", "hinge", "nsgan", "relativistic"] = "lsgan"
     adv_input: Literal["first_composite", "final_composite", "final_raw", "every_composite"] = "final_composite"
     pyramid_downsample: Literal["bilinear", "area"] = "bilinear"

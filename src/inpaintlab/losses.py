@@ -11,8 +11,9 @@ Discriminators are called ``D(image, mask)`` when their ``forward`` declares a s
 SRPNet local D crops the hole), else ``D(image)``; a D may return one logits map or a list of them
 (SRPNet global + local), and every GAN term is the mean over that list.
 
-LGNet (paper Eqs. 1-9, official ``models/loss.py``, implementation-notes 1.7):
-  valid/hole L1 per image = sum over masked pixels / (3 * sum(mask)), averaged over the batch;
+LGNet (official ``models/loss.py``, implementation-notes 1.7; the paper's Eq. 1 divides by sum(M) only):
+  valid/hole L1 per image = sum over masked pixels / (3 * sum(mask)), averaged over the batch, computed on
+  [-1,1] images like the official code (``pixel_range="minus1_1"``, also for TV);
   perceptual = sum_l mean|phi_l(a) - phi_l(b)| over VGG16 pool1..pool3;
   style = sum_l mean|G_l(a) - G_l(b)| with G = F F^T / (C*H*W);
   TV = mean|dx| + mean|dy| (over the whole tensor);
@@ -190,6 +191,15 @@ def scale_for_vgg(x: Tensor, mode: str) -> Tensor:
     raise InpaintlabError(f"unknown loss.vgg_input {mode!r}; expected minus1_1, imagenet or unit")
 
 
+def _pixel_range(name: str):
+    """[0,1] -> the range pixel and TV terms are computed in (``LossConfig.pixel_range``)."""
+    if name == "unit":
+        return lambda x: x
+    if name == "minus1_1":
+        return lambda x: x * 2 - 1
+    raise InpaintlabError(f"unknown loss.pixel_range {name!r}; expected unit or minus1_1")
+
+
 # ------------------------------------------------------------------------------------------- modules
 
 
@@ -220,7 +230,9 @@ class GeneratorLoss(nn.Module):
     def forward(self, out: InpaintOutput, image: Tensor, mask: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
         cfg, outputs = self.cfg, out.outputs
         terms: dict[str, Tensor] = {}
-        pixel = lambda o, region: pixel_loss(o, image, region, cfg.pixel_distance, cfg.pixel_norm)  # noqa: E731
+        to_range = _pixel_range(cfg.pixel_range)
+        target = to_range(image)
+        pixel = lambda o, region: pixel_loss(to_range(o), target, region, cfg.pixel_distance, cfg.pixel_norm)  # noqa: E731
         terms["valid"] = sum(pixel(o, 1 - mask) for o in outputs)
         terms["hole"] = sum(pixel(o, mask) for o in outputs)
         total = cfg.valid * terms["valid"] + cfg.hole * terms["hole"]
@@ -242,7 +254,7 @@ class GeneratorLoss(nn.Module):
                     f"model returns aux term {name!r} but loss.aux has no weight for it: --set loss.aux.{name}=W"
                 )
             if isinstance(value, (tuple, list)):  # coarser-scale images, e.g. SRPNet's pyramid outputs
-                value = pyramid_l1(tuple(value), image, cfg.pyramid_downsample)
+                value = pyramid_l1(tuple(to_range(v) for v in value), target, cfg.pyramid_downsample)
             if value.numel() != 1:
                 raise ValueError(f"aux term {name!r} must be a scalar loss, got shape {tuple(value.shape)}")
             terms[f"aux/{name}"] = value.reshape(())
@@ -273,7 +285,8 @@ class GeneratorLoss(nn.Module):
             for per_candidate in zip(*(f.chunk(len(candidates)) for f in feats)):
                 terms["perceptual"] = terms["perceptual"] + perceptual_loss(per_candidate, target_feats)
                 terms["style"] = terms["style"] + style_loss(per_candidate, target_feats)
-        tv_inputs = [comp * mask if cfg.tv_region == "hole" else comp for comp in comps]
+        to_range = _pixel_range(cfg.pixel_range)
+        tv_inputs = [to_range(comp) * mask if cfg.tv_region == "hole" else to_range(comp) for comp in comps]
         terms["tv"] = sum((total_variation(x) for x in tv_inputs), image.new_zeros(()))
         return cfg.perceptual * terms["perceptual"] + cfg.style * terms["style"] + cfg.tv * terms["tv"]
 

@@ -11,6 +11,11 @@ linear decay to 0; 256x256 bicubic resize (no crop), random horizontal flip; los
 valid 1, TV 0.1, perceptual 0.05, style 120 (VGG16 pool1-3 on [-1,1] inputs), LSGAN 0.1 on the
 coarse composite (official code, notes 1.7 / trap 1); perceptual/style/TV on stages 2 and 3, i.e.
 ``outputs`` indices (1, 2), each on the raw output and the composite.
+The D on the coarse composite is also the paper's Eq. 4. TV is taken on ``comp * hole`` (official,
+``tv_region="hole"``; paper Eq. 6 writes it on the whole merged image). Pixel range (paper silent): the
+official code computes valid/hole L1 and TV on [-1,1] images, so ``pixel_range="minus1_1"`` does the same
+and the weights keep the official balance against perceptual/style (VGG fed [-1,1]) and LSGAN, including
+the official TV of ``(2*comp-1)*hole``; ``--set loss.pixel_range=unit`` halves the L1 terms' weight.
 Masks: the official training masks ("mixmask_train") are unpublished; we use the seeded stroke
 generator spread uniformly over the six hole-ratio bins (``masks.build_mask_source("strokes")``).
 The paper presets leave ``data.root`` empty: pass ``--set data.root=/path/to/train/images``.
@@ -35,6 +40,7 @@ _LGNET_LOSS = LossConfig(
     feature_outputs=(1, 2),
     vgg_input="minus1_1",
     tv_region="hole",
+    pixel_range="minus1_1",
     gan_mode="lsgan",
     adv_input="first_composite",
 )
@@ -88,17 +94,25 @@ _TINY = dataclasses.replace(
 #  * hole/valid L1: Eqs. 20-21 write an expectation of a sum; MANet takes the mean over all pixels of
 #    |gt-out|*region -> pixel_norm="all_pixels" (LGNet/CSTFNet normalise by the region: "region").
 #  * VGG16 pool1..pool3 on [0,1] images without ImageNet normalisation (vgg_input="unit"); perceptual
-#    (Eq. 13 = mean |.| per layer) and style (Eq. 15 = Gram / (C*H*W)) on both the output and the composite.
+#    (Eq. 13 = mean |.| per layer) and style (Eq. 15 = Gram / (C*H*W)) on both the output and the composite
+#    (MANet; the paper's text names I_pred only).
 #  * adversarial: Eqs. 16-18 BCE with a sigmoid D (Table 3) on I_pred, the raw output (adv_input="final_raw").
 #    We use D(..., use_sigmoid=False) with gan_mode="nsgan" = BCE-with-logits: the same loss, numerically safer.
+#    MANet halves its D loss ((real + fake) / 2; ours is the sum: the same Adam steps up to eps) and updates
+#    G before D on the same fake; our trainer steps D first (one recipe for all models).
 #  * TV: Eq. 19 sums over the damaged area; MANet takes mean |dx| + mean |dy| of comp*hole (tv_region="hole").
 #  * optimiser: the paper gives none; MANet: Adam with default betas (0.9, 0.999), G lr 2e-4, D lr 0.1 x G lr
 #    (optim.d_lr_scale=0.1). Training length: stated nowhere; 100 epochs chosen (override optim.epochs_constant).
-#    MANet then fine-tunes at lr 5e-5 with the encoder BatchNorms frozen (PConv recipe): a second run with
+#    The only hint: MANet's test.py loads a Paris StreetView checkpoint at start_iter 3,720,000, a counter of
+#    images (620k iterations at batch 6, ~250 epochs of 14,900 images), pre- or post-fine-tuning unknown.
+#    MANet then fine-tunes at lr 5e-5 with BatchNorm frozen (MANet freezes every BN, the PConv paper and
+#    model.freeze_encoder_bn the encoder's; only running statistics, affine weights still train): a second run with
 #    --set init_from=RUN/checkpoints/step_N.safetensors --set optim.lr=5e-5 --set model.freeze_encoder_bn=true.
 #  * Sec. 5.3 ablations are overrides: --set loss.adversarial=0|0.001|0.1|1, and
 #    --set loss.perceptual=0 --set loss.style=0 for the model without perceptual/style losses.
 #  * masks: the PConv irregular masks are not shipped; the seeded stroke stand-in ("strokes") replaces them.
+#  * data: MANet's loader centre-crops to a square and resizes to 256 for every dataset, with masks
+#    resized bilinearly then thresholded > 0; the paper's Sec. 4.2 crops (above) are followed instead.
 _MSANET_LOSS = LossConfig(
     valid=1.0, hole=6.0, perceptual=0.05, style=120.0, tv=0.1, adversarial=0.1, pixel_norm="all_pixels",
     feature_outputs=(-1,), vgg_input="unit", vgg_layers=("pool1", "pool2", "pool3"), tv_region="hole",
@@ -127,13 +141,21 @@ def _msanet(model: str, preprocess: str) -> TrainConfig:
 # irregular masks. The paper gives no loss weights or schedule: PEN-Net's (implementation-notes 3.2, its
 # base) fill them: hole 6, valid 1 (per-region normalised), pyramid L1 0.5 (aux "pyramid"), hinge GAN 0.1 on
 # the composite, D lr = G lr, lr x 0.1 after 100k iterations (step_epochs = 100k iterations over the paper's
-# training-set size, Table 1); 150k iterations in all (chosen: PEN-Net's lr formula min(it, 150k) // 100k stops
-# changing there). Training masks: 128x128 centre squares or the irregular stand-in, half and half
-# ("center|strokes"), so one model serves both test settings as in the paper (the same for the PEN-Net
-# baseline, so Table 5's rows differ only in the network).
+# training-set size, Table 1); 150k iterations in all (chosen, the paper gives no length: the point after which
+# PEN-Net's lr never changes again; PEN-Net's own configs run 1e6 iterations, "iterations": 100e4, but our
+# "step" schedule would decay again at 200k, 300k, ..., where PEN-Net's stays at 1e-5). Training masks: 128x128
+# centre squares or the irregular stand-in, half and half ("center|strokes"), so one model serves both test
+# settings as in the paper (PEN-Net's square configs instead draw the 128x128 square at a random position,
+# flipped, rotated by 0-45 degrees and dilated by 3x3, plus ColorJitter(0.05) on the image: not reproduced).
+# Table 5's rows are ``srpnet_<dataset>`` with ``--set model.name=pennet model.discriminator=pennet``
+# (Baseline) or ``model.name=pennet`` (+Discriminator), so they differ only in the network; ``pennet_places2``
+# is PEN-Net's own Places2 recipe instead (official batch 16), with the masks above. Pixel range: PEN-Net
+# computes hole/valid/pyramid L1 on [-1,1] images, so ``pixel_range="minus1_1"`` keeps its weights' balance
+# against the hinge term (on [0,1] the L1 terms would weigh half). Normalisation: PEN-Net divides by the
+# batch's mean hole (valid) ratio, we by each image's ("region"), equal when holes have equal areas.
 _PEN_LOSS = LossConfig(
     valid=1.0, hole=6.0, adversarial=0.1, pixel_norm="region", gan_mode="hinge", adv_input="final_composite",
-    aux={"pyramid": 0.5},
+    aux={"pyramid": 0.5}, pixel_range="minus1_1",
 )
 _SRPNET_TRAIN_IMAGES = {"celebahq": 28_000, "dtd": 4_512, "facade": 506, "places2": 1_829_960}  # Table 1
 _PLACES365_STANDARD_TRAIN_IMAGES = 1_803_460
@@ -161,8 +183,9 @@ def _pyramid(model: str, discriminator: str, batch_size: int, train_images: int)
 # with M = hole while Eqs. 1-2 use M = valid; read consistently with Eq. 4 (and LGNet [36], whose recipe the
 # paper reuses) alpha weights the *hole* term: hole 6, valid 1 (per-region normalised). Refinement: the same
 # pixel terms, perceptual and style on VGG16 relu1_1..relu5_1 of the output (Eqs. 18-19) with LGNet's 0.05 and
-# 120 (the paper gives no lambda_per/lambda_style) on output and composite, ImageNet-normalised input (an
-# ImageNet-pretrained VGG16; scaling not stated), and "the same" LSGAN term: D judges the composite of the
+# 120 (the paper gives no lambda_per/lambda_style) on output and composite (Eqs. 18-19 name X_out^R only;
+# losses.py has no raw-only switch), ImageNet-normalised input (an ImageNet-pretrained VGG16; scaling not
+# stated), and "the same" LSGAN term: D judges the composite of the
 # coarse and of the refined output (adv_input="every_composite", each weighted 0.1). lambda_con1 (SimSiam,
 # aux "contrastive", in [-1,1]) and lambda_con2 (Eq. 20, aux "feature_l2", a per-sample L2 norm of whole
 # decoder maps, so large) are not given: 0.1 and 0.01 chosen so neither outweighs the pixel terms at the
@@ -192,12 +215,14 @@ def _cstfnet() -> TrainConfig:
 # Paper Eq. 9: 1.0 L_inpaint (L2) + 0.1 L_adv (relativistic, Eqs. 5-6) + 1.0 L_ratio (Eq. 7) + 20 L_inter
 # - 0.5 L_intra (Eq. 8; the model returns intra already negated, so its weight is +0.5). L_inpaint = mean
 # squared error over the image = valid + hole with pixel_distance="l2", pixel_norm="all_pixels", weights 1.
-# Validation groups 0-20/20-40/40-60 % (Sec. 5.1). The rest is in the unavailable supplement: Adam 2e-4,
-# betas (0.5, 0.999) and batch 8 as for the pix2pix U-Net backbone (LGNet's Net_C), the relativistic D on the
-# composite, CelebA centre-cropped to a square, Places2 resized, 100 epochs: all chosen.
+# D judges I' itself (adv_input="final_raw"): Eq. 5 uses the same I' as L_inpaint, the network's result over
+# the whole image (Sec. 4.2), not a composite. Validation groups 0-20/20-40/40-60 % (Sec. 5.1). The rest is in
+# the unavailable supplement: Adam 2e-4 and betas (0.5, 0.999) as for the pix2pix U-Net backbone (LGNet's
+# Net_C), batch 8 (LGNet uses 4; CSTFNet's 8), CelebA centre-cropped to a square, Places2 resized, 100 epochs:
+# all chosen.
 _CICM_LOSS = LossConfig(
     valid=1.0, hole=1.0, pixel_distance="l2", pixel_norm="all_pixels", adversarial=0.1, gan_mode="relativistic",
-    adv_input="final_composite", aux={"ratio": 1.0, "inter": 20.0, "intra": 0.5},
+    adv_input="final_raw", aux={"ratio": 1.0, "inter": 20.0, "intra": 0.5},
 )
 _CICM_GROUPS = ((0.0, 0.2), (0.2, 0.4), (0.4, 0.6))
 

@@ -7,6 +7,12 @@ temperature, and the output is the attention-weighted sum of the unit keys:
 
     s_ij = sum_{i' in N3x3(i)} <f_i', k_j>,   out_i = sum_j softmax_j(s_ij) k_j.
 
+This is the official code (``weizequan/LGNet`` ``models/attention.py``, RFR's ``Attention.py`` minus its
+recurrent blending; implementation-notes 1.4), which produced the published numbers. The paper's Eq. 10
+differs in three ways: it normalises the queries too (a cosine similarity), has no 3x3 propagation, and
+returns the weighted average of the un-normalised features (``F * S``) rather than of the unit keys. The
+official form is kept; it is parameter-free either way, so the parameter counts do not tell them apart.
+
 Two implementations of the same maths sit behind ``SelfAttention``:
 
 * ``direct``: the reference form (per sample: scores by ``conv2d`` with the keys as 1x1 kernels,

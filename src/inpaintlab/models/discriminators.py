@@ -60,7 +60,8 @@ class SNPatchDiscriminator(nn.Module):
 
 @register_discriminator
 def lgnet(in_channels: int = 3, ndf: int = 64, n_layers: int = 4) -> SNPatchDiscriminator:
-    """LGNet's SN patch discriminator (official layout; 27x27 logits at 256x256)."""
+    """LGNet's SN patch discriminator (official layout; 27x27 logits at 256x256, where the paper's text
+    says 32x32: the official k5/p1 convolutions give 27x27)."""
     return SNPatchDiscriminator(in_channels, ndf, n_layers)
 
 

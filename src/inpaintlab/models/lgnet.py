@@ -7,7 +7,8 @@ the known pixels and concatenated with the mask as the next stage's input.
 * ``Net_C`` (coarse): pix2pix ``unet_256`` -- 8 stride-2 downsamplings (Conv k4 s2 p1), BatchNorm, LeakyReLU(0.2)
   down / ReLU up, skip = ``cat([encoder, decoder])``, Tanh output. 54,414,979 parameters.
 * ``Net_L`` (local): pix2pix ``ResnetGenerator`` with 2 downsamplings and 4 reflect-padded residual blocks
-  (receptive field 109x109). 5,483,203 parameters.
+  (the paper quotes a 109x109 receptive field; this official layout reaches 85-89 pixels, see
+  ``test_local_net_is_local``). 5,483,203 parameters.
 * ``Net_G`` (global): the same U-Net plus ``AttentionModule`` on the decoder outputs at 16x16, 32x32 and 64x64
   (for 256x256 inputs; ``attention_levels=(4, 3, 2)`` = 1/2**level of the input size). 55,104,003 parameters.
 
@@ -25,7 +26,11 @@ Choices where the paper and the official code leave room (each a keyword argumen
   built at 48; here they follow the decoder width (``ngf*8, ngf*4, ngf*2``), which gives the paper's count.
 * The pix2pix U-Net applies LeakyReLU in place, so its skip tensors hold ``LeakyReLU(x)``; the decoder only
   sees them through ``ReLU`` and ``ReLU(LeakyReLU(x)) == ReLU(x)``, so out-of-place activations here are exact.
-* Masks are taken as binary (DESIGN.md). The hole is zeroed first, so anything inside it is ignored.
+* The attention is the official code's (``layers/attention.py``), not the paper's Eq. 10: unnormalised
+  queries, 3x3 score propagation, output = weighted sum of the unit keys (Eq. 10: cosine scores, no
+  propagation, weighted sum of the features). Fig. 3's 16/32/64 placement and the 1x1 combiner agree.
+* Masks are taken as binary (DESIGN.md); the official loader bicubic-resizes mask files and never
+  binarises them. The hole is zeroed first, so anything inside it is ignored.
 * ``use_fast_attention`` swaps the attention's HW x HW score map for ``scaled_dot_product_attention`` on
   box-filtered queries: the same function (``layers/attention.py``), less memory and time.
 * ``channels_last`` stores the 4-D weights in channels-last layout (same numbers; oneDNN convolutions run
