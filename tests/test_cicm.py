@@ -12,8 +12,11 @@ from inpaintlab.checkpoint import load_model, save_checkpoint
 from inpaintlab.errors import InpaintlabError
 from inpaintlab.export import example_inputs, export_model
 from inpaintlab.layers.memory import CICMBlock, CrossImageMemory
+from inpaintlab.losses import adversarial_images
 from inpaintlab.models import create_discriminator, create_model
 from inpaintlab.models.cicm import lgnet_cicm, msanet_cicm, unet_cicm
+from inpaintlab.presets import PRESETS
+from inpaintlab.types import composite
 
 TINY = ["unet_cicm_tiny", "lgnet_cicm_tiny", "msanet_cicm_tiny"]
 
@@ -337,3 +340,14 @@ def test_paper_defaults_and_torchscript_export(tmp_path):
     image, mask = example_inputs(64, seed=3)
     with torch.no_grad():
         torch.testing.assert_close(traced(image, mask), model(image, mask).pred)
+
+
+@pytest.mark.parametrize("preset", ["unet_cicm_places2", "unet_cicm_celeba", "unet_cicm_tiny_builtin"])
+def test_presets_judge_the_raw_result_as_eq_5_does(preset, two_hole_batch):
+    """Eq. 5 feeds D the inpainting result I' itself, the same I' as the whole-image L2 of L_inpaint."""
+    torch.manual_seed(0)
+    image, mask, _ = two_hole_batch()
+    with torch.no_grad():
+        out = create_model("unet_cicm_tiny").eval()(image, mask)
+    (fake,) = adversarial_images(PRESETS[preset].loss.adv_input, out, image, mask)
+    assert torch.equal(fake, out.pred) and not torch.allclose(fake, composite(out.pred, image, mask))

@@ -377,3 +377,21 @@ def test_pixel_range_minus1_1_reproduces_the_official_lgnet_pixel_and_tv_terms()
     assert float(logs["g/tv"]) == pytest.approx(tv, rel=1e-5)
     _, unit = GeneratorLoss(dataclasses.replace(cfg, pixel_range="unit"))(InpaintOutput(pred=raw), image, mask)
     assert float(logs["g/hole"]) == pytest.approx(2 * float(unit["g/hole"]), rel=1e-5)
+
+
+def test_feature_images_raw_only_skips_the_composite():
+    """CSTFNet Eqs. 18-19: perceptual/style on the raw output only; the default adds the composite."""
+    g = torch.Generator().manual_seed(4)
+    image, raw = torch.rand(1, 3, 16, 16, generator=g), torch.rand(1, 3, 16, 16, generator=g)
+    mask = torch.zeros(1, 1, 16, 16)
+    mask[..., 4:12, 4:12] = 1
+    features = lambda x: [x.mean(1, keepdim=True)]  # noqa: E731  a transparent stand-in for VGG16
+    cfg = LossConfig(perceptual=1.0, feature_outputs=(0,), vgg_input="unit")
+    raw_only = GeneratorLoss(dataclasses.replace(cfg, feature_images="raw"), features=features)
+    both = GeneratorLoss(cfg, features=features)
+    out = InpaintOutput(pred=raw)
+    comp = raw * mask + image * (1 - mask)
+    expect_raw = (raw.mean(1) - image.mean(1)).abs().mean().item()
+    expect_comp = (comp.mean(1) - image.mean(1)).abs().mean().item()
+    assert float(raw_only(out, image, mask)[1]["g/perceptual"]) == pytest.approx(expect_raw, rel=1e-6)
+    assert float(both(out, image, mask)[1]["g/perceptual"]) == pytest.approx(expect_raw + expect_comp, rel=1e-6)

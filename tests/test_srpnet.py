@@ -6,10 +6,12 @@ import torch.nn.functional as F
 
 from inpaintlab.errors import InpaintlabError
 from inpaintlab.layers.atm import AttentionTransfer
+from inpaintlab.losses import GeneratorLoss, pyramid_l1
 from inpaintlab.models import create_discriminator, create_model
 from inpaintlab.models.discriminators import SRPNetDiscriminator, crop_holes, hole_boxes
-from inpaintlab.losses import pyramid_l1
 from inpaintlab.models.srpnet import ResidualBlock
+from inpaintlab.presets import PRESETS
+from inpaintlab.types import InpaintOutput
 
 
 def _count(module):
@@ -23,9 +25,10 @@ def _conv(cin, cout, k, bias=True):
 # ---------------------------------------------------------------------------------------------- ATM
 
 
-def _atm_by_loops(shallow, deep, mask_deep, ksize, scale=10.0):
-    """Eqs. 2-4 with PEN-Net's rules, one query/key patch pair at a time (mask already at deep size)."""
-    b, c, h, w = deep.shape
+def _atm_by_loops(shallow, deep, mask_deep, ksize, scale=10.0, cosine=False):
+    """Eqs. 2-4 one query/key patch pair at a time (mask already at deep size): PEN-Net's rules, or with
+    ``cosine`` the equations as written (both patches normalised, softmax over the valid keys only)."""
+    b, _, h, w = deep.shape
     pad = ksize // 2
     deep_p = F.pad(deep, (pad,) * 4)
     mask_p = F.pad(mask_deep, (pad,) * 4)
@@ -39,7 +42,12 @@ def _atm_by_loops(shallow, deep, mask_deep, ksize, scale=10.0):
         for qr, qs in positions:
             query = patch[qr * w + qs]
             scores = torch.stack([(query * key).sum() / max(key.norm().item(), 1e-4) for key in patch])
-            weights = (torch.softmax(scores * valid * scale, 0) * valid).clamp_min(1e-8)
+            if cosine:
+                scores = scores / max(query.norm().item(), 1e-4)
+                exp = torch.exp(scale * scores) * valid
+                weights = exp / exp.sum()
+            else:
+                weights = (torch.softmax(scores * valid * scale, 0) * valid).clamp_min(1e-8)
             for k, (kr, ks) in enumerate(positions):
                 raw = shallow_p[n, :, 2 * kr : 2 * kr + 4, 2 * ks : 2 * ks + 4]
                 out[n, :, 2 * qr : 2 * qr + 4, 2 * qs : 2 * qs + 4] += weights[k] * raw
@@ -56,6 +64,23 @@ def test_atm_matches_per_patch_computation(ksize):
     mask[1, :, 0, 2:] = 1
     atm = AttentionTransfer(3, ksize=ksize, fill="all", out_layer="none")
     assert torch.allclose(atm(shallow, deep, mask), _atm_by_loops(shallow, deep, mask, ksize), atol=1e-10)
+
+
+def test_atm_cosine_match_follows_eqs_2_and_3():
+    g = torch.Generator().manual_seed(7)
+    deep = torch.randn(2, 5, 4, 4, generator=g, dtype=torch.float64) * torch.linspace(0.2, 3, 16).view(1, 1, 4, 4)
+    shallow = torch.randn(2, 3, 8, 8, generator=g, dtype=torch.float64)
+    mask = torch.zeros(2, 1, 4, 4, dtype=torch.float64)
+    mask[0, :, 0, 0] = 1
+    mask[1, :, 0, 2:] = 1
+    cosine = AttentionTransfer(3, ksize=3, fill="all", out_layer="none", match="cosine")
+    pennet = AttentionTransfer(3, ksize=3, fill="all", out_layer="none")
+    expected = _atm_by_loops(shallow, deep, mask, 3, cosine=True)
+    assert torch.allclose(cosine(shallow, deep, mask), expected, atol=1e-10)
+    assert not torch.allclose(pennet(shallow, deep, mask), expected, atol=1e-3)
+    assert torch.equal(cosine(shallow, deep, torch.ones_like(mask)), torch.zeros_like(shallow))  # no valid key
+    with pytest.raises(InpaintlabError, match="match must be"):
+        AttentionTransfer(3, match="dot")
 
 
 def test_atm_identity_affinity_copies_the_shallow_map():
@@ -103,6 +128,60 @@ def test_pyramid_outputs_shapes_ranges_and_hole_noise(name, two_hole_batch):
     model(image, mask).pred.sum().backward()
     assert torch.all(image.grad.abs().sum(dim=1, keepdim=True)[mask == 0] > 0)
     assert torch.all(image.grad.abs().sum(dim=1, keepdim=True)[mask == 1] == 0)
+
+
+def _official_atn(low, high, mask, ksize, fuse_convs):
+    """PEN-Net ``AtnConv`` (notes 3.2) re-derived per sample: keys as conv2d filters, conv_transpose2d paste."""
+    pad, outs = ksize // 2, []
+    small = F.interpolate(mask, size=high.shape[-2:], mode="bilinear", align_corners=True)
+    positions = [(r, s) for r in range(high.shape[2]) for s in range(high.shape[3])]
+    for b in range(low.shape[0]):
+        high_p, mask_p, low_p = F.pad(high[b], (pad,) * 4), F.pad(small[b], (pad,) * 4), F.pad(low[b], (1,) * 4)
+        keys = torch.stack([high_p[:, r : r + ksize, s : s + ksize] for r, s in positions])
+        valid = torch.stack([mask_p[:, r : r + ksize, s : s + ksize].mean() == 0 for r, s in positions])
+        valid = valid.to(low.dtype).view(1, -1, 1, 1)
+        keys = keys / keys.flatten(1).norm(dim=1).clamp_min(1e-4).view(-1, 1, 1, 1)
+        y = (torch.softmax(F.conv2d(high[b : b + 1], keys, padding=pad) * valid * 10, 1) * valid).clamp_min(1e-8)
+        raw = torch.stack([low_p[:, 2 * r : 2 * r + 4, 2 * s : 2 * s + 4] for r, s in positions])
+        outs.append(F.conv_transpose2d(y, raw, stride=2, padding=1) / 4)
+    y = torch.cat(outs)
+    if fuse_convs is None:
+        return y
+    return torch.cat([F.conv2d(y, c.weight, c.bias, padding=c.padding, dilation=c.dilation).relu() for c in fuse_convs], 1)
+
+
+def test_pennet_equals_the_official_forward_rederived():
+    """notes 3.2: dw_conv01..06, at_conv05 (1x1, no fuse)..at_conv01, up_conv05..01 on bilinear x2, torgb, decoder."""
+    torch.manual_seed(0)
+    model = create_model("pennet_tiny").eval()
+    for p in model.parameters():
+        p.data.normal_(0, 0.1)  # sharper than the 0.02 init, so the attention is far from uniform
+    g = torch.Generator().manual_seed(5)
+    image, mask = torch.rand(2, 3, 128, 128, generator=g), torch.zeros(2, 1, 128, 128)
+    mask[0, :, 30:90, 40:100] = 1
+    mask[1, :, 5:40, 60:120] = 1
+    conv = lambda m, t, **kw: F.conv2d(t, m.weight, m.bias, padding=m.padding, **kw)
+    up = lambda t: F.interpolate(t, scale_factor=2, mode="bilinear", align_corners=True)
+    x, xs = torch.cat([(image * 2 - 1) * (1 - mask) + mask, mask], 1), []
+    for i, level in enumerate(model.encoder):
+        x = conv(level[0][0], x, stride=2)
+        xs.append(x.relu() if i == 5 else F.leaky_relu(x, 0.2))
+        x = xs[-1]
+    for i in range(4, -1, -1):
+        fuse = None if i == 4 else [branch[0] for branch in model.atms[i].out.branches]
+        xs[i] = _official_atn(xs[i], xs[i + 1], mask, 1 if i == 4 else 3, fuse)
+    upx = conv(model.decoder[4][0], up(xs[5])).relu()
+    pyramid = [conv(model.to_rgb[4][0], torch.cat([upx, xs[4]], 1)).tanh()]
+    for i in range(3, -1, -1):
+        upx = conv(model.decoder[i][0], up(torch.cat([upx, xs[i + 1]], 1))).relu()
+        pyramid.append(conv(model.to_rgb[i][0], torch.cat([upx, xs[i]], 1)).tanh())
+    final = conv(model.final[1], conv(model.final[0][0], up(torch.cat([upx, xs[0]], 1))).relu()).tanh()
+    with torch.no_grad():
+        out = model(image, mask)
+    assert final.std() > 0.05
+    assert torch.allclose(out.pred, (final + 1) / 2, atol=1e-5)
+    for ours, official in zip(out.aux["pyramid"], pyramid, strict=True):
+        assert torch.allclose(ours, (official + 1) / 2, atol=1e-5)
 
 
 def test_every_parameter_trains_through_pred_and_pyramid(two_hole_batch):
@@ -167,6 +246,30 @@ def test_pyramid_l1_against_manual_computation():
     assert torch.allclose(pyramid_l1((small,), image, mode="area"), (small - blocks).abs().mean(), atol=1e-6)
     with pytest.raises(InpaintlabError):
         pyramid_l1((small,), image, mode="nearest")
+
+
+@pytest.mark.parametrize("preset", ["srpnet_places2", "pennet_places2"])
+def test_preset_generator_loss_equals_pennet_trainer_objective(preset):
+    """PEN-Net ``core/trainer.py`` (notes 3.2), in its [-1,1] range: 0.1 hinge(D(comp)) + 6 hole/mean(m) +
+    valid/mean(1-m) + 0.5 pyramid L1. Equal hole areas, so its batch normalisation equals our per-image one."""
+    g = torch.Generator().manual_seed(8)
+    image, pred = torch.rand(2, 3, 64, 64, generator=g), torch.rand(2, 3, 64, 64, generator=g)
+    pyramid = (torch.rand(2, 3, 4, 4, generator=g), torch.rand(2, 3, 16, 16, generator=g))
+    mask = torch.zeros(2, 1, 64, 64)
+    mask[0, :, 5:25, 10:30] = 1
+    mask[1, :, 30:50, 40:60] = 1
+    torch.manual_seed(0)
+    disc = create_discriminator("srpnet_tiny" if preset.startswith("srpnet") else "pennet", ndf=8)
+    loss = GeneratorLoss(PRESETS[preset].loss, disc)
+    total, _ = loss(InpaintOutput(pred=pred, aux={"pyramid": pyramid}), image, mask)
+
+    gt, out = image * 2 - 1, pred * 2 - 1
+    hole = F.l1_loss(out * mask, gt * mask) / mask.mean()
+    valid = F.l1_loss(out * (1 - mask), gt * (1 - mask)) / (1 - mask).mean()
+    pyr = sum(F.l1_loss(p * 2 - 1, F.interpolate(gt, p.shape[-2:], mode="bilinear", align_corners=True)) for p in pyramid)
+    heads = disc(pred * mask + image * (1 - mask), mask)
+    adv = sum(-h.mean() for h in (heads if isinstance(heads, list) else [heads])) / (2 if isinstance(heads, list) else 1)
+    assert torch.allclose(total, 0.1 * adv + 6 * hole + valid + 0.5 * pyr, atol=1e-5)
 
 
 # ------------------------------------------------------------------------------------------ discriminators

@@ -80,8 +80,9 @@ class LossConfig:
 
     pixel_norm: how valid/hole terms are normalised: "region" = per image by the region's area (LGNet,
       CSTFNet), "all_pixels" = mean over every pixel (official MANet). pixel_distance: "l1" or "l2" (CICM).
-    feature_outputs: indices into ``InpaintOutput.outputs`` that get perceptual/style/TV terms (each on
-      the raw output and on its composite). vgg_input: how [0,1] images are scaled for VGG16
+    feature_outputs: indices into ``InpaintOutput.outputs`` that get perceptual/style/TV terms.
+      feature_images: perceptual/style on "raw_and_composite" (official LGNet and MANet) or on the "raw"
+      output only (CSTFNet Eqs. 18-19); TV is always on the composite. vgg_input: how [0,1] images are scaled for VGG16
       ("minus1_1" = official LGNet, "imagenet" = mean/std, "unit" = as is). vgg_layers: VGG16 taps
       (``features.VGG16_TAPS``). vgg_weights: None = the canonical file lookup of ``features.py``,
       "random" (results must say so) or a path.
@@ -105,6 +106,7 @@ class LossConfig:
     pixel_norm: Literal["region", "all_pixels"] = "region"
     pixel_distance: Literal["l1", "l2"] = "l1"
     feature_outputs: tuple[int, ...] = (-1,)
+    feature_images: Literal["raw_and_composite", "raw"] = "raw_and_composite"
     vgg_input: Literal["minus1_1", "imagenet", "unit"] = "minus1_1"
     vgg_layers: tuple[str, ...] = ("pool1", "pool2", "pool3")
     vgg_weights: str | None = None

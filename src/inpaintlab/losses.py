@@ -265,7 +265,8 @@ class GeneratorLoss(nn.Module):
         return total, logs
 
     def _feature_terms(self, outputs: tuple[Tensor, ...], image: Tensor, mask: Tensor, terms: dict) -> Tensor:
-        """Perceptual, style and TV on each selected output, raw and composited (LGNet Eqs. 6-8)."""
+        """Perceptual and style on each selected output (raw, and composited unless ``feature_images="raw"``),
+        TV on its composite (LGNet Eqs. 6-8)."""
         cfg = self.cfg
         try:
             selected = [outputs[i] for i in cfg.feature_outputs]
@@ -279,8 +280,9 @@ class GeneratorLoss(nn.Module):
                 target_feats = [f.detach() for f in self.features(scale_for_vgg(image, cfg.vgg_input))]
         comps = [composite(raw, image, mask) for raw in selected]
         terms["perceptual"] = terms["style"] = image.new_zeros(())
-        if use_vgg:  # every raw output and composite through VGG16 in one batch
-            candidates = [c for raw, comp in zip(selected, comps) for c in (raw, comp)]
+        if use_vgg:  # every raw output (and composite) through VGG16 in one batch
+            both = cfg.feature_images == "raw_and_composite"
+            candidates = [c for raw, comp in zip(selected, comps) for c in ((raw, comp) if both else (raw,))]
             feats = self.features(scale_for_vgg(torch.cat(candidates), cfg.vgg_input))
             for per_candidate in zip(*(f.chunk(len(candidates)) for f in feats)):
                 terms["perceptual"] = terms["perceptual"] + perceptual_loss(per_candidate, target_feats)

@@ -183,8 +183,8 @@ def _pyramid(model: str, discriminator: str, batch_size: int, train_images: int)
 # with M = hole while Eqs. 1-2 use M = valid; read consistently with Eq. 4 (and LGNet [36], whose recipe the
 # paper reuses) alpha weights the *hole* term: hole 6, valid 1 (per-region normalised). Refinement: the same
 # pixel terms, perceptual and style on VGG16 relu1_1..relu5_1 of the output (Eqs. 18-19) with LGNet's 0.05 and
-# 120 (the paper gives no lambda_per/lambda_style) on output and composite (Eqs. 18-19 name X_out^R only;
-# losses.py has no raw-only switch), ImageNet-normalised input (an ImageNet-pretrained VGG16; scaling not
+# 120 (the paper gives no lambda_per/lambda_style) on the raw output only, as Eqs. 18-19 name X_out^R
+# (feature_images="raw"), ImageNet-normalised input (an ImageNet-pretrained VGG16; scaling not
 # stated), and "the same" LSGAN term: D judges the composite of the
 # coarse and of the refined output (adv_input="every_composite", each weighted 0.1). lambda_con1 (SimSiam,
 # aux "contrastive", in [-1,1]) and lambda_con2 (Eq. 20, aux "feature_l2", a per-sample L2 norm of whole
@@ -192,7 +192,7 @@ def _pyramid(model: str, discriminator: str, batch_size: int, train_images: int)
 # start. Training length is not given: 100 epochs chosen.
 _CSTFNET_LOSS = LossConfig(
     valid=1.0, hole=6.0, perceptual=0.05, style=120.0, adversarial=0.1, pixel_norm="region",
-    feature_outputs=(-1,), vgg_input="imagenet",
+    feature_outputs=(-1,), feature_images="raw", vgg_input="imagenet",
     vgg_layers=("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1"),
     gan_mode="lsgan", adv_input="every_composite", aux={"contrastive": 0.1, "feature_l2": 0.01},
 )

@@ -4,11 +4,14 @@ SRPNet Sec. 3.2 (Eqs. 2-4) on top of PEN-Net's ``AtnConv`` (implementation notes
 what the paper leaves open:
 
 * Matching on the deep map (H x W): every ``ksize x ksize`` patch (zero padding ``ksize // 2``) is a key,
-  L2-normalised with ``max(norm, 1e-4)``; queries are the same patches, not normalised (Eq. 2 normalises
-  both, but a query's norm only rescales its own softmax row; we follow the code that produced the numbers).
+  L2-normalised with ``max(norm, 1e-4)``; queries are the same patches, not normalised.
 * A key is valid iff its patch of the hole mask, resized to H x W by bilinear interpolation with
   ``align_corners=True``, has mean 0. Hole keys get logit 0 before the softmax (scale 10) and weight 0
   after it, without renormalisation, then weights are clamped at 1e-8 (PEN-Net, reproduced exactly).
+* ``match`` chooses between the two: "pennet" (default, the rules above: the code SRPNet builds on and
+  whose numbers it compares with) or "cosine" (Eqs. 2-3 as written: queries normalised too, so a query's
+  norm no longer sharpens or flattens its softmax row, and a softmax over the valid keys only, which sum
+  to 1). The paper's equations and PEN-Net's code disagree here and SRPNet's code is not public.
 * Transfer (Eq. 4): the key's 4x4 patch of the shallow map (stride 2, zero padding 1) is pasted at the
   query's place, overlapping patches summed and divided by 4 (``conv_transpose2d(att, raw, 2, 1) / 4``).
 """
@@ -24,6 +27,8 @@ from ..errors import InpaintlabError
 PATCH_NORM_FLOOR = 1e-4  # PEN-Net's ``escape_NaN`` for the key norms
 WEIGHT_FLOOR = 1e-8  # PEN-Net clamps the attention weights at this value
 FUSE_DILATIONS = (1, 2, 4, 8)  # PEN-Net's four parallel dilated 3x3 convolutions
+HOLE_KEY_PENALTY = 1e4  # subtracted from hole keys' logits in "cosine" matching (finite, unlike -inf)
+MATCH_RULES = ("pennet", "cosine")
 
 
 def valid_key_patches(mask: Tensor, size: tuple[int, int], ksize: int) -> Tensor:
@@ -36,13 +41,21 @@ def valid_key_patches(mask: Tensor, size: tuple[int, int], ksize: int) -> Tensor
     return patches.mean(dim=1).eq(0).to(mask.dtype).unsqueeze(-1)
 
 
-def attention_scores(deep: Tensor, key_valid: Tensor, ksize: int = 3, softmax_scale: float = 10.0) -> Tensor:
+def attention_scores(
+    deep: Tensor, key_valid: Tensor, ksize: int = 3, softmax_scale: float = 10.0, match: str = "pennet"
+) -> Tensor:
     """Eqs. 2-3: (B,C,H,W) deep map, (B,H*W,1) key validity -> (B, H*W keys, H*W queries) weights.
 
-    Column q holds the attention of query patch q over all key patches (PEN-Net's masked softmax).
+    Column q holds the attention of query patch q over all key patches; ``match`` as in the module docstring
+    ("pennet": PEN-Net's masked softmax; "cosine": Eqs. 2-3 as written, all-zero where no key is valid).
     """
     patches = F.unfold(deep, ksize, padding=ksize // 2)  # (B, C*k*k, L), L = H*W
     keys = patches / patches.norm(dim=1, keepdim=True).clamp_min(PATCH_NORM_FLOOR)
+    if match == "cosine":
+        queries = patches / patches.norm(dim=1, keepdim=True).clamp_min(PATCH_NORM_FLOOR)
+        logits = (keys.transpose(1, 2) @ queries) * softmax_scale  # (B, L keys, L queries), |logit| <= scale
+        logits = logits - HOLE_KEY_PENALTY * (1 - key_valid)  # exp underflows to 0: a softmax over valid keys
+        return torch.softmax(logits, dim=1) * key_valid
     scores = keys.transpose(1, 2) @ patches  # (B, L keys, L queries)
     scores = scores * key_valid
     weights = torch.softmax(scores * softmax_scale, dim=1) * key_valid
@@ -64,6 +77,7 @@ class AttentionTransfer(nn.Module):
     replaces the whole shallow map).
     out_layer: "conv1x1" (SRPNet Table A1 ``ATMConv``: 1x1 conv C->C, no activation), "dilated_fuse"
     (PEN-Net: four ``Conv3x3(C, C/4, dilation r) + ReLU`` for r = 1, 2, 4, 8, concatenated) or "none".
+    match: "pennet" or "cosine" (module docstring).
     """
 
     def __init__(
@@ -73,13 +87,16 @@ class AttentionTransfer(nn.Module):
         softmax_scale: float = 10.0,
         fill: str = "hole",
         out_layer: str = "conv1x1",
+        match: str = "pennet",
     ):
         super().__init__()
         if fill not in ("hole", "all"):
             raise InpaintlabError(f"ATM fill must be 'hole' or 'all', got {fill!r}")
+        if match not in MATCH_RULES:
+            raise InpaintlabError(f"ATM match must be 'pennet' (PEN-Net code) or 'cosine' (Eqs. 2-3), got {match!r}")
         if ksize < 1 or ksize % 2 == 0:
             raise InpaintlabError(f"ATM ksize must be a positive odd number, got {ksize}")
-        self.ksize, self.softmax_scale, self.fill = ksize, softmax_scale, fill
+        self.ksize, self.softmax_scale, self.fill, self.match = ksize, softmax_scale, fill, match
         if out_layer == "conv1x1":
             self.out = nn.Conv2d(channels, channels, 1)
         elif out_layer == "dilated_fuse":
@@ -96,7 +113,7 @@ class AttentionTransfer(nn.Module):
         if shallow.shape[-2:] != (2 * h, 2 * w):
             raise ValueError(f"shallow map must be twice the deep map: {tuple(shallow.shape)}, {tuple(deep.shape)}")
         key_valid = valid_key_patches(mask, (h, w), self.ksize)
-        weights = attention_scores(deep, key_valid, self.ksize, self.softmax_scale)
+        weights = attention_scores(deep, key_valid, self.ksize, self.softmax_scale, self.match)
         filled = transfer(shallow, weights)
         if self.fill == "hole":
             hole = F.adaptive_max_pool2d(mask, shallow.shape[-2:])

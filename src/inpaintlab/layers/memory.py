@@ -27,7 +27,8 @@ Choices where the paper is silent or contradicts itself (each a keyword argument
   unbounded, so maximising it rewards inflating the features; ``"dot"`` is the literal form. The terms
   are computed on the memory as updated by this batch, which carries the gradient to the network.
 * Memory initialisation: features ~ N(0, 1) from ``memory_seed``, each anchor the mean of its set (the
-  fixed point of Eq. 3). The paper does not say.
+  fixed point of Eq. 3). The paper only hints at zeros (Sec. 5.1: never-updated features hold "meaningless
+  zeros"); from zeros all anchors start tied in Eq. 1 and the K features of a set stay identical forever.
 * DDP rule: the per-feature sums of a batch (sum_n lambda_n and sum_n lambda_n F_n) are all-reduced (sum)
   over ranks before the update, so every rank applies the update of the global batch; identical buffers
   stay bit-identical (``sync_distributed``).
@@ -175,8 +176,8 @@ class CICMBlock(nn.Module):
     """CICM on a feature map: ``forward(x (B,C,h,w), mask (B,1,H,W), masked_image=None, target=None)``.
 
     Returns ``(R (B,C,h,w), aux)``; H, W multiples of h, w. In training mode the memory is generalised with
-    the complete regions and ``aux`` holds ``ratio`` (Eq. 7, when ``target`` and ``masked_image``
-    (B,3,H,W) are given and gamma is estimated) and the Eq. 8 terms; in eval mode ``aux`` is empty.
+    the complete regions and ``aux`` holds ``ratio`` (Eq. 7 as a mean over regions, not a sum, like Eq. 8; when
+    ``target`` and ``masked_image`` (B,3,H,W) are given, gamma estimated) and the Eq. 8 terms; eval: no aux.
     ``gamma_mode``: ``"estimated"`` (1x1 conv + sigmoid), ``"one"`` ("w/o ratio": gamma = 1) or
     ``"ground_truth"`` ("w/ GT": the region's hole fraction, known from the mask at inference too).
     ``ratio_target``: ground truth of Eq. 7, ``"difference"`` = region mean of |input - target| over

@@ -18,8 +18,10 @@ trainer draws a second mask per sample and calls ``model(image, mask, mask2)``.
 
 Choices where the paper is silent (each a keyword argument where it is a real alternative):
 * Net_C follows pix2pix's ``unet_256`` (U-Net [34] as LGNet's Net_C [36], whose LSGAN recipe the paper
-  reuses): widths ``ngf*min(2**d, 8)``, BatchNorm (none at the innermost level), LeakyReLU(0.2) down, ReLU
-  up, skip concatenation, Tanh out; internally images are in [-1,1] and the hole is 0 after zeroing.
+  reuses): widths ``ngf*min(2**d, 8)`` (d = 0 first), BatchNorm (none at the innermost level), LeakyReLU(0.2)
+  down, ReLU up, skip concatenation, Tanh out; internally images are in [-1,1] and the hole is 0 after zeroing.
+  Biases on the convolutions no BatchNorm follows (the first, the innermost, the output); pix2pix has them
+  off everywhere but the output (576 parameters at ngf 64).
 * Refinement input = ``cat([coarse composited with the known pixels (Eq. 4), mask])``; with ``coarse=False``
   (Table 4 "wo/Coarse") the masked image itself.
 * Encoder f = PEN-Net's six levels (the STI pairing is PEN-Net's ATN geometry): ``Conv3x3 s2 + LeakyReLU(0.2)``,

@@ -3,7 +3,8 @@
 One generator class, ``PyramidInpaintNet``, builds both (Table A1 with ``cnum = 32``):
 
 * Encoder, six levels ``cnum * (1, 2, 4, 8, 16, 16)`` = 32..512 channels from ``cat([image, mask])``:
-  ``Conv3x3 s2 p1 + LeakyReLU(0.2)`` per level, then (SRPNet) a residual block.
+  ``Conv3x3 s2 p1 + LeakyReLU(0.2)`` per level, then (SRPNet) one residual block (Table A1 lists one
+  ``Residual_blocks`` row per level and gives no count; the parameter count assumes one).
 * ATM deep to shallow (Eq. 1): ``F5 = atm5(f5, f6)``, ``F4 = atm4(f4, F5)``, ..., ``F1 = atm1(f1, F2)``
   (``layers/atm.py``); the deepest ATM matches 1x1 patches, the others 3x3 (PEN-Net ``at_conv05..01``).
 * Multi-layer decoder (Sec. 3.3): ``eta5 = DeConv(up(f6))``, ``eta_{k-1} = DeConv(up(cat[eta_k, F_k]))``,
@@ -26,6 +27,8 @@ implementation notes 3.2 fill the gaps):
   PEN-Net instead uses its dilated fuse at ATMs 4..1 and nothing at ATM 5 (``"pennet"``).
 * ``atm_fill``: Eq. 4 fills the hole of the shallow map ("hole", SRPNet default); PEN-Net's code replaces the
   whole map ("all", PEN-Net default).
+* ``atm_match``: Eqs. 2-3 normalise query patches too and softmax over valid keys only ("cosine"); PEN-Net's
+  code does neither ("pennet", default for both: SRPNet builds on that code; see ``layers/atm.py``).
 * The encoder's last level uses LeakyReLU in Table A1 and ReLU in PEN-Net (``last_relu``).
 * Input in [-1,1] with the hole set to +1 (PEN-Net trainer ``images*(1-m) + m``); init N(0, 0.02).
 
@@ -120,6 +123,7 @@ class PyramidInpaintNet(nn.Module):
         atm_ksizes: tuple[int, ...] = (1, 3, 3, 3, 3),
         softmax_scale: float = 10.0,
         last_relu: bool = False,
+        atm_match: str = "pennet",
     ):
         super().__init__()
         if cnum < 4 or cnum % 4:
@@ -141,7 +145,7 @@ class PyramidInpaintNet(nn.Module):
         for level in range(LEVELS - 1):
             out_layer = "conv1x1" if atm_out == "conv1x1" else ("none" if level == LEVELS - 2 else "dilated_fuse")
             ksize = atm_ksizes[LEVELS - 2 - level]
-            self.atms.append(AttentionTransfer(widths[level], ksize, softmax_scale, atm_fill, out_layer))
+            self.atms.append(AttentionTransfer(widths[level], ksize, softmax_scale, atm_fill, out_layer, atm_match))
         # Decoder step k (level k) takes up(eta_{k+1} ++ F_{k+1}) (just up(f6) at the deepest) -> widths[k].
         self.decoder = nn.ModuleList()
         for level in range(LEVELS - 1):
@@ -172,7 +176,7 @@ class PyramidInpaintNet(nn.Module):
         return InpaintOutput(pred=(pred + 1) / 2, aux={"pyramid": tuple((p + 1) / 2 for p in pyramid)})
 
 
-PENNET_STYLE = dict(residual_blocks=False, atm_out="pennet", atm_fill="all", last_relu=True)
+PENNET_STYLE = {"residual_blocks": False, "atm_out": "pennet", "atm_fill": "all", "last_relu": True}
 
 
 def _build(defaults: dict, kwargs: dict) -> PyramidInpaintNet:
