@@ -45,6 +45,7 @@ def _worker(rank: int, port: int, out_dir: str) -> None:
             },
             os.path.join(out_dir, f"rank{rank}.pt"),
         )
+        dist.barrier()  # leave together (see train.run_training)
     finally:
         dist.destroy_process_group()
 

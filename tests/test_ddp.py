@@ -91,6 +91,7 @@ def _worker(rank: int, init_file: str, out_dir: str, result_dir: str) -> None:
         if rank == 0:
             result = {"grads": grads, "weights": weights, "other": gathered[1], "logs": logs}
             torch.save(result, os.path.join(result_dir, "rank0.pt"))
+        dist.barrier()  # leave together (see train.run_training)
     finally:
         dist.destroy_process_group()
 

@@ -194,6 +194,7 @@ def _ddp_worker(rank, world, port, out_dir, result_path):
         report = evaluate(create_model("telea"), images, "bins", metrics=("psnr",), batch_size=2,
                           out_dir=out_dir, progress=False)
         torch.save({"overall": report["overall"], "bins": report["bins"]}, f"{result_path}.{rank}")
+        torch.distributed.barrier()  # leave together (see train.run_training)
     finally:
         torch.distributed.destroy_process_group()
 

@@ -301,6 +301,7 @@ def _gather_worker(rank: int, world_size: int, folder: str) -> None:
     tracker.gather()
     with open(f"{folder}/rank{rank}.json", "w") as handle:
         json.dump({"result": tracker.result(), "ratios": [r["ratio"] for r in tracker.per_image()]}, handle)
+    dist.barrier()  # leave together (see train.run_training)
     dist.destroy_process_group()
 
 

@@ -146,6 +146,16 @@ def _cmd_eval(args) -> None:
         if rank == 0:
             print((Path(args.out) / "README.md").read_text())
             print(f"wrote {Path(args.out) / 'README.md'} and one folder per model")
+    _leave_torchrun()
+
+
+def _leave_torchrun() -> None:
+    """Under torchrun: wait for every rank, then close the process group (a no-op otherwise)."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
 
 
 def _join_torchrun(args) -> int:

@@ -379,7 +379,10 @@ def run_training(cfg: TrainConfig, out_dir: str | Path, device: str = "cpu", res
     """Build a ``Trainer`` and ``fit`` it; under torchrun every rank calls this."""
     trainer = Trainer(cfg, out_dir, device=device, resume=resume)
     try:
-        return trainer.fit()
+        result = trainer.fit()
+        if trainer.world > 1:
+            dist.barrier()  # leave together: tearing gloo down while a peer still works can abort it
+        return result
     finally:
         if trainer.world > 1 and dist.is_initialized():
             dist.destroy_process_group()
