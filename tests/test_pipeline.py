@@ -3,8 +3,6 @@ safe decoding of untrusted files, and the `fill` command."""
 
 import io
 import re
-import struct
-import zlib
 from pathlib import Path
 
 import cv2
@@ -28,6 +26,8 @@ from inpaintlab.pipeline import (
     hole_regions,
 )
 from inpaintlab.types import InpaintOutput
+
+from pngs import png_bytes, png_header_only
 
 FILL_VALUE = 0.25  # ConstantFill predicts this everywhere; round(0.25 * 255) = 64 in uint8
 FILL_UINT8 = 64
@@ -54,23 +54,6 @@ def gradient_picture(height, width):
     yy, xx = np.mgrid[0:height, 0:width].astype(np.float64)
     rgb = np.stack([xx / width, yy / height, (xx + yy) / (width + height)], axis=2)
     return (rgb * 255).round().astype(np.uint8)
-
-
-def png_bytes(array):
-    buffer = io.BytesIO()
-    Image.fromarray(array).save(buffer, format="PNG")
-    return buffer.getvalue()
-
-
-def png_header_only(width, height):
-    """A syntactically valid PNG declaring width x height with almost no pixel data."""
-
-    def chunk(kind, data):
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
-
-    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    pixels = chunk(b"IDAT", zlib.compress(b"\0" * 64))
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + pixels + chunk(b"IEND", b"")
 
 
 def assert_exact_outside_filled_inside(result, picture, hole, blend_border=0):

@@ -4,9 +4,7 @@ load test on loopback with latency percentiles written to runs/test-artifacts/lo
 import io
 import json
 import socket
-import struct
 import time
-import zlib
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -21,23 +19,10 @@ from inpaintlab.checkpoint import save_checkpoint
 from inpaintlab.models import create_model
 from inpaintlab.serve import ServerLimits, create_app
 
+from pngs import png_bytes, png_header_only
+
 ARTIFACTS = Path(__file__).resolve().parents[1] / "runs" / "test-artifacts"
 LIMITS = ServerLimits(max_upload_bytes=2_000_000, max_pixels=1024 * 1024)
-
-
-def png_bytes(array):
-    buffer = io.BytesIO()
-    Image.fromarray(array).save(buffer, format="PNG")
-    return buffer.getvalue()
-
-
-def png_header_only(width, height):
-    def chunk(kind, data):
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
-
-    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    pixels = chunk(b"IDAT", zlib.compress(b"\0" * 64))
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + pixels + chunk(b"IEND", b"")
 
 
 PICTURE = np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8)
