@@ -240,3 +240,86 @@ def format_report(report: dict[str, Any]) -> str:
             f"throughput {tp['images_per_s']:.1f} img/s at batch {tp['batch']}, peak {tp['peak_memory_mib']:.0f} MiB"
         )
     return "\n".join(lines)
+
+
+# ------------------------------------------------------------------------------- training throughput
+
+TRAIN_VARIANTS = ("fp32", "bf16", "channels_last", "bf16+channels_last", "compile", "bf16+compile")
+
+
+def train_throughput(cfg, variants: tuple[str, ...] = TRAIN_VARIANTS, steps: int = 5, warmup: int = 2,
+                     device: str = "cpu") -> dict[str, Any]:
+    """Images/s of full training steps (G forward, D step, G step, EMA) of recipe ``cfg`` per variant.
+
+    Every variant builds the same ``Trainer`` (same seed, so the same initial weights) and runs
+    ``warmup + steps`` steps on one fixed batch (``cfg.batch_size`` images of ``cfg.data``, their masks).
+    Variants: "fp32"; "bf16" = autocast bf16; "channels_last" = G, D and the batch in channels-last
+    layout; "compile" = ``torch.compile`` of the G and D that the steps call; "+" combines them.
+    Parity: the losses of the first step (computed before any update, from identical weights and
+    batch) against fp32's, as the largest relative difference over all logged terms.
+    Returns {"model", "size", "batch", "threads", "variants": {name: {images_per_s, step_ms, first_losses,
+    max_rel_diff_vs_fp32} or {"error": text}}}.
+    """
+    import dataclasses
+    import tempfile
+
+    from .data import collate_samples
+    from .train import Trainer
+
+    unknown = [v for v in variants if any(part not in ("fp32", "bf16", "channels_last", "compile") for part in v.split("+"))]
+    if unknown or steps < 1 or warmup < 0:
+        raise InpaintlabError(f"train bench: variants must combine fp32/bf16/channels_last/compile with '+' and "
+                              f"steps >= 1, got {unknown or variants}, steps={steps}")
+    results: dict[str, Any] = {}
+    reference: dict[str, float] | None = None
+    with tempfile.TemporaryDirectory() as tmp:
+        for variant in ("fp32",) + tuple(v for v in variants if v != "fp32"):
+            parts = set(variant.split("+"))
+            run_cfg = dataclasses.replace(cfg, amp="bf16" if "bf16" in parts else "none",
+                                          data=dataclasses.replace(cfg.data, val_count=0, num_workers=0))
+            try:
+                trainer = Trainer(run_cfg, tmp, device=device)
+                batch = collate_samples([trainer.train_set[i % len(trainer.train_set)] for i in range(cfg.batch_size)])
+                image, mask, mask2 = batch.image, batch.mask, batch.mask2
+                layout = torch.channels_last if "channels_last" in parts else torch.contiguous_format
+                for module in (trainer.generator, trainer.discriminator, trainer.ema):  # whatever the model's default
+                    if module is not None:
+                        module.to(memory_format=layout)
+                image, mask = (t.contiguous(memory_format=layout) for t in (image, mask))
+                if "compile" in parts:
+                    trainer.g_train = torch.compile(trainer.generator)
+                    if trainer.discriminator is not None:
+                        trainer.d_train = torch.compile(trainer.discriminator)
+                first = {k: float(v) for k, v in trainer.train_step(image, mask, mask2).items()}
+                for _ in range(max(warmup - 1, 0)):
+                    trainer.train_step(image, mask, mask2)
+                start = time.perf_counter()
+                for _ in range(steps):
+                    trainer.train_step(image, mask, mask2)
+                seconds = (time.perf_counter() - start) / steps
+            except Exception as err:  # a variant that cannot run here is reported, the others still run
+                results[variant] = {"error": f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"}
+                continue
+            if variant == "fp32":
+                reference = first
+            diff = None
+            if reference is not None:
+                diff = max(abs(first[k] - reference[k]) / max(abs(reference[k]), 1e-8) for k in reference if k in first)
+            results[variant] = {"images_per_s": cfg.batch_size / seconds, "step_ms": 1000 * seconds,
+                                "first_losses": first, "max_rel_diff_vs_fp32": diff}
+    return {"model": cfg.model.name, "size": cfg.data.size, "batch": cfg.batch_size,
+            "threads": torch.get_num_threads(), "steps": steps, "variants": results}
+
+
+def format_train_report(report: dict[str, Any]) -> str:
+    """Markdown table of ``train_throughput``: one row per variant."""
+    lines = [f"training step of {report['model']} at {report['size']}x{report['size']}, batch {report['batch']}, "
+             f"{report['threads']} threads, {report['steps']} timed steps",
+             "", "| variant | images/s | ms/step | first-step losses: max rel. diff vs fp32 |", "|---|---:|---:|---:|"]
+    for name, row in report["variants"].items():
+        if "error" in row:
+            lines.append(f"| {name} | failed: {row['error']} | | |")
+        else:
+            diff = "–" if row["max_rel_diff_vs_fp32"] is None else f"{row['max_rel_diff_vs_fp32']:.2e}"
+            lines.append(f"| {name} | {row['images_per_s']:.2f} | {row['step_ms']:.0f} | {diff} |")
+    return "\n".join(lines)

@@ -1,4 +1,4 @@
-"""Command line: ``inpaintlab models|masks|eval|demo|train|bench|fill|serve|export``.
+"""Command line: ``inpaintlab models|masks|split|eval|demo|train|bench|fill|serve|export``.
 
 Thin by design: each subcommand parses its arguments and calls one library function. Every problem the
 user can fix is an ``InpaintlabError``, printed as one line (``inpaintlab: error: ...``) with exit code 2.
@@ -46,6 +46,12 @@ def _add_bench(sub) -> None:
     which = p.add_mutually_exclusive_group(required=True)
     which.add_argument("--model", help="registered model name (see `inpaintlab models`)")
     which.add_argument("--checkpoint", help="inpaintlab checkpoint file")
+    which.add_argument("--train", metavar="PRESET", help="training-step throughput of a recipe (images/s per variant)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="--train: override a recipe value (repeatable)")
+    p.add_argument("--variants", default="fp32,bf16,channels_last,bf16+channels_last,compile,bf16+compile",
+                   help="--train: comma-separated variants (fp32, bf16, channels_last, compile, joined by '+')")
+    p.add_argument("--steps", type=int, default=5, help="--train: timed steps per variant after 2 warm-up steps")
     p.add_argument("--size", type=int, default=256, help="square input side (default 256)")
     p.add_argument("--batch", type=int, default=1, help="batch for latency (default 1)")
     p.add_argument("--repeats", type=int, default=10, help="timed runs after 2 warm-up runs (default 10)")
@@ -59,10 +65,21 @@ def _cmd_bench(args) -> None:
     import json
     from pathlib import Path
 
-    from .bench import benchmark, format_report
+    from .bench import benchmark, format_report, format_train_report, train_throughput
     from .checkpoint import load_model
     from .models import create_model
+    from .presets import resolve_train_config
 
+    if args.train:
+        cfg, _ = resolve_train_config(args.train, None, args.overrides)
+        variants = tuple(v.strip() for v in args.variants.split(",") if v.strip())
+        report = train_throughput(cfg, variants, steps=args.steps, device=args.device)
+        print(format_train_report(report))
+        if args.json:
+            Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+            Path(args.json).write_text(json.dumps(report, indent=2))
+            print(f"wrote {args.json}")
+        return
     model = load_model(args.checkpoint) if args.checkpoint else create_model(args.model)
     report = benchmark(model, size=args.size, batch=args.batch, repeats=args.repeats, device=args.device,
                        throughput_batch=args.throughput_batch)
@@ -85,7 +102,7 @@ def _add_eval(sub) -> None:
     p.add_argument("--checkpoint", dest="models", action="append", type=lambda v: ("checkpoint", v),
                    help="inpaintlab checkpoint file (repeatable)")
     p.add_argument("--images", required=True, help="image folder, .txt list, 'builtin' or 'synthetic:N'")
-    p.add_argument("--masks", default="bins", help="mask folder, or bins (generated, default), center, circles")
+    p.add_argument("--masks", default="bins", help="mask folder or .txt list, or bins (generated, default), center, circles")
     p.add_argument("--bins", default="nvidia",
                    help="hole-ratio bins: nvidia (six 10%% bins, default), cicm (0-20/20-40/40-60%%), msanet "
                         "(10-20/30-40/50-60%%) or lo-hi pairs, e.g. 0-0.2,0.2-0.4")
@@ -116,11 +133,11 @@ def _cmd_eval(args) -> None:
     rank = _join_torchrun(args)
     if args.masks in MASK_SETS:
         masks = args.masks
-    elif Path(args.masks).is_dir():
+    elif Path(args.masks).is_dir() or Path(args.masks).suffix == ".txt":
         masks = MaskFolder(args.masks, args.size)
     else:
-        raise InpaintlabError(f"mask folder {args.masks} does not exist; expected a folder of mask images "
-                              f"or one of {', '.join(MASK_SETS)}")
+        raise InpaintlabError(f"mask folder {args.masks} does not exist; expected a folder of mask images, "
+                              f"a .txt list of mask files or one of {', '.join(MASK_SETS)}")
     images = build_dataset(args.images, split="test", size=args.size)
     models, per_model = [], {}
     for kind, value in args.models:
@@ -376,9 +393,33 @@ def _cmd_masks(args) -> None:
         print(describe_ratios(np.array([float(row["hole_ratio"]) for row in rows if row["border_margin"] == margin])))
 
 
+def _add_split(sub) -> None:
+    p = sub.add_parser("split", help="deterministic training / held-out file lists of a dataset folder")
+    p.add_argument("root", nargs="?", help="folder of image folders and mask folders (masks*); default $INPAINTLAB_DATA")
+    p.add_argument("--out", required=True, help="folder for train/heldout_{images,masks}.txt and split.json")
+    p.add_argument("--image-fraction", type=float, default=0.1, help="share of each image folder held out (0.1)")
+    p.add_argument("--masks-per-bin", type=int, default=200, help="held-out masks per hole-ratio bin (200)")
+    p.add_argument("--size", type=int, default=256, help="side at which mask hole ratios are measured (256)")
+    p.set_defaults(func=_cmd_split)
+
+
+def _cmd_split(args) -> None:
+    import json
+    import os
+
+    from .splits import DATA_ENV, make_split
+
+    root = args.root or os.environ.get(DATA_ENV)
+    if not root:
+        raise InpaintlabError(f"give the dataset folder as an argument or set ${DATA_ENV}")
+    summary = make_split(root, args.out, args.image_fraction, args.masks_per_bin, args.size)
+    print(json.dumps({k: v for k, v in summary.items() if k not in ("images", "masks")}, indent=2))
+    print(f"wrote {args.out}/{{train,heldout}}_{{images,masks}}.txt and split.json")
+
+
 # ----------------------------------------------------------------------------------------------- main
 
-_SUBCOMMANDS = [_add_models, _add_masks, _add_bench, _add_eval, _add_demo, _add_train, _add_attention, _add_fill, _add_serve, _add_export]
+_SUBCOMMANDS = [_add_models, _add_masks, _add_split, _add_bench, _add_eval, _add_demo, _add_train, _add_attention, _add_fill, _add_serve, _add_export]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -65,12 +65,16 @@ class MaskConfig:
 
     val_bins: the (lo, hi] hole-ratio groups validation metrics are reported in; empty = the six
     standard bins of ``masks.HOLE_RATIO_BINS`` (CICM reports 0-20/20-40/40-60 %).
+    drawn_size: training masks are drawn (or read) at this side and a random data.size window is cut out
+    (pairs with ``data.preprocess="crop"``: holes at the test scale); 0 = drawn at data.size.
+    Validation masks are always drawn at data.size.
     """
 
     source: str = "strokes"
     val_source: str = "strokes"
     margin: int = 0
     rotate90: bool = False
+    drawn_size: int = 0
     val_bins: tuple[tuple[float, float], ...] = ()
 
 

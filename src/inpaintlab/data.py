@@ -14,6 +14,9 @@ images (``"synthetic"``). Preprocessing follows the papers (``PREPROCESS_MODES``
 - ``scene_crop``: resize so the short side is 350 (aspect ratio kept), then a random S x S crop
   (MSA-Net Places2 / Paris StreetView). For S != 256 the short side defaults to round(350 * S / 256)
   (same crop-to-image ratio as the paper); ``scene_short_side`` overrides it.
+- ``crop``: a random S x S window at the image's own scale, no resizing (an image whose short side is below
+  S is first enlarged to S). Trains a fully convolutional model on test-scale texture at a fraction of the
+  cost of full images; pair it with ``MaskConfig.drawn_size`` so holes keep the test scale too.
 - ``none``: the image must already be S x S.
 
 Randomness: item ``i`` in epoch ``e`` draws everything from ``np.random.default_rng([seed, e, i])``,
@@ -43,7 +46,7 @@ from torch.utils.data import Dataset, default_collate
 from .errors import InpaintlabError
 from .types import Sample
 
-PREPROCESS_MODES = ("resize", "face_crop", "scene_crop", "none")
+PREPROCESS_MODES = ("resize", "face_crop", "scene_crop", "crop", "none")
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 MaskSource = Callable[[np.random.Generator], Tensor]
 
@@ -119,10 +122,16 @@ def _preprocess(rgb: np.ndarray, name: str, size: int, mode: str, interpolation:
         top = int(rng.integers(0, scaled.shape[0] - size + 1))
         left = int(rng.integers(0, scaled.shape[1] - size + 1))
         return scaled[top:top + size, left:left + size]
+    if mode == "crop":
+        if min(h, w) < size:
+            rgb = _short_side_resize(rgb, size, interpolation)
+        top = int(rng.integers(0, rgb.shape[0] - size + 1))
+        left = int(rng.integers(0, rgb.shape[1] - size + 1))
+        return rgb[top:top + size, left:left + size]
     if (h, w) != (size, size):
         raise InpaintlabError(
             f"image {name} is {w}x{h} but preprocess='none' needs {size}x{size}; "
-            "use preprocess='resize', 'face_crop' or 'scene_crop'"
+            "use preprocess='resize', 'face_crop', 'scene_crop' or 'crop'"
         )
     return rgb
 

@@ -357,7 +357,8 @@ def _prepare_mask_set_dir(out: Path, new_files: set[str]) -> None:
 
 
 class MaskFolder:
-    """Masks from a folder of image files (*.png, *.jpg, *.jpeg, *.bmp; sorted by name), white = hole.
+    """Masks from a folder of image files (*.png, *.jpg, *.jpeg, *.bmp; sorted by name) or a ``.txt`` list
+    of such files (one path per line, relative to the list's folder or absolute; ``#`` comments), white = hole.
 
     Each file is read on access, converted to grey, nearest-resized to size x size and binarised at >127.
     ``rotate90=True`` (MSA-Net's augmentation) makes the folder 4x longer: item ``r*n + i`` is file i
@@ -368,11 +369,19 @@ class MaskFolder:
         self.root = Path(root)
         self.size = size
         self.rotate90 = rotate90
-        if not self.root.is_dir():
-            raise InpaintlabError(f"mask folder {self.root} does not exist; expected a folder of mask images")
-        self.files = sorted(p for p in self.root.iterdir() if p.is_file() and p.suffix.lower() in MASK_SUFFIXES)
+        if self.root.is_file() and self.root.suffix.lower() == ".txt":
+            lines = [ln.strip() for ln in self.root.read_text(encoding="utf-8").splitlines()]
+            self.files = [self.root.parent / ln for ln in lines if ln and not ln.startswith("#")]
+            missing = [p for p in self.files if not p.is_file()]
+            if missing:
+                raise InpaintlabError(f"mask list {self.root}: {len(missing)} listed file(s) missing, first {missing[0]}")
+        elif self.root.is_dir():
+            self.files = sorted(p for p in self.root.iterdir() if p.is_file() and p.suffix.lower() in MASK_SUFFIXES)
+        else:
+            raise InpaintlabError(f"mask folder {self.root} does not exist; expected a folder of mask images "
+                                  "or a .txt list of mask files")
         if not self.files:
-            raise InpaintlabError(f"mask folder {self.root} has no {'/'.join(MASK_SUFFIXES)} files; expected masks")
+            raise InpaintlabError(f"mask source {self.root} has no {'/'.join(MASK_SUFFIXES)} files; expected masks")
         self._ratios: np.ndarray | None = None
 
     def __len__(self) -> int:
@@ -446,15 +455,18 @@ class MaskSource(Protocol):
 
 
 class _DrawnMasks:
-    """A ``MaskSource`` around ``draw(rng) -> (size,size) uint8``, then border band, then rotation."""
+    """A ``MaskSource`` around ``draw(rng) -> (drawn,drawn) uint8``, then a random size x size window of it
+    (when drawn > size), then border band, then rotation."""
 
-    def __init__(
-        self, spec: str, size: int, draw: Callable[[np.random.Generator], np.ndarray], margin: int, rotate90: bool
-    ):
+    def __init__(self, spec: str, size: int, draw: Callable[[np.random.Generator], np.ndarray], margin: int,
+                 rotate90: bool, drawn: int):
         self.spec, self.size, self.draw, self.margin, self.rotate90 = spec, size, draw, margin, rotate90
+        self.drawn = drawn
 
     def __call__(self, rng: np.random.Generator) -> torch.Tensor:
         mask = self.draw(rng)
+        if self.drawn > self.size:
+            mask = _hole_window(mask, self.size, rng)
         if self.margin:
             inner = mask[self.margin : -self.margin, self.margin : -self.margin].copy()
             mask = np.zeros_like(mask)
@@ -464,23 +476,46 @@ class _DrawnMasks:
         return torch.from_numpy(mask.astype(np.float32))[None]
 
     def __repr__(self) -> str:
-        return f"MaskSource({self.spec!r}, size={self.size}, margin={self.margin}, rotate90={self.rotate90})"
+        return (f"MaskSource({self.spec!r}, size={self.size}, drawn={self.drawn}, margin={self.margin}, "
+                f"rotate90={self.rotate90})")
 
 
-def build_mask_source(spec: str, size: int = 256, margin: int = 0, rotate90: bool = False) -> MaskSource:
+_WINDOW_TRIES = 8
+
+
+def _hole_window(mask: np.ndarray, size: int, rng: np.random.Generator) -> np.ndarray:
+    """A random size x size window of a larger (N,N) mask that holds some hole (first of a few tries;
+    the last try is kept even when empty, so a mask with no hole stays without one)."""
+    span = mask.shape[0] - size + 1
+    for _ in range(_WINDOW_TRIES):
+        top, left = (int(v) for v in rng.integers(0, span, 2))
+        window = mask[top:top + size, left:left + size]
+        if window.any():
+            break
+    return np.ascontiguousarray(window)
+
+
+def build_mask_source(spec: str, size: int = 256, margin: int = 0, rotate90: bool = False,
+                      drawn_size: int = 0) -> MaskSource:
     """A ``MaskSource`` from a spec string (see ``_SPECS``); masks are (1,size,size) float.
 
     "strokes": a bin chosen uniformly from the six, then ``bin_stroke_mask``; "bins:0,1": only those
     bins; "deepfill": strokes OR box (DeepFill v2 training); "qd_imd"; "box"; "center"; "circles" (one
     of the four LGNet circles, uniformly); "mixed": LaMa-like (``_lama_mixed``); anything else is a
-    folder of masks, drawn uniformly. Specs joined by "|" draw from one part chosen uniformly per mask,
+    folder (or ``.txt`` list) of masks, drawn uniformly. Specs joined by "|" draw from one part chosen uniformly per mask,
     e.g. "center|strokes" (SRPNet trains on centre squares and irregular holes). ``margin``: a border band of that many pixels is always known
     (built into the stroke bins, cleared afterwards for the others, real masks included).
     ``rotate90``: rotate each mask by a uniform multiple of 90 degrees (MSA-Net).
+    ``drawn_size`` > size: masks are drawn (or read) at drawn_size and a random size x size window holding
+    some hole is cut out, so training crops of native-scale images get holes of the test holes' scale
+    (0 = drawn at ``size``).
     """
     if size < 8 or margin < 0 or 2 * margin >= size:
         raise InpaintlabError(f"mask size {size} / margin {margin} invalid; expected size >= 8, 0 <= 2*margin < size")
-    return _DrawnMasks(spec, size, _drawer(spec, size, margin), margin, rotate90)
+    if drawn_size and drawn_size < size:
+        raise InpaintlabError(f"masks drawn at {drawn_size} px cannot be cropped to {size} px; expected drawn_size >= size or 0")
+    drawn = max(drawn_size, size)
+    return _DrawnMasks(spec, size, _drawer(spec, drawn, margin), margin, rotate90, drawn)
 
 
 def _drawer(spec: str, size: int, margin: int) -> Callable[[np.random.Generator], np.ndarray]:
@@ -498,7 +533,7 @@ def _drawer(spec: str, size: int, margin: int) -> Callable[[np.random.Generator]
         return partial(_random_item, [center_square(size, size // 2)])
     if spec == "circles":
         return partial(_random_item, lgnet_circles(size))
-    if Path(spec).is_dir() or "/" in spec or "\\" in spec:
+    if Path(spec).is_dir() or spec.endswith(".txt") or "/" in spec or "\\" in spec:
         return partial(_random_item, MaskFolder(spec, size))
     raise InpaintlabError(f"unknown mask source {spec!r}; expected one of {_SPECS}, or several joined by '|'")
 

@@ -85,6 +85,39 @@ _TINY = dataclasses.replace(
     ckpt_every=100,
 )
 
+# A named CPU variant of the LGNet recipe (never a silent change to it): what the shipped default model is
+# trained with on a 2-core CPU. Same three-stage structure and loss balance as ``lgnet_places2`` except:
+#  * widths: U-Nets and local net at base width 16 (``lgnet_compact``), 7 downsamplings, so the model takes
+#    any multiple of 128 px; the attention stays at 1/16, 1/8 and 1/4 of the input side.
+#  * no perceptual/style terms: no pretrained VGG16 exists offline here (a random VGG would only add noise).
+#    valid 1, hole 6, TV 0.1, LSGAN 0.1 on the coarse composite, pixel terms on [-1,1]: LGNet's own weights.
+#  * data: 128 px random crops of the 256 px photos at their own scale (``preprocess="crop"``), and real
+#    NVIDIA masks read at 256 px and cropped to 128 px (``masks.drawn_size=256``), so holes have the size
+#    test holes have; evaluation stays at 256 px. Batch 16 (fastest per image measured, docs/results.md).
+#  * EMA of G (decay 0.999) is what gets shipped; bf16 autocast (measured, docs/results.md).
+#  * schedule: LGNet's constant-then-linear-decay, shortened to 50 + 50 epochs of ~2,000 images (~2 h here).
+# data.root and masks.source are the lists of ``inpaintlab split`` (nothing held out is trained on):
+#   inpaintlab train --preset lgnet_compact_cpu --set data.root=SPLIT/train_images.txt \
+#       --set masks.source=SPLIT/train_masks.txt --set data.val_root=SPLIT/heldout_images.txt \
+#       --set masks.val_source=SPLIT/heldout_masks.txt --out ~/runs/lgnet_compact
+# (validation on held-out images is a curve to watch, never used to pick weights: the last EMA ships).
+_LGNET_COMPACT_CPU = dataclasses.replace(
+    _lgnet(val_count=32),
+    model=ModelConfig(name="lgnet_compact", discriminator="lgnet", discriminator_kwargs={"ndf": 32}),
+    data=DataConfig(root="", preprocess="crop", size=128, flip=True, num_workers=0, val_count=32),
+    masks=MaskConfig(source="", val_source="", drawn_size=256),
+    loss=dataclasses.replace(_LGNET_LOSS, perceptual=0.0, style=0.0),
+    optim=dataclasses.replace(_LGNET_OPTIM, epochs_constant=50, epochs_decay=50),
+    batch_size=16,
+    amp="bf16",
+    ema_decay=0.999,
+    log_every=25,
+    image_every=500,
+    val_every=1000,
+    ckpt_every=250,
+    keep_checkpoints=3,
+)
+
 # ------------------------------------------------------------------------------------------- MSA-Net
 # Paper Sec. 3.4 (Eqs. 13-22) and Sec. 4.2; official code wangning-001/MANet (implementation-notes 2.1).
 # Paper numbers: batch 6, 256x256, loss weights valid 1, hole 6, perceptual 0.05, style 120, adversarial
@@ -257,6 +290,7 @@ PRESETS: dict[str, TrainConfig] = {
     "lgnet_places2": _lgnet(),
     "lgnet_psv": _lgnet(),
     "lgnet_tiny_builtin": _TINY,
+    "lgnet_compact_cpu": _LGNET_COMPACT_CPU,
     "msanet_psv": _msanet("msanet", "scene_crop"),
     "msanet_celeba": _msanet("msanet", "face_crop"),
     "msanet_places2": _msanet("msanet", "scene_crop"),

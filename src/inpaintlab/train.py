@@ -117,7 +117,8 @@ class Trainer:
         if not d.root:
             raise InpaintlabError("data.root is not set: pass --set data.root=/path/to/training/images")
         common = dict(size=d.size, preprocess=d.preprocess, skip_bad=d.skip_bad)
-        masks = build_mask_source(cfg.masks.source, d.size, margin=cfg.masks.margin, rotate90=cfg.masks.rotate90)
+        masks = build_mask_source(cfg.masks.source, d.size, margin=cfg.masks.margin, rotate90=cfg.masks.rotate90,
+                                  drawn_size=cfg.masks.drawn_size)
         self.train_set = build_dataset(d.root, split="train", flip=d.flip, mask_source=masks, seed=cfg.seed,
                                        second_mask="mask2" in self.extra_inputs, **common)
         self.steps_per_epoch = len(self.train_set) // (cfg.batch_size * self.world)  # data.py rejects empty folders

@@ -289,3 +289,18 @@ def lgnet_tiny(
 ) -> LGNet:
     """Small LGNet for CPU tests: 64x64 inputs, attention at 4x4, 8x8 and 16x16."""
     return LGNet(**locals())
+
+
+@register_model
+def lgnet_compact(
+    ngf_unet: int = 16,
+    ngf_local: int = 16,
+    num_downs: int = 7,
+    attention_levels: Sequence[int] = (4, 3, 2),
+    stages: str = "C+L+G_att",
+    share_weights: bool = False,
+    use_fast_attention: bool = True,
+    channels_last: bool = True,
+) -> LGNet:
+    """LGNet at base width 16 with 7 downsamplings (multiples of 128 px): the CPU-trained default model."""
+    return LGNet(**locals())
