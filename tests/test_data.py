@@ -101,7 +101,7 @@ def test_none_mode_passes_exact_size_and_rejects_others(tmp_path, chelsea_file):
     with pytest.raises(InpaintlabError, match="preprocess='none' needs 64x64"):
         ImageDataset([chelsea_file[0]], size=64, preprocess="none")[0]
     with pytest.raises(InpaintlabError, match="preprocess must be one of"):
-        ImageDataset([path], size=64, preprocess="crop")
+        ImageDataset([path], size=64, preprocess="zoom")
 
 
 # ---------------------------------------------------------------------------------------- randomness

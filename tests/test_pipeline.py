@@ -184,8 +184,15 @@ def test_gray_rgba_and_pil_inputs_are_accepted():
     hole = np.zeros((16, 16), np.uint8)
     hole[4:8, 4:8] = 255
     pipe = InpaintPipeline(ConstantFill())
-    rgba = np.concatenate([picture, np.full((16, 16, 1), 7, np.uint8)], axis=2)
-    np.testing.assert_array_equal(pipe(rgba, hole)[hole == 0], picture[hole == 0])
+    alpha = np.random.default_rng(3).integers(0, 256, (16, 16, 1), dtype=np.uint8)
+    rgba = np.concatenate([picture, alpha], axis=2)
+    result = pipe(rgba, hole)
+    assert result.shape == (16, 16, 4)
+    np.testing.assert_array_equal(result[hole == 0], rgba[hole == 0])
+    np.testing.assert_array_equal(result[:, :, 3], alpha[:, :, 0])  # hole pixels keep their alpha too
+    assert not np.array_equal(result[hole > 0, :3], picture[hole > 0])  # while their colour is filled
+    pil_result = pipe(Image.fromarray(rgba, "RGBA"), hole)
+    assert pil_result.mode == "RGBA" and np.array_equal(np.asarray(pil_result), result)
     gray = pipe(picture[:, :, 0], Image.fromarray(hole).convert("1"))
     np.testing.assert_array_equal(gray[hole == 0], np.repeat(picture[:, :, :1], 3, axis=2)[hole == 0])
 

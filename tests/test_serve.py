@@ -125,7 +125,7 @@ def test_checkpoints_are_served_by_stem_and_cached(tmp_path):
     catalog = app.state.catalog
     with TestClient(app) as test_client:
         names = [(m["name"], m["source"]) for m in test_client.get("/api/models").json()["models"]]
-        assert names == [("telea", "registered"), ("tiny", "checkpoint")]
+        assert names == [("telea", "classical"), ("tiny", "checkpoint")]
         response = test_client.post("/api/inpaint", files=valid_files(), data={"model": "tiny"})
         assert response.status_code == 200
         result = decode(response.content)
@@ -135,7 +135,7 @@ def test_checkpoints_are_served_by_stem_and_cached(tmp_path):
 
 def test_serve_cli_rejects_an_unknown_model_before_listening(capsys):
     assert cli.main(["serve", "--model", "no_such_model", "--port", "1"]) == 2
-    assert "unknown model 'no_such_model'" in capsys.readouterr().err
+    assert "no_such_model: neither a checkpoint file nor a registered model name" in capsys.readouterr().err
 
 
 def test_serve_cli_serves_the_page_and_api_until_stopped(tmp_path):

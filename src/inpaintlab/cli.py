@@ -1,4 +1,4 @@
-"""Command line: ``inpaintlab models|masks|split|eval|demo|train|bench|fill|serve|export``.
+"""Command line: ``inpaintlab models|masks|split|ship|eval|demo|train|bench|fill|serve|export``.
 
 Thin by design: each subcommand parses its arguments and calls one library function. Every problem the
 user can fix is an ``InpaintlabError``, printed as one line (``inpaintlab: error: ...``) with exit code 2.
@@ -29,10 +29,18 @@ def _add_models(sub) -> None:
 
 def _cmd_models(args) -> None:
     from .models import list_discriminators, list_models
+    from .models.classical import CLASSICAL_MODELS
+    from .pretrained import DEFAULT_MODEL, model_card, pretrained_models
 
-    print("generators:")
+    shipped = pretrained_models()
+    print("generators (* = trained weights shipped, usable by fill/serve/pipeline; others train first):")
     for name in list_models(args.pattern):
-        print(f"  {name}")
+        if name in shipped:
+            card = model_card(name)
+            default = ", the default" if name == DEFAULT_MODEL else ""
+            print(f"* {name}  [trained weights{default}: {card.get('summary', '')}]")
+        else:
+            print(f"  {name}{'  [classical]' if name in CLASSICAL_MODELS else ''}")
     print("discriminators:")
     for name in list_discriminators(args.pattern):
         print(f"  {name}")
@@ -126,7 +134,7 @@ def _cmd_eval(args) -> None:
     from .errors import InpaintlabError
     from .evaluate import MASK_SETS, evaluate, evaluate_models, markdown_table, parse_bins
     from .masks import MaskFolder
-    from .models import create_model
+    from .pretrained import resolve_model
 
     if not args.models:
         raise InpaintlabError("give at least one --model NAME or --checkpoint PATH")
@@ -141,7 +149,7 @@ def _cmd_eval(args) -> None:
     images = build_dataset(args.images, split="test", size=args.size)
     models, per_model = [], {}
     for kind, value in args.models:
-        model = load_model(value, args.device) if kind == "checkpoint" else create_model(value)
+        model = load_model(value, args.device) if kind == "checkpoint" else resolve_model(value, args.device)
         label = Path(value).stem if kind == "checkpoint" else value
         label = label if label not in per_model else f"{label}_{len(models)}"
         models.append((label, model))
@@ -192,9 +200,10 @@ def _join_torchrun(args) -> int:
 
 
 def _add_demo(sub) -> None:
-    p = sub.add_parser("demo", help="built-in photos x masks in six bins x classical baselines -> report folder")
+    p = sub.add_parser("demo", help="built-in photos x masks in six bins x the shipped model and classical baselines")
     p.add_argument("--out", default="runs/demo", help="output folder (default runs/demo)")
-    p.add_argument("--models", default="telea,navier_stokes", help="comma-separated names or checkpoint files")
+    p.add_argument("--models", default=None, help="comma-separated names or checkpoint files (default: the "
+                                                   "shipped default model, telea, navier_stokes)")
     p.add_argument("--max-images", type=int, default=12, help="built-in test photos per bin (default 12)")
     p.add_argument("--size", type=int, default=256)
     p.set_defaults(func=_cmd_demo)
@@ -203,7 +212,7 @@ def _add_demo(sub) -> None:
 def _cmd_demo(args) -> None:
     from .evaluate import run_demo
 
-    models = [m.strip() for m in args.models.split(",") if m.strip()]
+    models = [m.strip() for m in args.models.split(",") if m.strip()] if args.models else None
     readme = run_demo(args.out, models, size=args.size, max_images=args.max_images)
     print(readme.read_text())
     print(f"demo report: {readme}")
@@ -285,24 +294,24 @@ def _add_fill(sub) -> None:
     p = sub.add_parser("fill", help="inpaint an image (or a folder) with a mask (or a folder, paired by name)")
     p.add_argument("images", metavar="IMG|DIR", help="image file or folder of images")
     p.add_argument("--mask", required=True, metavar="M|DIR", help="mask file (white = hole) or folder, same stems")
-    which = p.add_mutually_exclusive_group(required=True)
-    which.add_argument("--model", help="registered model name, e.g. telea")
+    which = p.add_mutually_exclusive_group()
+    which.add_argument("--model", help="a model with weights or a classical one (default: the shipped default, "
+                                       "see `inpaintlab models`)")
     which.add_argument("--checkpoint", help="inpaintlab checkpoint file")
     p.add_argument("-o", "--out", required=True, help="output folder (or a .png file for one image)")
-    p.add_argument("--strategy", choices=["pad", "resize", "crop"], default="pad",
-                   help="pad: full size; resize: bounded long side; crop: one crop per hole region")
+    p.add_argument("--strategy", choices=["pad", "resize", "crop"], default=None,
+                   help="pad: full size; resize: bounded long side; crop: one crop per hole region "
+                        "(default: the model's, see its card)")
     p.add_argument("--side-by-side", action="store_true", help="write image | mask | result")
     p.add_argument("--device", default="cpu", help="torch device (default cpu)")
     p.set_defaults(func=_cmd_fill)
 
 
 def _cmd_fill(args) -> None:
-    from .checkpoint import load_model
-    from .models import create_model
     from .pipeline import InpaintPipeline, fill_paths
+    from .pretrained import DEFAULT_MODEL
 
-    model = load_model(args.checkpoint, device=args.device) if args.checkpoint else create_model(args.model)
-    pipe = InpaintPipeline(model, device=args.device)
+    pipe = InpaintPipeline.from_checkpoint(args.checkpoint or args.model or DEFAULT_MODEL, device=args.device)
     report = fill_paths(pipe, args.images, args.mask, args.out, args.strategy, args.side_by_side)
     print(f"wrote {len(report.written)} file(s) to {args.out}")
     for name, reason in report.failed:
@@ -393,6 +402,76 @@ def _cmd_masks(args) -> None:
         print(describe_ratios(np.array([float(row["hole_ratio"]) for row in rows if row["border_margin"] == margin])))
 
 
+def _add_ship(sub) -> None:
+    p = sub.add_parser("ship", help="turn a training checkpoint into shipped fp16 weights + a model card")
+    p.add_argument("checkpoint", help="inpaintlab training checkpoint (its EMA generator is shipped)")
+    p.add_argument("--card", required=True, help="JSON file with the card's fields (summary, inference_size, "
+                                                "default_strategy, data, wall time, held-out table, commands)")
+    p.add_argument("--out", help="folder (default: the package's weights folder, what `pretrained=True` reads)")
+    p.set_defaults(func=_cmd_ship)
+
+
+def _cmd_ship(args) -> None:
+    import json
+    from pathlib import Path
+
+    from .pretrained import WEIGHTS_DIR, write_pretrained
+
+    path = Path(args.card)
+    if not path.is_file():
+        raise InpaintlabError(f"card file {path} not found; expected a JSON object of card fields")
+    try:
+        card = json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise InpaintlabError(f"card file {path} is not JSON: {err}") from None
+    missing = [k for k in ("summary", "inference_size") if k not in card]
+    if not isinstance(card, dict) or missing:
+        raise InpaintlabError(f"card file {path} must be a JSON object with at least {missing or 'summary, inference_size'}")
+    weights, card_path = write_pretrained(args.checkpoint, args.out or WEIGHTS_DIR, card)
+    print(f"wrote {weights} ({weights.stat().st_size / 1e6:.1f} MB) and {card_path}")
+
+
+def _add_strategies(sub) -> None:
+    p = sub.add_parser("strategies", help="object removal at a photo's own size: pad/resize/crop vs Telea")
+    which = p.add_mutually_exclusive_group()
+    which.add_argument("--model", help="a model with weights (default: the shipped default)")
+    which.add_argument("--checkpoint", help="inpaintlab checkpoint file")
+    p.add_argument("--images", default="builtin", help="'builtin' (the built-in test photos at their own size, "
+                                                        "plus smooth backgrounds at 512) or a folder/.txt list")
+    p.add_argument("--ratios", default="0.1,0.25,0.4", help="object-hole ratios (default 0.1,0.25,0.4)")
+    p.add_argument("--seeds", type=int, default=2, help="holes per picture and ratio (default 2)")
+    p.add_argument("--out", required=True, help="folder for strategies.json and strategies.md")
+    p.set_defaults(func=_cmd_strategies)
+
+
+def _cmd_strategies(args) -> None:
+    import json
+    from pathlib import Path
+
+    from .data import _find_images, builtin_photo_paths, load_image
+    from .pipeline import STRATEGIES, InpaintPipeline
+    from .pretrained import DEFAULT_MODEL
+    from .strategy_check import compare_strategies, markdown, smooth_backgrounds
+
+    model = InpaintPipeline.from_checkpoint(args.checkpoint or args.model or DEFAULT_MODEL).model
+    if args.images == "builtin":
+        photos = [(name, load_image(path)) for name, (path, split) in builtin_photo_paths().items() if split == "test"]
+        pictures = photos + smooth_backgrounds(512, 512, photos[0][1])
+    else:
+        pictures = [(name, load_image(path)) for path, name in _find_images(args.images)]
+    pipes = {strategy: (InpaintPipeline(model), strategy) for strategy in STRATEGIES}
+    pipes["telea"] = (InpaintPipeline.from_checkpoint("telea"), "pad")
+    ratios = [float(r) for r in args.ratios.split(",") if r.strip()]
+    report = compare_strategies(pipes, pictures, ratios, args.seeds)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "strategies.json").write_text(json.dumps(report, indent=2) + "\n")
+    table = markdown(report)
+    (out / "strategies.md").write_text(table + "\n")
+    print("hole MAE (0-255, lower is better) / whole-image PSNR (dB); object-shaped holes")
+    print(table)
+
+
 def _add_split(sub) -> None:
     p = sub.add_parser("split", help="deterministic training / held-out file lists of a dataset folder")
     p.add_argument("root", nargs="?", help="folder of image folders and mask folders (masks*); default $INPAINTLAB_DATA")
@@ -419,7 +498,7 @@ def _cmd_split(args) -> None:
 
 # ----------------------------------------------------------------------------------------------- main
 
-_SUBCOMMANDS = [_add_models, _add_masks, _add_split, _add_bench, _add_eval, _add_demo, _add_train, _add_attention, _add_fill, _add_serve, _add_export]
+_SUBCOMMANDS = [_add_models, _add_masks, _add_split, _add_ship, _add_strategies, _add_bench, _add_eval, _add_demo, _add_train, _add_attention, _add_fill, _add_serve, _add_export]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -447,31 +447,31 @@ def evaluate_models(models: Sequence[tuple[str, nn.Module]], images: Dataset, ma
     return reports
 
 
-DEMO_MODELS = ("telea", "navier_stokes")
+def demo_models() -> tuple[str, ...]:
+    """The demo's rows: the shipped default model (when its weights are present), Telea, Navier-Stokes."""
+    from .serve import default_models
+
+    return default_models()
 
 
-def run_demo(out_dir: str | Path = "runs/demo", models: Sequence[str] = DEMO_MODELS, *, size: int = 256,
+def run_demo(out_dir: str | Path = "runs/demo", models: Sequence[str] | None = None, *, size: int = 256,
              max_images: int | None = 12, metrics: Sequence[str] = ("l1", "psnr", "ssim"), seed: int = 0,
              progress: bool = True) -> Path:
     """Built-in test photos x generated masks in the six bins x ``models`` -> ``out_dir/README.md``.
 
-    models: registered names or checkpoint paths (``*.safetensors``). Returns the README path.
+    models: names with weights, classical names or checkpoint paths (None = ``demo_models()``). Returns
+    the README path.
     max_images: that many test photos (evenly spaced over the built-in list, so every photo appears);
     12 keeps the two classical baselines at about a minute on 2 CPU cores.
     """
-    from .checkpoint import load_model
     from .data import build_dataset
-    from .models import create_model
+    from .pretrained import resolve_model
 
     images = build_dataset("builtin", split="test", size=size)
     if max_images is not None and max_images < len(images):  # spread the subset over all test photos
         images = Subset(images, np.linspace(0, len(images) - 1, max_images).round().astype(int).tolist())
-    loaded = []
-    for spec in models:
-        if str(spec).endswith(".safetensors"):
-            loaded.append((Path(spec).stem, load_model(spec)))
-        else:
-            loaded.append((spec, create_model(spec)))
+    loaded = [(Path(spec).stem if str(spec).endswith(".safetensors") else spec, resolve_model(spec))
+              for spec in (models or demo_models())]
     evaluate_models(loaded, images, "bins", out_dir, title="inpaintlab demo", metrics=metrics,
                     seed=seed, progress=progress,
                     settings={"images_source": "builtin (test split)"})

@@ -152,6 +152,36 @@ def _check_stroke_canvas(size: int, margin: int, ratio: float) -> None:
         )
 
 
+def object_mask(height: int, width: int, ratio: float, rng: np.random.Generator) -> np.ndarray:
+    """An object-shaped hole (a union of 3-5 overlapping ellipses, like a person, animal or sign to remove)
+    covering ``ratio`` of an (height,width) image within 1 %, anywhere inside it: (height,width) uint8.
+
+    The shape is drawn once in relative units, then scaled by bisection until its area matches ``ratio``.
+    """
+    if not 0 < ratio <= 0.6:
+        raise InpaintlabError(f"object hole ratio must be in (0, 0.6], got {ratio}")
+    parts = [(rng.uniform(-0.5, 0.5), rng.uniform(-0.7, 0.7), rng.uniform(0.35, 0.8), rng.uniform(0.5, 1.1),
+              rng.uniform(0, 180)) for _ in range(int(rng.integers(3, 6)))]
+    centre = (rng.uniform(0.35, 0.65) * width, rng.uniform(0.35, 0.65) * height)
+
+    def draw(scale: float) -> np.ndarray:
+        canvas = np.zeros((height, width), np.uint8)
+        for dx, dy, ax, ay, angle in parts:
+            c = (int(round(centre[0] + dx * scale)), int(round(centre[1] + dy * scale)))
+            axes = (max(1, int(round(ax * scale))), max(1, int(round(ay * scale))))
+            cv2.ellipse(canvas, c, axes, angle, 0, 360, 1, -1)
+        return canvas
+
+    lo, hi = 0.0, 2.0 * max(height, width)
+    for _ in range(40):
+        mid = (lo + hi) / 2
+        if draw(mid).mean() < ratio:
+            lo = mid
+        else:
+            hi = mid
+    return draw(hi)
+
+
 def random_box(
     size: int, rng: np.random.Generator, box: int | None = None, max_shrink: int | None = None, margin: int = 0
 ) -> np.ndarray:

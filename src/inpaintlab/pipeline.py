@@ -1,11 +1,13 @@
 """Inference on real pictures: any-size RGB image + mask in, RGB image of the same size out.
 
+>>> pipe = InpaintPipeline.from_pretrained()                  # the shipped default model
 >>> pipe = InpaintPipeline.from_checkpoint("telea")            # a registered name or a checkpoint file
 >>> result = pipe(Image.open("photo.jpg"), Image.open("hole.png"))   # PIL in -> PIL RGB out
 
 Inputs are PIL images or uint8 arrays ((H,W), (H,W,3) or (H,W,4)); a mask is white (>127) = hole, or a
 bool array (True = hole). The result has the input's size and every pixel outside the hole equals the
-input's pixel exactly (the paste-back happens in uint8). Three strategies fit a model to the picture:
+input's pixel exactly (the paste-back happens in uint8). The fill works on RGB; an input with alpha gets its
+alpha channel back unchanged (RGBA out), hole pixels included. Three strategies fit a model to the picture:
 
 ``pad``     run at full resolution, reflect-padded up to the model's ``size_multiple``; the mask is padded
             the same way, so hole content mirrored into the border is treated as hole, never as context.
@@ -109,6 +111,17 @@ def to_rgb_array(image: ImageLike) -> np.ndarray:
     return np.ascontiguousarray(arr[:, :, :3])
 
 
+def alpha_channel(image: ImageLike) -> np.ndarray | None:
+    """The (H,W) uint8 alpha of a PIL image with transparency or an (H,W,4) array; None when opaque by format."""
+    if isinstance(image, Image.Image):
+        if "A" in image.getbands() or "transparency" in image.info:
+            return np.asarray(image.convert("RGBA"), dtype=np.uint8)[:, :, 3].copy()
+        return None
+    if isinstance(image, np.ndarray) and image.ndim == 3 and image.shape[2] == 4:
+        return np.ascontiguousarray(image[:, :, 3])
+    return None
+
+
 def to_hole_array(mask: ImageLike) -> np.ndarray:
     """PIL image, bool array (True = hole) or uint8 array (>127 = hole) -> bool (H,W), True = hole."""
     if isinstance(mask, Image.Image):
@@ -152,7 +165,8 @@ class _Job:
 class InpaintPipeline:
     """Wraps a generator (``forward(image, mask) -> InpaintOutput``) for pictures of any size.
 
-    strategy: default strategy, one of ``STRATEGIES`` (see the module docstring).
+    strategy: default strategy, one of ``STRATEGIES`` (see the module docstring); None = the one a shipped
+      model's card names (chosen by measurement), else "pad".
     train_size: the model's training size (checkpoint header ``config.data.size``, else 256).
     max_side: long-side bound of ``resize`` (default: ``train_size``).
     crop_margin: context added around each hole box by ``crop`` (default ``train_size // 4``).
@@ -164,7 +178,7 @@ class InpaintPipeline:
         self,
         model: nn.Module,
         device: str | torch.device = "cpu",
-        strategy: str = "pad",
+        strategy: str | None = None,
         train_size: int | None = None,
         max_side: int | None = None,
         crop_margin: int | None = None,
@@ -173,7 +187,7 @@ class InpaintPipeline:
     ):
         self.model = model.to(device).eval()
         self.device = torch.device(device)
-        self.strategy = _check_strategy(strategy)
+        self.strategy = _check_strategy(strategy or _card(model).get("default_strategy") or "pad")
         self.size_multiple = int(getattr(model, "size_multiple", 1))
         self.train_size = int(train_size or _header_train_size(model) or DEFAULT_TRAIN_SIZE)
         self.max_side = int(max_side or self.train_size)
@@ -184,21 +198,20 @@ class InpaintPipeline:
             raise InpaintlabError("size_multiple, train_size, max_side and batch_size must be >= 1, crop_margin >= 0")
 
     @classmethod
+    def from_pretrained(cls, name: str | None = None, device: str | torch.device = "cpu", **kwargs) -> "InpaintPipeline":
+        """Pipeline for a model with shipped weights; ``None`` = the shipped default (``pretrained.DEFAULT_MODEL``)."""
+        from .models import create_model
+        from .pretrained import DEFAULT_MODEL
+
+        return cls(create_model(name or DEFAULT_MODEL, pretrained=True), device=device, **kwargs)
+
+    @classmethod
     def from_checkpoint(cls, source: str | Path, device: str | torch.device = "cpu", **kwargs) -> "InpaintPipeline":
-        """Pipeline for a checkpoint file or a registered model name (``inpaintlab models`` lists them).
+        """Pipeline for a checkpoint file, a classical method or a network with shipped weights
+        (``inpaintlab models`` marks them). A network without weights is an error, never random output."""
+        from .pretrained import resolve_model
 
-        A registered network created by name has untrained weights; use it for smoke tests only.
-        """
-        from .checkpoint import load_model
-        from .models import create_model, is_model
-
-        if Path(source).is_file():
-            model = load_model(source, device=device)
-        elif isinstance(source, str) and is_model(source):
-            model = create_model(source)
-        else:
-            raise InpaintlabError(f"{source!s}: neither a checkpoint file nor a registered model name")
-        return cls(model, device=device, **kwargs)
+        return cls(resolve_model(source, device), device=device, **kwargs)
 
     def __call__(self, image: ImageLike, mask: ImageLike, strategy: str | None = None) -> ImageLike:
         """Inpaint one picture. Returns a PIL RGB image for a PIL input, else a uint8 (H,W,3) array."""
@@ -225,6 +238,10 @@ class InpaintPipeline:
             if hole.any():
                 jobs += self._jobs(index, picture, hole, strategy)
         self._run(jobs, results)
+        for index, image in enumerate(images):  # the input's alpha comes back untouched, hole pixels included
+            alpha = alpha_channel(image)
+            if alpha is not None:
+                results[index] = np.dstack([results[index], alpha])
         return [Image.fromarray(r) if isinstance(img, Image.Image) else r for r, img in zip(results, images)]
 
     # ------------------------------------------------------------------------------------ planning
@@ -397,15 +414,16 @@ def fill_paths(
                 raise InpaintlabError(f"output {target} would overwrite an input; choose another -o")
             if target in report.written:
                 raise InpaintlabError(f"output {target} was already written for another {image_file.stem}.* input")
-            picture = to_rgb_array(read_image_file(image_file, max_pixels))
+            picture = read_image_file(image_file, max_pixels)
             mask_file = masks if mask_by_stem is None else _mask_for(image_file, mask_by_stem, masks)
             hole = to_hole_array(read_image_file(mask_file, max_pixels))
-            result = pipe(picture, hole, strategy=strategy)
+            result = pipe(picture, hole, strategy=strategy)  # PIL, RGBA when the input has alpha
             if side_by_side:
                 hole_rgb = np.repeat(hole[:, :, None], 3, axis=2).astype(np.uint8) * 255
-                result = np.concatenate([picture, hole_rgb, result], axis=1)
+                panels = [to_rgb_array(picture), hole_rgb, to_rgb_array(result)]
+                result = Image.fromarray(np.concatenate(panels, axis=1))
             target.parent.mkdir(parents=True, exist_ok=True)
-            Image.fromarray(result).save(target)
+            result.save(target)
             report.written.append(target)
         except InpaintlabError as err:
             report.failed.append((image_file.name, str(err)))
@@ -440,9 +458,15 @@ def _check_strategy(strategy: str) -> str:
     return strategy
 
 
+def _card(model: nn.Module) -> dict:
+    """The model card of shipped weights (``pretrained.py``), or {}."""
+    return (getattr(model, "checkpoint_header", None) or {}).get("card") or {}
+
+
 def _header_train_size(model: nn.Module) -> int | None:
+    """The side a model works at: a shipped card's ``inference_size``, else the checkpoint's training size."""
     header = getattr(model, "checkpoint_header", None) or {}
-    size = ((header.get("config") or {}).get("data") or {}).get("size")
+    size = header.get("inference_size") or ((header.get("config") or {}).get("data") or {}).get("size")
     return int(size) if isinstance(size, int) and size > 0 else None
 
 
@@ -454,6 +478,7 @@ __all__ = [
     "ImageTooLargeError",
     "InpaintPipeline",
     "UnsupportedImageError",
+    "alpha_channel",
     "crop_box",
     "decode_image",
     "fill_paths",

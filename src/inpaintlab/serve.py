@@ -30,7 +30,15 @@ from .pipeline import (
 )
 
 WEB_DIR = Path(__file__).parent / "web"
-DEFAULT_MODELS = ("telea", "navier_stokes")
+
+
+def default_models() -> tuple[str, ...]:
+    """What a server offers when given nothing: the shipped default model (when its weights are present)
+    first, then the classical baselines."""
+    from .models.classical import CLASSICAL_MODELS
+    from .pretrained import DEFAULT_MODEL, has_weights
+
+    return ((DEFAULT_MODEL,) if has_weights(DEFAULT_MODEL) else ()) + CLASSICAL_MODELS
 
 
 @dataclass(frozen=True)
@@ -49,19 +57,21 @@ class ModelCatalog:
 
     def __init__(self, models: Sequence[str] = (), checkpoints: Sequence[str | Path] = (), device: str = "cpu"):
         from .checkpoint import read_header
-        from .models import is_model
+        from .pretrained import answerable_kind
 
         self.device = device
         self.sources: dict[str, str | Path] = {}
+        self.kinds: dict[str, str] = {}
         for name in models:
-            if not is_model(name):
-                raise InpaintlabError(f"unknown model {name!r}; see `inpaintlab models` for the list")
+            self.kinds[name] = answerable_kind(name)  # refuses unknown names and untrained networks at start-up
             self._add(name, name)
         for path in checkpoints:
             read_header(path)  # fail at start-up, not on the first request
             self._add(Path(path).stem, Path(path))
+            self.kinds[Path(path).stem] = "checkpoint"
         if not self.sources:
-            for name in DEFAULT_MODELS:
+            for name in default_models():
+                self.kinds[name] = answerable_kind(name)
                 self._add(name, name)
         self._pipelines: dict[str, InpaintPipeline] = {}
         self._build_lock = threading.Lock()
@@ -81,10 +91,8 @@ class ModelCatalog:
             return self._pipelines[name]
 
     def describe(self) -> list[dict]:
-        return [
-            {"name": name, "source": "checkpoint" if isinstance(src, Path) else "registered"}
-            for name, src in self.sources.items()
-        ]
+        """One entry per model: name and kind ("pretrained" = shipped trained weights, "classical", "checkpoint")."""
+        return [{"name": name, "source": self.kinds[name]} for name in self.sources]
 
 
 class _BodyTooLarge(Exception):
@@ -181,12 +189,12 @@ def create_app(
         image: UploadFile = File(..., description="PNG/JPEG/WebP/BMP image"),
         mask: UploadFile = File(..., description="same size as the image; white (>127) = hole"),
         model: str | None = Form(None, description="a name from /api/models (default: the first)"),
-        strategy: str = Form("pad", description="pad | resize | crop"),
+        strategy: str | None = Form(None, description="pad | resize | crop (default: the pipeline's)"),
     ) -> Response:
         image_bytes, mask_bytes = await image.read(), await mask.read()
         name = model or next(iter(catalog.sources))
         try:
-            png, seconds = await run_in_threadpool(
+            png, seconds, strategy = await run_in_threadpool(
                 _inpaint_png, catalog, limits, name, strategy, image_bytes, mask_bytes
             )
         except ImageTooLargeError as err:
@@ -201,20 +209,22 @@ def create_app(
     return app
 
 
-def _inpaint_png(catalog, limits, name, strategy, image_bytes, mask_bytes) -> tuple[bytes, float]:
-    """Decode, check, inpaint (under the catalog lock) and encode. Runs in a worker thread."""
-    if strategy not in STRATEGIES:
+def _inpaint_png(catalog, limits, name, strategy, image_bytes, mask_bytes) -> tuple[bytes, float, str]:
+    """Decode, check, inpaint (under the catalog lock) and encode -> (PNG, seconds, strategy used). Runs in a
+    worker thread."""
+    if strategy is not None and strategy not in STRATEGIES:
         raise InpaintlabError(f"unknown strategy {strategy!r}; expected one of {', '.join(STRATEGIES)}")
-    picture = decode_image(image_bytes, "image", limits.max_pixels).convert("RGB")
+    picture = decode_image(image_bytes, "image", limits.max_pixels)  # alpha, if any, comes back unchanged
     hole = decode_image(mask_bytes, "mask", limits.max_pixels)
     pipe = catalog.get(name)
+    strategy = strategy or pipe.strategy
     start = time.perf_counter()
     with catalog.lock:
         result = pipe(picture, hole, strategy=strategy)
     seconds = time.perf_counter() - start
     buffer = io.BytesIO()
     result.save(buffer, format="PNG")
-    return buffer.getvalue(), seconds
+    return buffer.getvalue(), seconds, strategy
 
 
 def serve(

@@ -56,9 +56,18 @@ def _create(table: dict, kind: str, name: str, kwargs: dict) -> nn.Module:
     return model
 
 
-def create_model(name: str, **kwargs) -> nn.Module:
-    """Build generator ``name``. It has ``forward(image, mask) -> InpaintOutput`` (DESIGN.md)."""
-    return _create(_GENERATORS, "model", name, kwargs)
+def create_model(name: str, pretrained: bool = False, **kwargs) -> nn.Module:
+    """Build generator ``name``. It has ``forward(image, mask) -> InpaintOutput`` (DESIGN.md).
+
+    ``pretrained=True`` builds it with the kwargs of its shipped weights (``pretrained.py``; overriding
+    them is an error) and loads those weights, in eval mode; a name without weights is an error.
+    """
+    if not pretrained:
+        return _create(_GENERATORS, "model", name, kwargs)
+    from ..pretrained import load_pretrained_weights, model_card
+
+    card_kwargs = model_card(name)["model"]["kwargs"]
+    return load_pretrained_weights(_create(_GENERATORS, "model", name, {**card_kwargs, **kwargs}), name)
 
 
 def create_discriminator(name: str, **kwargs) -> nn.Module:

@@ -52,3 +52,6 @@ def telea(radius: int = 3) -> OpenCVInpaint:
 def navier_stokes(radius: int = 3) -> OpenCVInpaint:
     """Bertalmio et al. (2001) Navier-Stokes inpainting (``cv2.INPAINT_NS``)."""
     return OpenCVInpaint(cv2.INPAINT_NS, radius)
+
+
+CLASSICAL_MODELS = ("telea", "navier_stokes")  # registered methods with nothing to learn

@@ -187,7 +187,8 @@ async function loadModels() {
     const response = await fetch("/api/models");
     const info = await response.json();
     for (const model of info.models) {
-      const option = new Option(`${model.name} (${model.source})`, model.name);
+      const kinds = {pretrained: "trained weights", classical: "classical, no learning", checkpoint: "your checkpoint"};
+      const option = new Option(`${model.name} (${kinds[model.source] || model.source})`, model.name);
       option.selected = model.name === info.default_model;
       $("model").add(option);
     }

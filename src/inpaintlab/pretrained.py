@@ -1,0 +1,132 @@
+"""Trained weights shipped inside the package, their model cards, and the one rule for answering a user.
+
+``weights/<name>.safetensors`` holds the EMA generator of a training run in fp16 (tensors only) and
+``weights/<name>.json`` its card: the model spec (name, kwargs), the size it works at, the data, steps,
+wall time, the held-out table and the commands that made it. Nothing is downloaded, ever.
+
+>>> "lgnet_compact" in pretrained_models()
+True
+
+``resolve_model(source)`` is how every tool that answers a user (``fill``, ``serve``, ``eval``, the
+pipeline) turns a name or a file into a model: a checkpoint file, a classical method (no weights to
+learn), or a network with shipped weights. A registered network without weights is an error naming the
+models that have weights: an untrained network never answers silently.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from .errors import InpaintlabError
+
+WEIGHTS_DIR = Path(__file__).parent / "weights"
+DEFAULT_MODEL = "lgnet_compact"  # the shipped default: fill, serve, the pipeline and the demo use it
+CARD_FORMAT = "inpaintlab-model-card"
+
+
+def pretrained_models() -> list[str]:
+    """Names of registered generators that have shipped weights and a card, sorted."""
+    return sorted(p.stem for p in WEIGHTS_DIR.glob("*.safetensors") if p.with_suffix(".json").is_file())
+
+
+def has_weights(name: str) -> bool:
+    """Whether generator ``name`` has shipped weights."""
+    return name in pretrained_models()
+
+
+def model_card(name: str) -> dict[str, Any]:
+    """The card of ``name``'s shipped weights (see the module docstring)."""
+    path = WEIGHTS_DIR / f"{name}.json"
+    if not path.is_file() or not (WEIGHTS_DIR / f"{name}.safetensors").is_file():
+        raise InpaintlabError(f"{name!r} has no shipped weights; models with weights: {_with_weights()}")
+    return json.loads(path.read_text())
+
+
+def load_pretrained_weights(model: nn.Module, name: str) -> nn.Module:
+    """Load ``name``'s shipped weights (fp16 on disk -> the model's dtype) into ``model`` and attach the card.
+
+    The model must have been built with the card's kwargs (``create_model(name, pretrained=True)`` does so).
+    """
+    from .checkpoint import load_weights
+
+    card = model_card(name)
+    kwargs = dict(getattr(model, "model_kwargs", {}))
+    if kwargs and kwargs != {**card["model"]["kwargs"], **kwargs}:
+        raise InpaintlabError(f"pretrained {name} was trained with {card['model']['kwargs']}; got options {kwargs}")
+    state = load_file(str(WEIGHTS_DIR / f"{name}.safetensors"))
+    reference = model.state_dict()
+    state = {k: v.to(reference[k].dtype) if k in reference else v for k, v in state.items()}
+    load_weights(model, state, f"shipped weights of {name}", name)
+    model.checkpoint_header = {"model": card["model"], "inference_size": card["inference_size"], "card": card}
+    return model.eval()
+
+
+def write_pretrained(checkpoint: str | Path, out_dir: str | Path, card: dict[str, Any]) -> tuple[Path, Path]:
+    """Ship a training checkpoint: its EMA generator (else the live one) as fp16 safetensors plus ``card``.
+
+    Writes ``out_dir/<model name>.safetensors`` and ``.json``; the card gets the model spec and step from
+    the checkpoint header. Returns both paths.
+    """
+    from .checkpoint import load_checkpoint, sub_state
+
+    tensors, header = load_checkpoint(checkpoint, prefixes=("generator_ema", "generator"))
+    state = sub_state(tensors, "generator_ema") or sub_state(tensors, "generator")
+    name = header["model"]["name"]
+    half = {k: (v.half() if v.is_floating_point() else v).contiguous() for k, v in state.items()}
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    weights, card_path = out_dir / f"{name}.safetensors", out_dir / f"{name}.json"
+    save_file(half, str(weights))
+    full = {"format": CARD_FORMAT, "model": header["model"], "step": header["step"],
+            "weights": {"file": weights.name, "dtype": "float16", "ema": bool(sub_state(tensors, "generator_ema"))},
+            **card}
+    card_path.write_text(json.dumps(full, indent=2) + "\n")
+    return weights, card_path
+
+
+def resolve_model(source: str | Path, device: str | torch.device = "cpu") -> nn.Module:
+    """A model that may answer a user: checkpoint file, classical method, or network with shipped weights.
+
+    Raises ``InpaintlabError`` for a network that has neither (naming the models that have weights) and
+    for anything that is neither a file nor a registered name.
+    """
+    from .checkpoint import load_model
+    from .models import create_model
+
+    if Path(source).is_file():
+        return load_model(source, device=device)
+    kind = answerable_kind(str(source))
+    return create_model(str(source), pretrained=kind == "pretrained").to(device)
+
+
+def answerable_kind(name: str) -> str:
+    """"pretrained" or "classical" for a registered name that may answer a user; else ``InpaintlabError``."""
+    from .models import is_model
+    from .models.classical import CLASSICAL_MODELS
+
+    if not is_model(name):
+        raise InpaintlabError(f"{name}: neither a checkpoint file nor a registered model name "
+                              f"(models with weights: {_with_weights()})")
+    if has_weights(name):
+        return "pretrained"
+    if name in CLASSICAL_MODELS:
+        return "classical"
+    raise InpaintlabError(f"{name} is a network without trained weights, so it would answer with random "
+                          f"weights; use a model with weights ({_with_weights()}) or a checkpoint file "
+                          "from `inpaintlab train`")
+
+
+def _with_weights() -> str:
+    from .models.classical import CLASSICAL_MODELS
+
+    return ", ".join(pretrained_models() + [f"{name} (classical)" for name in CLASSICAL_MODELS])
+
+
+__all__ = ["DEFAULT_MODEL", "WEIGHTS_DIR", "answerable_kind", "has_weights", "load_pretrained_weights", "model_card",
+           "pretrained_models", "resolve_model", "write_pretrained"]
