@@ -510,19 +510,18 @@ class _DrawnMasks:
                 f"rotate90={self.rotate90})")
 
 
-_WINDOW_TRIES = 8
-
-
 def _hole_window(mask: np.ndarray, size: int, rng: np.random.Generator) -> np.ndarray:
-    """A random size x size window of a larger (N,N) mask that holds some hole (first of a few tries;
-    the last try is kept even when empty, so a mask with no hole stays without one)."""
-    span = mask.shape[0] - size + 1
-    for _ in range(_WINDOW_TRIES):
-        top, left = (int(v) for v in rng.integers(0, span, 2))
-        window = mask[top:top + size, left:left + size]
-        if window.any():
-            break
-    return np.ascontiguousarray(window)
+    """A random size x size window of a larger (N,N) mask around a uniformly chosen hole pixel (so it always
+    holds some hole; a mask without hole gives a uniformly placed, empty window)."""
+    span = mask.shape[0] - size
+    holes = np.flatnonzero(mask)
+    if holes.size == 0:
+        top, left = (int(v) for v in rng.integers(0, span + 1, 2))
+    else:
+        y, x = divmod(int(holes[rng.integers(holes.size)]), mask.shape[1])
+        top = int(rng.integers(max(0, y - size + 1), min(y, span) + 1))
+        left = int(rng.integers(max(0, x - size + 1), min(x, span) + 1))
+    return np.ascontiguousarray(mask[top:top + size, left:left + size])
 
 
 def build_mask_source(spec: str, size: int = 256, margin: int = 0, rotate90: bool = False,
