@@ -57,8 +57,8 @@ def load_pretrained_weights(model: nn.Module, name: str) -> nn.Module:
 
     card = model_card(name)
     kwargs = dict(getattr(model, "model_kwargs", {}))
-    if kwargs and kwargs != {**card["model"]["kwargs"], **kwargs}:
-        raise InpaintlabError(f"pretrained {name} was trained with {card['model']['kwargs']}; got options {kwargs}")
+    if kwargs != card["model"]["kwargs"]:
+        raise InpaintlabError(f"pretrained {name} was trained with options {card['model']['kwargs']}; got {kwargs}")
     state = load_file(str(WEIGHTS_DIR / f"{name}.safetensors"))
     reference = model.state_dict()
     state = {k: v.to(reference[k].dtype) if k in reference else v for k, v in state.items()}

@@ -1,0 +1,135 @@
+"""Shipped weights: a checkpoint is shipped with a card, loads through every public path, and untrained
+networks never answer a user. The last tests hold the real shipped default to its promises."""
+
+import dataclasses
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from safetensors import safe_open
+
+from inpaintlab import InpaintPipeline, cli, create_model, load_model, pretrained
+from inpaintlab.errors import InpaintlabError
+from inpaintlab.presets import get_preset
+from inpaintlab.serve import ModelCatalog, create_app
+from inpaintlab.train import run_training
+
+
+@pytest.fixture(scope="module")
+def tiny_checkpoint(tmp_path_factory):
+    """Two steps of the LGNet toy recipe with EMA: a real training checkpoint."""
+    base = get_preset("lgnet_tiny_builtin")
+    cfg = dataclasses.replace(base, max_steps=2, batch_size=2, ema_decay=0.5, val_every=0, image_every=0,
+                              ckpt_every=0, data=dataclasses.replace(base.data, val_count=0))
+    out = tmp_path_factory.mktemp("run")
+    run_training(cfg, out)
+    return out / "checkpoints" / "step_00000002.safetensors"
+
+
+@pytest.fixture
+def shipped(tiny_checkpoint, tmp_path, monkeypatch):
+    """``lgnet_tiny`` shipped (through the CLI) into a temporary weights folder that the package reads."""
+    monkeypatch.setattr(pretrained, "WEIGHTS_DIR", tmp_path / "weights")
+    card = tmp_path / "card.json"
+    card.write_text(json.dumps({"summary": "two toy steps", "inference_size": 64, "default_strategy": "resize"}))
+    assert cli.main(["ship", str(tiny_checkpoint), "--card", str(card), "--out", str(tmp_path / "weights")]) == 0
+    return tmp_path / "weights"
+
+
+def _picture_and_hole(size=64):
+    picture = np.random.default_rng(0).integers(0, 256, (size, size, 3), dtype=np.uint8)
+    hole = np.zeros((size, size), bool)
+    hole[16:40, 20:44] = True
+    return picture, hole
+
+
+def test_ship_writes_fp16_ema_weights_and_a_card(shipped, tiny_checkpoint):
+    card = json.loads((shipped / "lgnet_tiny.json").read_text())
+    assert card["model"] == {"name": "lgnet_tiny", "kwargs": {}} and card["step"] == 2
+    assert card["weights"] == {"file": "lgnet_tiny.safetensors", "dtype": "float16", "ema": True}
+    assert card["summary"] == "two toy steps" and card["inference_size"] == 64
+    with safe_open(str(shipped / "lgnet_tiny.safetensors"), "pt") as handle:
+        dtypes = {handle.get_tensor(k).dtype for k in handle.keys()}
+    assert torch.float16 in dtypes and torch.float32 not in dtypes
+    assert (shipped / "lgnet_tiny.safetensors").stat().st_size < tiny_checkpoint.stat().st_size / 4
+
+
+def test_pretrained_model_is_the_checkpoint_ema_in_fp16(shipped, tiny_checkpoint):
+    model = create_model("lgnet_tiny", pretrained=True)
+    reference = load_model(tiny_checkpoint)  # EMA weights, fp32
+    for (name, ours), theirs in zip(model.state_dict().items(), reference.state_dict().values()):
+        if ours.is_floating_point():
+            assert torch.equal(ours, theirs.half().float()), name
+    image, mask = torch.rand(1, 3, 64, 64), torch.zeros(1, 1, 64, 64)
+    mask[..., 10:30, 10:30] = 1
+    with torch.no_grad():
+        torch.testing.assert_close(model(image, mask).pred, reference(image, mask).pred, atol=2e-2, rtol=0)
+    assert not model.training and model.checkpoint_header["inference_size"] == 64
+
+
+def test_pretrained_refuses_other_options_and_names_without_weights(shipped):
+    with pytest.raises(InpaintlabError, match="was trained with"):
+        create_model("lgnet_tiny", pretrained=True, ngf_unet=16)
+    with pytest.raises(InpaintlabError, match="'lgnet' has no shipped weights; models with weights: lgnet_tiny"):
+        create_model("lgnet", pretrained=True)
+
+
+def test_models_cli_marks_the_names_with_weights(shipped, capsys):
+    assert cli.main(["models", "lgnet*"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert any(line.startswith("* lgnet_tiny  [trained weights") and "two toy steps" in line for line in lines)
+    assert "  lgnet" in lines  # no weights: listed without the mark
+
+
+def test_pipeline_takes_strategy_and_size_from_the_card(shipped):
+    pipe = InpaintPipeline.from_pretrained("lgnet_tiny")
+    assert pipe.strategy == "resize" and pipe.train_size == 64
+    picture, hole = _picture_and_hole(96)
+    result = pipe(picture, hole)
+    assert result.shape == picture.shape and np.array_equal(result[~hole], picture[~hole])
+
+
+def test_untrained_networks_are_refused_by_every_tool(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(pretrained, "WEIGHTS_DIR", tmp_path / "empty")
+    for call in (lambda: InpaintPipeline.from_checkpoint("lgnet_tiny"), lambda: ModelCatalog(["lgnet_tiny"]),
+                 lambda: InpaintPipeline.from_pretrained("lgnet_tiny")):
+        with pytest.raises(InpaintlabError, match="lgnet_tiny"):
+            call()
+    picture, hole = _picture_and_hole()
+    Image.fromarray(picture).save(tmp_path / "a.png")
+    Image.fromarray(hole.astype(np.uint8) * 255).save(tmp_path / "m.png")
+    for argv in (["fill", str(tmp_path / "a.png"), "--mask", str(tmp_path / "m.png"), "--model", "lgnet_tiny",
+                  "-o", str(tmp_path / "out.png")],
+                 ["eval", "--model", "lgnet_tiny", "--images", "synthetic:2", "--masks", "center", "--out", str(tmp_path / "e")],
+                 ["serve", "--model", "lgnet_tiny", "--port", "1"]):
+        assert cli.main(argv) == 2
+        err = capsys.readouterr().err
+        assert "lgnet_tiny is a network without trained weights" in err and "telea (classical)" in err
+    assert not (tmp_path / "out.png").exists()
+
+
+def test_fill_without_model_uses_the_shipped_default_and_keeps_alpha(shipped, tmp_path, monkeypatch):
+    monkeypatch.setattr(pretrained, "DEFAULT_MODEL", "lgnet_tiny")
+    picture, hole = _picture_and_hole()
+    alpha = np.full((64, 64, 1), 200, np.uint8)
+    alpha[:8] = 0
+    Image.fromarray(np.concatenate([picture, alpha], axis=2), "RGBA").save(tmp_path / "a.png")
+    Image.fromarray(hole.astype(np.uint8) * 255).save(tmp_path / "m.png")
+    assert cli.main(["fill", str(tmp_path / "a.png"), "--mask", str(tmp_path / "m.png"), "-o", str(tmp_path / "o.png")]) == 0
+    result = np.asarray(Image.open(tmp_path / "o.png"))
+    assert result.shape == (64, 64, 4) and np.array_equal(result[:, :, 3], alpha[:, :, 0])
+    expected = np.asarray(InpaintPipeline.from_pretrained("lgnet_tiny")(picture, hole))
+    np.testing.assert_array_equal(result[:, :, :3], expected)
+
+
+def test_server_offers_the_shipped_default_first_and_labels_kinds(shipped, monkeypatch):
+    from fastapi.testclient import TestClient
+
+    monkeypatch.setattr(pretrained, "DEFAULT_MODEL", "lgnet_tiny")
+    with TestClient(create_app()) as client:
+        info = client.get("/api/models").json()
+    assert info["default_model"] == "lgnet_tiny"
+    assert [(m["name"], m["source"]) for m in info["models"]] == [
+        ("lgnet_tiny", "pretrained"), ("telea", "classical"), ("navier_stokes", "classical")]
