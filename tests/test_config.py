@@ -1,11 +1,18 @@
 """Config sections, strict overrides, file round-trips and the paper presets."""
 
 import dataclasses
+import json
+import math
+import re
+import typing
 
 import pytest
 
 from inpaintlab import InpaintlabError
-from inpaintlab.config import TrainConfig, apply_overrides, from_dict, load_config, save_config, to_dict
+from inpaintlab.config import (
+    DataConfig, LossConfig, MaskConfig, ModelConfig, OptimConfig, Range, TrainConfig, apply_overrides, from_dict,
+    load_config, save_config, to_dict,
+)
 from inpaintlab.models import list_discriminators, list_models
 from inpaintlab.presets import PRESETS, get_preset, resolve_train_config
 
@@ -101,3 +108,108 @@ def test_resolve_train_config_sources(tmp_path):
         resolve_train_config("lgnet_psv", str(path), [])
     with pytest.raises(InpaintlabError, match="exactly one of --preset"):
         resolve_train_config(None, None, [])
+
+
+# ------------------------------------------------------------------------------------- value ranges
+
+_SECTIONS = {"": TrainConfig, "data.": DataConfig, "masks.": MaskConfig, "loss.": LossConfig,
+             "optim.": OptimConfig, "model.": ModelConfig}
+
+
+def _numeric(tp) -> bool:
+    """Does annotation ``tp`` hold numbers (int/float, optional, in a tuple or as dict values)?"""
+    if tp in (int, float):
+        return True
+    return any(_numeric(arg) for arg in typing.get_args(tp) if arg is not type(None) and arg is not Ellipsis)
+
+
+def _outside(allowed: Range, integer: bool) -> list:
+    """Values just outside ``allowed`` (and a non-finite one for floats)."""
+    values = [] if integer else [math.inf]
+    step = 1 if integer else 0.5
+    if allowed.lo is not None:
+        values.append(allowed.lo if allowed.lo_open else allowed.lo - step)
+    if allowed.hi is not None:
+        values.append(allowed.hi if allowed.hi_open else allowed.hi + step)
+    return values
+
+
+def _shaped(default, bad):
+    """``bad`` put in the place of one number of a value shaped like ``default``."""
+    if isinstance(default, dict):
+        return {"some_term": bad}
+    if isinstance(default, tuple):
+        if default and isinstance(default[0], tuple) or not default and bad != math.inf:  # val_bins: pairs
+            return ((bad, 0.5),) if bad < 0.5 else ((0.1, bad),)
+        return (bad, *default[1:])
+    return bad
+
+
+def _cases():
+    for prefix, cls in _SECTIONS.items():
+        hints = typing.get_type_hints(cls)
+        for f in dataclasses.fields(cls):
+            tp = hints[f.name]
+            if not _numeric(tp) or dataclasses.is_dataclass(tp) or f.name == "kwargs":
+                continue
+            yield prefix, cls, f, tp
+
+
+def test_every_numeric_field_declares_a_range_and_rejects_values_outside_it():
+    """Walk every field of every config dataclass: numbers out of range are one-line errors at build time."""
+    checked, unbounded = [], []
+    for prefix, cls, f, tp in _cases():
+        assert f.name in cls._ranges, f"{prefix}{f.name} declares no valid range"
+        allowed = cls._ranges[f.name]
+        integer = all(a in (int, type(None), Ellipsis) for a in typing.get_args(tp) or [tp])
+        default = getattr(cls(), f.name)
+        values = _outside(allowed, integer)
+        if not values:
+            unbounded.append(prefix + f.name)
+            continue
+        for bad in values:
+            value = _shaped(default, bad)
+            key = prefix + f.name
+            # built from Python (presets), from a --set override and from a config file's dict
+            with pytest.raises(InpaintlabError) as built:
+                cls(**{f.name: value})
+            message = str(built.value)
+            assert message.startswith(f"{key}: expected") and "\n" not in message, message
+            text = json.dumps(value).replace("Infinity", "1e999")
+            with pytest.raises(InpaintlabError, match=f"^{re.escape(key)}: expected"):
+                apply_overrides(TrainConfig(), [f"{key}={text}"])
+            data = to_dict(TrainConfig())
+            section = data[prefix.rstrip(".")] if prefix else data
+            section[f.name] = value
+            with pytest.raises(InpaintlabError, match=f"^{re.escape(key)}: expected"):
+                from_dict(TrainConfig, data)
+            checked.append(key)
+    assert unbounded == ["loss.feature_outputs"]  # indices into the model's outputs, negative from the end
+    assert {"batch_size", "optim.lr", "optim.betas", "loss.style", "loss.aux", "masks.margin", "ckpt_every",
+            "data.size", "optim.grad_clip", "masks.val_bins"} <= set(checked)
+
+
+def test_checks_across_sections_wait_for_the_whole_override_list():
+    cfg = get_preset("lgnet_compact_cpu")  # data.size 128, masks.drawn_size 256
+    with pytest.raises(InpaintlabError, match=r"^masks\.drawn_size: expected 0 \(off\) or >= data\.size \(512\)"):
+        apply_overrides(cfg, ["data.size=512"])
+    assert apply_overrides(cfg, ["data.size=512", "masks.drawn_size=1024"]).masks.drawn_size == 1024
+    assert apply_overrides(cfg, ["masks.drawn_size=0"]).masks.drawn_size == 0
+    with pytest.raises(InpaintlabError, match=r"epochs_constant \+ optim\.epochs_decay: expected >= 1"):
+        apply_overrides(cfg, ["optim.epochs_constant=0", "optim.epochs_decay=0"])
+    assert apply_overrides(cfg, ["optim.epochs_constant=0", "optim.epochs_decay=0", "epochs=2"]).epochs == 2
+
+
+@pytest.mark.parametrize("override,message", [
+    ("batch_size=0", "batch_size: expected an integer >= 1, got 0"),
+    ("batch_size=-1", "batch_size: expected an integer >= 1, got -1"),
+    ("optim.lr=-1", "optim.lr: expected a number > 0, got -1.0"),
+    ("ckpt_every=-5", "ckpt_every: expected an integer >= 0, got -5"),
+    ("optim.betas=[0.5,1.5]", "optim.betas: expected numbers in [0, 1), got (0.5, 1.5)"),
+])
+def test_cli_train_rejects_values_out_of_range_in_one_line(tmp_path, capsys, override, message):
+    from inpaintlab.cli import main
+
+    assert main(["train", "--preset", "lgnet_tiny_builtin", "--out", str(tmp_path), "--set", override]) == 2
+    assert capsys.readouterr().err.strip() == f"inpaintlab: error: {message}"
+    assert not any(tmp_path.iterdir())  # nothing was started

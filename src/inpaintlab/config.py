@@ -3,6 +3,10 @@
 A run is described by one ``TrainConfig`` made of nested frozen dataclasses. Presets (``presets.py``)
 are Python values of it; the command line changes them with ``--set section.key=value``. Unknown keys
 and values of the wrong type raise ``InpaintlabError`` naming the key and the expected type.
+Every numeric field declares its valid range next to it (``_ranges``, a ``Range`` per field, applied to
+each element of a tuple and each value of a dict); a value outside it is an ``InpaintlabError`` raised
+when the config is built (``--set``, a file, a preset or plain Python): ``optim.lr: expected a number > 0,
+got -1.0``.
 
 >>> cfg = apply_overrides(TrainConfig(), ["optim.lr=1e-3", "model.name=lgnet_tiny"])
 >>> cfg.optim.lr, cfg.model.name
@@ -12,16 +16,53 @@ and values of the wrong type raise ``InpaintlabError`` naming the key and the ex
 from __future__ import annotations
 
 import ast
+import contextvars
 import dataclasses
 import json
+import math
 import tomllib
 import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from .errors import InpaintlabError
+
+
+# --------------------------------------------------------------------------------------------------
+# Valid ranges of numeric fields.
+
+
+@dataclass(frozen=True)
+class Range:
+    """Valid values of a numeric config field: ``lo``/``hi`` bounds (None = unbounded), each closed
+    unless ``lo_open``/``hi_open``. Non-finite numbers are never valid."""
+
+    lo: float | None = None
+    hi: float | None = None
+    lo_open: bool = False
+    hi_open: bool = False
+
+    def __contains__(self, value: float) -> bool:
+        if not math.isfinite(value):
+            return False
+        if self.lo is not None and (value <= self.lo if self.lo_open else value < self.lo):
+            return False
+        return not (self.hi is not None and (value >= self.hi if self.hi_open else value > self.hi))
+
+    def __str__(self) -> str:
+        if self.lo is not None and self.hi is not None:
+            return f"in {'(' if self.lo_open else '['}{self.lo:g}, {self.hi:g}{')' if self.hi_open else ']'}"
+        if self.lo is not None:
+            return f"{'>' if self.lo_open else '>='} {self.lo:g}"
+        if self.hi is not None:
+            return f"{'<' if self.hi_open else '<='} {self.hi:g}"
+        return "finite"
+
+
+AT_LEAST_0, AT_LEAST_1, ABOVE_0 = Range(0), Range(1), Range(0, lo_open=True)
+FRACTION = Range(0, 1, hi_open=True)  # [0, 1): betas, EMA decay
 
 
 # --------------------------------------------------------------------------------------------------
@@ -58,6 +99,11 @@ class DataConfig:
     num_workers: int = 0
     val_count: int = 16
 
+    _ranges: ClassVar[dict[str, Range]] = {"size": Range(8), "num_workers": AT_LEAST_0, "val_count": AT_LEAST_0}
+
+    def __post_init__(self) -> None:
+        check_ranges(self)
+
 
 @dataclass(frozen=True)
 class MaskConfig:
@@ -74,8 +120,16 @@ class MaskConfig:
     val_source: str = "strokes"
     margin: int = 0
     rotate90: bool = False
-    drawn_size: int = 0
-    val_bins: tuple[tuple[float, float], ...] = ()
+    drawn_size: int = 0  # 0 or >= data.size (checked by TrainConfig)
+    val_bins: tuple[tuple[float, float], ...] = ()  # each (lo, hi) with 0 <= lo < hi <= 1
+
+    _ranges: ClassVar[dict[str, Range]] = {"margin": AT_LEAST_0, "drawn_size": AT_LEAST_0, "val_bins": Range(0, 1)}
+
+    def __post_init__(self) -> None:
+        check_ranges(self)
+        for lo, hi in self.val_bins:
+            if not lo < hi:
+                raise InpaintlabError(f"masks.val_bins: expected (lo, hi) pairs with lo < hi, got {self.val_bins!r}")
 
 
 @dataclass(frozen=True)
@@ -121,6 +175,15 @@ class LossConfig:
     pyramid_downsample: Literal["bilinear", "area"] = "bilinear"
     aux: dict[str, float] = field(default_factory=dict)
 
+    # feature_outputs are indices into the model's outputs (negative from the end): no range of their own
+    _ranges: ClassVar[dict[str, Range]] = {
+        **dict.fromkeys(("valid", "hole", "perceptual", "style", "tv", "adversarial", "aux"), AT_LEAST_0),
+        "feature_outputs": Range(),
+    }
+
+    def __post_init__(self) -> None:
+        check_ranges(self)
+
 
 @dataclass(frozen=True)
 class OptimConfig:
@@ -146,6 +209,15 @@ class OptimConfig:
     step_epochs: float = 1.0
     gamma: float = 0.1
     grad_clip: float | None = None
+
+    _ranges: ClassVar[dict[str, Range]] = {
+        "lr": ABOVE_0, "d_lr": ABOVE_0, "d_lr_scale": ABOVE_0, "betas": FRACTION, "weight_decay": AT_LEAST_0,
+        "epochs_constant": AT_LEAST_0, "epochs_decay": AT_LEAST_0, "step_epochs": ABOVE_0,
+        "gamma": Range(0, 1, lo_open=True), "grad_clip": ABOVE_0,
+    }
+
+    def __post_init__(self) -> None:
+        check_ranges(self)
 
     def lr_factor(self, epoch: float) -> float:
         """Multiplier of the base lr at (fractional) ``epoch``; the trainer applies it every iteration."""
@@ -180,8 +252,70 @@ class TrainConfig:
     image_every: int = 500
     val_every: int = 1000
     ckpt_every: int = 1000
-    keep_checkpoints: int = 3
+    keep_checkpoints: int = 3  # 0 = keep every checkpoint
     init_from: str | None = None  # checkpoint whose G (and D) weights start the run: fine-tuning, fresh optimisers
+
+    _ranges: ClassVar[dict[str, Range]] = {
+        "batch_size": AT_LEAST_1, "seed": AT_LEAST_0, "epochs": AT_LEAST_1, "max_steps": AT_LEAST_1,
+        "ema_decay": FRACTION, **dict.fromkeys(("log_every", "image_every", "val_every", "ckpt_every"), AT_LEAST_0),
+        "keep_checkpoints": AT_LEAST_0,
+    }
+
+    def __post_init__(self) -> None:
+        check_ranges(self)
+        if not _DEFER_CROSS_CHECKS.get():
+            self.check_consistency()
+
+    def check_consistency(self) -> None:
+        """Checks across sections (deferred while ``apply_overrides`` applies a list, so order is free)."""
+        if self.masks.drawn_size and self.masks.drawn_size < self.data.size:
+            raise InpaintlabError(f"masks.drawn_size: expected 0 (off) or >= data.size ({self.data.size}), "
+                                  f"got {self.masks.drawn_size}")
+        if self.epochs is None and self.optim.epochs_constant + self.optim.epochs_decay < 1:
+            raise InpaintlabError("optim.epochs_constant + optim.epochs_decay: expected >= 1 (the run length when "
+                                  f"epochs is None), got {self.optim.epochs_constant} + {self.optim.epochs_decay}")
+
+
+_DEFER_CROSS_CHECKS: contextvars.ContextVar[bool] = contextvars.ContextVar("defer_cross_checks", default=False)
+_PREFIX = {DataConfig: "data.", MaskConfig: "masks.", LossConfig: "loss.", OptimConfig: "optim.", ModelConfig: "model."}
+
+
+def check_ranges(cfg: Any) -> None:
+    """Raise ``InpaintlabError`` (field, value, expectation) for a value outside its declared ``Range``.
+
+    The declared range applies to the number itself, to each element of a tuple (nested tuples too)
+    and to each value of a dict; None passes where the annotation allows it.
+    """
+    prefix, hints = _PREFIX.get(type(cfg), ""), _field_types(type(cfg))
+    for name, allowed in type(cfg)._ranges.items():
+        value, tp = getattr(cfg, name), hints[name]
+        optional = typing.get_origin(tp) in (typing.Union, types.UnionType) and type(None) in typing.get_args(tp)
+        if value is None and optional:
+            continue
+        integer = _is_int_field(tp)
+        what = f"{'None or ' if optional else ''}{'an integer' if integer else 'a number'} {allowed}"
+        numbers = value.values() if isinstance(value, dict) else [value]
+        if isinstance(value, dict):
+            what = f"a table of numbers {allowed}"
+        elif isinstance(value, (tuple, list)):
+            what, numbers = f"numbers {allowed}", list(_flatten(value))
+        for number in numbers:
+            if isinstance(number, bool) or not isinstance(number, (int, float)) or number not in allowed \
+                    or (integer and not isinstance(number, int)):
+                raise InpaintlabError(f"{prefix}{name}: expected {what}, got {value!r}")
+
+
+def _is_int_field(tp: Any) -> bool:
+    args = [a for a in typing.get_args(tp) if a is not type(None)] or [tp]
+    return all(a is int for a in args)
+
+
+def _flatten(value: Any):
+    for v in value:
+        if isinstance(v, (tuple, list)):
+            yield from _flatten(v)
+        else:
+            yield v
 
 
 # --------------------------------------------------------------------------------------------------
@@ -305,14 +439,20 @@ def apply_overrides(cfg: Any, overrides: list[str]) -> Any:
     A dataclass field named ``kwargs`` (a dict) receives keys its section does not declare, so
     ``model.sets=7`` sets ``model.kwargs["sets"]``; the factory then rejects unknown kwargs by name.
     """
-    for item in overrides:
-        if "=" not in item:
-            raise InpaintlabError(f"--set expects key=value (e.g. optim.lr=1e-4), got {item!r}")
-        key, text = item.split("=", 1)
-        key = key.strip()
-        if not key:
-            raise InpaintlabError(f"--set expects key=value (e.g. optim.lr=1e-4), got {item!r}")
-        cfg = _set_path(cfg, key.split("."), text, key)
+    token = _DEFER_CROSS_CHECKS.set(True)
+    try:
+        for item in overrides:
+            if "=" not in item:
+                raise InpaintlabError(f"--set expects key=value (e.g. optim.lr=1e-4), got {item!r}")
+            key, text = item.split("=", 1)
+            key = key.strip()
+            if not key:
+                raise InpaintlabError(f"--set expects key=value (e.g. optim.lr=1e-4), got {item!r}")
+            cfg = _set_path(cfg, key.split("."), text, key)
+    finally:
+        _DEFER_CROSS_CHECKS.reset(token)
+    if hasattr(cfg, "check_consistency"):
+        cfg.check_consistency()
     return cfg
 
 
