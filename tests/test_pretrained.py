@@ -133,3 +133,36 @@ def test_server_offers_the_shipped_default_first_and_labels_kinds(shipped, monke
     assert info["default_model"] == "lgnet_tiny"
     assert [(m["name"], m["source"]) for m in info["models"]] == [
         ("lgnet_tiny", "pretrained"), ("telea", "classical"), ("navier_stokes", "classical")]
+
+
+# ------------------------------------------------------------------------ the real shipped default model
+
+
+def test_the_shipped_default_loads_offline_with_its_card():
+    from inpaintlab.bench import count_parameters
+
+    name = pretrained.DEFAULT_MODEL
+    assert name in pretrained.pretrained_models()
+    card = pretrained.model_card(name)
+    for key in ("summary", "inference_size", "default_strategy", "data", "training", "heldout", "commands"):
+        assert key in card, key
+    model = create_model(name, pretrained=True)
+    assert count_parameters(model)["total"] == card["parameters"]
+    assert (pretrained.WEIGHTS_DIR / f"{name}.safetensors").stat().st_size < 20e6
+    pipe = InpaintPipeline.from_pretrained()
+    assert pipe.model.model_name == name and pipe.strategy == card["default_strategy"]
+
+
+def test_shipped_default_is_as_good_as_telea_where_telea_is_best():
+    """Large object-shaped holes (10-40 %) in smooth 512 px backgrounds, the default strategy: the model's
+    mean error in the hole stays within Telea's plus 1.5 grey levels (of 255), picture by picture."""
+    from inpaintlab.data import builtin_photo_paths, load_image
+    from inpaintlab.strategy_check import compare_strategies, smooth_backgrounds
+
+    photo = load_image(builtin_photo_paths()["coffee"][0])
+    pictures = smooth_backgrounds(512, 512, photo)
+    pipes = {"model": (InpaintPipeline.from_pretrained(), None), "telea": (InpaintPipeline.from_checkpoint("telea"), None)}
+    report = compare_strategies(pipes, pictures, ratios=(0.1, 0.25, 0.4), seeds=1)
+    for row in report["rows"]:
+        model, telea = row["model"]["hole_mae"], row["telea"]["hole_mae"]
+        assert model <= telea + 1.5, (row["picture"], row["ratio"], model, telea)

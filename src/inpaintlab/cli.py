@@ -440,6 +440,8 @@ def _add_strategies(sub) -> None:
                                                         "plus smooth backgrounds at 512) or a folder/.txt list")
     p.add_argument("--ratios", default="0.1,0.25,0.4", help="object-hole ratios (default 0.1,0.25,0.4)")
     p.add_argument("--seeds", type=int, default=2, help="holes per picture and ratio (default 2)")
+    p.add_argument("--size", type=int, default=None, help="working side of resize/crop (default: the model's card or "
+                                                            "training size)")
     p.add_argument("--out", required=True, help="folder for strategies.json and strategies.md")
     p.set_defaults(func=_cmd_strategies)
 
@@ -459,7 +461,7 @@ def _cmd_strategies(args) -> None:
         pictures = photos + smooth_backgrounds(512, 512, photos[0][1])
     else:
         pictures = [(name, load_image(path)) for path, name in _find_images(args.images)]
-    pipes = {strategy: (InpaintPipeline(model), strategy) for strategy in STRATEGIES}
+    pipes = {strategy: (InpaintPipeline(model, train_size=args.size), strategy) for strategy in STRATEGIES}
     pipes["telea"] = (InpaintPipeline.from_checkpoint("telea"), "pad")
     ratios = [float(r) for r in args.ratios.split(",") if r.strip()]
     report = compare_strategies(pipes, pictures, ratios, args.seeds)

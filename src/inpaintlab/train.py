@@ -57,7 +57,13 @@ def _setup_distributed(device: str) -> tuple[int, int, int]:
 
 
 def training_inputs(model: nn.Module) -> tuple[str, ...]:
-    """The optional training inputs ``model.forward`` declares beyond (image, mask): "mask2", "target"."""
+    """The optional training inputs ``model.forward`` declares beyond (image, mask): "mask2", "target".
+
+    A ``torch.compile``d or DDP-wrapped generator is looked through to the model it wraps (their own
+    ``forward`` takes ``*args, **kwargs`` and would hide the inputs).
+    """
+    while isinstance(model, DistributedDataParallel) or hasattr(model, "_orig_mod"):
+        model = model.module if isinstance(model, DistributedDataParallel) else model._orig_mod
     params = inspect.signature(model.forward).parameters
     return tuple(name for name in ("mask2", "target") if name in params)
 
