@@ -186,7 +186,7 @@ def test_gamma_modes_one_and_ground_truth():
     torch.testing.assert_close(out[..., 1, 1], 0.5 * x[..., 1, 1] + 0.5 * ctx[..., 1, 1])
 
 
-@pytest.mark.parametrize("ratio_target", ["difference", "mask"])
+@pytest.mark.parametrize("ratio_target", ["difference", "mask", "fraction"])
 def test_ratio_term_is_eq_7_against_the_regional_ground_truth(ratio_target):
     block = _block(ratio_target=ratio_target).train()
     g = torch.Generator().manual_seed(10)
@@ -208,6 +208,52 @@ def test_ratio_term_is_eq_7_against_the_regional_ground_truth(ratio_target):
     assert aux["ratio"].item() == pytest.approx(sum(errors) / 4, rel=1e-5)
 
 
+def _quarters_mask():
+    """(1,1,8,8) over 2x2 regions of 4x4 pixels: (0,0) all hole, (0,1) complete, (1,0) half, (1,1) a quarter."""
+    mask = torch.zeros(1, 1, 8, 8)
+    mask[..., :4, :4] = 1
+    mask[..., 4:8, 0:2] = 1
+    mask[..., 6:8, 6:8] = 1
+    return mask
+
+
+@pytest.mark.parametrize("brightness", ["black", "white", "photo", "dark photo"])
+def test_ratio_ground_truth_is_the_corrupted_fraction_whatever_the_brightness(brightness):
+    """Eq. 7's gamma-bar: 1 for an all-hole region, 0 for a complete one, 0.5 for half, for any image."""
+    g = torch.Generator().manual_seed(11)
+    target = {"black": torch.zeros(1, 3, 8, 8), "white": torch.ones(1, 3, 8, 8),
+              "photo": torch.rand(1, 3, 8, 8, generator=g), "dark photo": 0.05 * torch.rand(1, 3, 8, 8, generator=g)}[brightness]
+    mask = _quarters_mask()
+    want = torch.tensor([[[[1.0, 0.0], [0.5, 0.25]]]])
+    block = _block().train()  # the default ratio_target
+    truth = block.ratio_truth(mask, target * (1 - mask), target, (4, 4))
+    torch.testing.assert_close(truth, want)
+    torch.testing.assert_close(_block(ratio_target="mask").ratio_truth(mask, None, None, (4, 4)), want)  # old name
+    x = torch.randn(1, 8, 2, 2, generator=g)
+    gamma = torch.sigmoid(block.ratio(x)).detach()
+    _, aux = block(x, mask, target * (1 - mask), target)
+    assert aux["ratio"].item() == pytest.approx(float(((gamma - want) ** 2).mean()), rel=1e-5)
+    # "w/ GT" uses the same ground truth: R = (1 - gamma-bar) F + gamma-bar ctx
+    gt = _block(gamma_mode="ground_truth").eval()
+    out, _ = gt(x, mask, target * (1 - mask), target)
+    ctx = gt.memory.context(x.permute(0, 2, 3, 1).reshape(-1, 8), gt.memory.anchors, gt.memory.features)
+    ctx = ctx.reshape(1, 2, 2, 8).permute(0, 3, 1, 2)
+    torch.testing.assert_close(out, (1 - want) * x + want * ctx)
+
+
+def test_old_difference_ground_truth_is_kept_as_an_option():
+    """``ratio_target="difference"``: region mean of |zero-filled input - target| (black holes read as complete)."""
+    mask = _quarters_mask()
+    block = _block(ratio_target="difference")
+    black, white = torch.zeros(1, 3, 8, 8), torch.ones(1, 3, 8, 8)
+    assert block.ratio_truth(mask, black, black, (4, 4)).abs().max() == 0
+    torch.testing.assert_close(block.ratio_truth(mask, white * (1 - mask), white, (4, 4)), torch.tensor([[[[1.0, 0.0], [0.5, 0.25]]]]))
+    gt = _block(gamma_mode="ground_truth", ratio_target="difference").eval()
+    x = torch.randn(1, 8, 2, 2)
+    with pytest.raises(InpaintlabError, match="difference"):
+        gt(x, mask, black)  # "w/ GT" with this reading needs the ground truth image
+
+
 def test_options_are_validated():
     with pytest.raises(InpaintlabError, match="no option"):
         create_model("unet_cicm_tiny", sets=3, bogus=1)
@@ -221,6 +267,8 @@ def test_options_are_validated():
         create_model("unet_cicm_tiny", memory_depth=9)
     with pytest.raises(InpaintlabError, match="softmax_scale"):
         create_model("unet_cicm_tiny", softmax_scale=0)
+    with pytest.raises(InpaintlabError, match="ratio_target"):
+        create_model("unet_cicm_tiny", ratio_target="mean")
 
 
 # ------------------------------------------------------------------------------------------- the models
@@ -239,7 +287,10 @@ def test_models_shapes_aux_and_gradients(name, two_hole_batch):
     first = next(p for p in model.backbone.parameters() if p.ndim == 4)
     assert first.grad is not None and first.grad.abs().sum() > 0
     assert set(model.eval()(image, mask).aux) == set()
-    assert "ratio" not in model.train()(image, mask).aux  # no target, no Eq. 7
+    assert "ratio" in model.train()(image, mask).aux  # the default ground truth needs only the mask
+    torch.manual_seed(0)
+    difference = create_model(name, ratio_target="difference").train()
+    assert "ratio" not in difference(image, mask).aux  # the old reading: no target, no Eq. 7
 
 
 def test_switches_remove_their_terms(two_hole_batch):

@@ -179,10 +179,10 @@ class CICMBlock(nn.Module):
     the complete regions and ``aux`` holds ``ratio`` (Eq. 7 as a mean over regions, not a sum, like Eq. 8; when
     ``target`` and ``masked_image`` (B,3,H,W) are given, gamma estimated) and the Eq. 8 terms; eval: no aux.
     ``gamma_mode``: ``"estimated"`` (1x1 conv + sigmoid), ``"one"`` ("w/o ratio": gamma = 1) or
-    ``"ground_truth"`` ("w/ GT": the region's hole fraction, known from the mask at inference too).
-    ``ratio_target``: ground truth of Eq. 7, ``"difference"`` = region mean of |input - target| over
-    pixels and channels (the paper's accumulated, normalised difference; in [0,1]), or ``"mask"`` = the
-    region's hole fraction.
+    ``"ground_truth"`` ("w/ GT": gamma = the Eq. 7 ground truth below, so both share one definition).
+    ``ratio_target`` (reasons in ``models/cicm.py``): ``"fraction"`` (default; ``"mask"`` is its old name) = the
+    region's hole fraction, the share of its pixels whose network input differs from the complete image's;
+    ``"difference"`` (old default) = region mean of |zero-filled input - target|: mean intensity, not a ratio.
     """
 
     def __init__(
@@ -192,14 +192,14 @@ class CICMBlock(nn.Module):
         set_size: int = 40,
         gamma_mode: str = "estimated",
         gamma_side: str = "prose",
-        ratio_target: str = "difference",
+        ratio_target: str = "fraction",
         use_inter: bool = True,
         use_intra: bool = True,
         **memory_options,
     ):
         super().__init__()
         allowed = {"gamma_mode": ("estimated", "one", "ground_truth"), "gamma_side": ("prose", "equation"),
-                   "ratio_target": ("difference", "mask")}
+                   "ratio_target": ("fraction", "difference", "mask")}
         for name, value in (("gamma_mode", gamma_mode), ("gamma_side", gamma_side), ("ratio_target", ratio_target)):
             if value not in allowed[name]:
                 raise InpaintlabError(f"CICM {name} must be one of {', '.join(allowed[name])}, got {value!r}")
@@ -228,23 +228,26 @@ class CICMBlock(nn.Module):
             context = self.memory.context(feats, anchors, features).reshape(b, h, w, c).permute(0, 3, 1, 2)
             if self.gamma_mode == "estimated":
                 gamma = torch.sigmoid(self.ratio(x.float()))
+            elif self.gamma_mode == "one":
+                gamma = torch.ones_like(holes)
             else:
-                gamma = torch.ones_like(holes) if self.gamma_mode == "one" else holes
+                gamma = self.ratio_truth(mask, masked_image, target, cell)
             if self.gamma_side == "prose":
                 out = (1 - gamma) * x.float() + gamma * context
             else:
                 out = gamma * x.float() + (1 - gamma) * context
             aux: dict[str, Tensor] = {}
             if self.training:
-                if self.ratio is not None and (target is not None or self.ratio_target == "mask"):
+                if self.ratio is not None and (target is not None or self.ratio_target != "difference"):
                     aux["ratio"] = F.mse_loss(gamma, self.ratio_truth(mask, masked_image, target, cell))
                 aux.update(self.memory.similarity_terms(anchors, features, self.use_inter, self.use_intra))
         return out.to(x.dtype), aux
 
     def ratio_truth(self, mask: Tensor, masked_image: Tensor | None, target: Tensor | None, cell: tuple[int, int]) -> Tensor:
-        """Ground-truth corrupted ratio per region (B,1,h,w) for Eq. 7 (see ``ratio_target``)."""
-        if self.ratio_target == "mask":
+        """Ground-truth corrupted ratio per region (B,1,h,w) for Eq. 7 and "w/ GT" (see ``ratio_target``)."""
+        if self.ratio_target != "difference":
             return F.avg_pool2d(mask.float(), cell)
         if masked_image is None or target is None or target.shape != masked_image.shape:
-            raise InpaintlabError("CICM ratio_target='difference' needs the input image and a target of the same shape (B,3,H,W)")
+            raise InpaintlabError("CICM ratio_target='difference' needs the input image and a target of the same shape "
+                                  "(B,3,H,W), also for gamma_mode='ground_truth' at inference")
         return F.avg_pool2d((masked_image.float() - target.float()).abs().mean(1, keepdim=True), cell)

@@ -17,10 +17,19 @@ sees them).
   regions with 512 channels at 256x256 (the tiny variants: 3 -> 8x8 regions at 64x64). It is the
   lowest resolution at which "complete regions" exist in useful numbers.
 * Aux terms (training mode only): ``ratio`` (Eq. 7), ``inter`` and ``intra`` (Eq. 8, ``intra`` negated).
-  ``ratio`` needs the ground truth: pass ``forward(image, mask, target=ground_truth)`` (the input's hole
-  is zeroed first, so input != target inside it); without a target the ratio term is left out (unless
-  ``ratio_target="mask"``). Paper weights (Eq. 9), for the presets: L2 inpainting 1.0, relativistic
+  ``ratio``'s ground truth comes from the mask (below); only ``ratio_target="difference"`` needs
+  ``forward(image, mask, target=ground_truth)`` and leaves the term out without one. Paper weights (Eq. 9), for the presets: L2 inpainting 1.0, relativistic
   adversarial (Eqs. 5-6) 0.1, ratio 1.0, inter 20, intra 0.5.
+* Eq. 7 ground truth (``ratio_target="fraction"``, default): gamma-bar = the share of the region's pixels
+  that differ between the network's input and the complete image's = the region's hole fraction (1 fully
+  corrupted, 0 complete, 0.5 half; every backbone receives the mask, so a hole pixel differs even where the
+  fill value equals its colour). It reads "accumulate and normalise the differences" (Sec. 4.3) as a
+  count of differing pixels over the region's size, so gamma-bar is the ratio in [0,1] that Sec. 4.2 and
+  the "w/ GT" ablation (``gamma_mode="ground_truth"``, same definition) describe. The earlier default
+  ``"difference"`` (region mean of |zero-filled input - ground truth|) is a corrupted region's mean
+  intensity, not a ratio: measured on photos at 256 px, fully corrupted regions got 0.37 on average and 0
+  for black ones (0.04 for the same photos 10x darker), so dark holes received almost no context; it also
+  used the zero-filled image while ``unet15`` fills the hole with +1. Kept as a named option.
 * Every CICM factory takes ``sets`` (L, 13), ``set_size`` (K, 40), ``memory_depth`` and the switches of
   ``CICMBlock`` / ``CrossImageMemory`` as keywords (``momentum``, ``injection``, ``update_fraction``,
   ``augment_fraction``, ``softmax_scale``, ``memory_mode``, ``term_similarity``, ``memory_seed``,
