@@ -3,6 +3,7 @@ checkpoint round trips and the backbones it plugs into."""
 
 import copy
 import inspect
+import math
 
 import pytest
 import torch
@@ -254,6 +255,42 @@ def test_old_difference_ground_truth_is_kept_as_an_option():
         gt(x, mask, black)  # "w/ GT" with this reading needs the ground truth image
 
 
+def _weights_at_scale(memory, feats):
+    """(N,K) softmax weights of each region over its chosen set (all K features)."""
+    k = memory.features.shape[1]
+    return memory.set_weights(feats, memory.select(feats, memory.anchors), memory.features, k).sum(1)
+
+
+@pytest.mark.parametrize("similarity", ["dot", "scaled_dot", "cosine"])
+def test_softmax_similarity_follows_its_formula_region_by_region(similarity):
+    memory = _memory(softmax_similarity=similarity, softmax_scale=2.0)
+    feats = torch.randn(6, 6, generator=torch.Generator().manual_seed(12))
+    weights = _weights_at_scale(memory, feats)
+    for f, w in zip(feats, weights):
+        l = int((memory.anchors @ f).argmax())  # Eq. 1 stays the dot product
+        c = memory.features[l]
+        scores = {"dot": c @ f, "scaled_dot": c @ f / math.sqrt(6), "cosine": F.cosine_similarity(c, f[None], dim=1)}
+        torch.testing.assert_close(w, torch.softmax(2.0 * scores[similarity], 0), rtol=1e-5, atol=1e-6)
+
+
+def test_scaled_softmax_separates_full_and_top1_augmentation_at_512_channels():
+    """The literal dot product is nearly one-hot for 512 channels (so 100 % aug ~ top-1 aug); scaled_dot is not."""
+    feats = torch.randn(256, 512, generator=torch.Generator().manual_seed(13))  # unit-variance regional features
+    stats = {}
+    for similarity in ("dot", "scaled_dot"):
+        memory = CrossImageMemory(512, softmax_similarity=similarity)
+        w = _weights_at_scale(memory, feats)
+        entropy = float(-(w * w.clamp_min(1e-30).log()).sum(1).mean()) / math.log(40)
+        full = memory.context(feats, memory.anchors, memory.features)
+        memory.augment_top = 1
+        top1 = memory.context(feats, memory.anchors, memory.features)
+        gap = float(((full - top1).norm(dim=1) / top1.norm(dim=1)).mean())
+        stats[similarity] = (float((w.max(1).values > 0.99).float().mean()), entropy, gap)
+    assert stats["dot"][0] > 0.5 and stats["dot"][1] < 0.15 and stats["dot"][2] < 0.2
+    assert stats["scaled_dot"][0] == 0 and stats["scaled_dot"][1] > 0.7 and stats["scaled_dot"][2] > 0.7
+    assert inspect.signature(CrossImageMemory).parameters["softmax_similarity"].default == "dot"  # checkpoints unchanged
+
+
 def test_options_are_validated():
     with pytest.raises(InpaintlabError, match="no option"):
         create_model("unet_cicm_tiny", sets=3, bogus=1)
@@ -267,6 +304,8 @@ def test_options_are_validated():
         create_model("unet_cicm_tiny", memory_depth=9)
     with pytest.raises(InpaintlabError, match="softmax_scale"):
         create_model("unet_cicm_tiny", softmax_scale=0)
+    with pytest.raises(InpaintlabError, match="softmax_similarity"):
+        create_model("unet_cicm_tiny", softmax_similarity="l2")
     with pytest.raises(InpaintlabError, match="ratio_target"):
         create_model("unet_cicm_tiny", ratio_target="mean")
 

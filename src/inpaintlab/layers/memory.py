@@ -29,6 +29,8 @@ Choices where the paper is silent or contradicts itself (each a keyword argument
 * Memory initialisation: features ~ N(0, 1) from ``memory_seed``, each anchor the mean of its set (the
   fixed point of Eq. 3). The paper only hints at zeros (Sec. 5.1: never-updated features hold "meaningless
   zeros"); from zeros all anchors start tied in Eq. 1 and the K features of a set stay identical forever.
+* ``softmax_similarity``: scores of the softmax in Eqs. 2/4 (x ``softmax_scale``), ``"dot"`` (as printed;
+  nearly one-hot at 512 channels, see ``models/cicm.py``), ``"scaled_dot"`` (F.C / sqrt(C)) or ``"cosine"``.
 * DDP rule: the per-feature sums of a batch (sum_n lambda_n and sum_n lambda_n F_n) are all-reduced (sum)
   over ranks before the update, so every rank applies the update of the global batch; identical buffers
   stay bit-identical (``sync_distributed``).
@@ -41,6 +43,7 @@ L*K features, no anchor selection), ``use_inter`` / ``use_intra``.
 from __future__ import annotations
 
 import inspect
+import math
 
 import torch
 import torch.distributed as dist
@@ -50,7 +53,8 @@ from torch import Tensor, nn
 from ..errors import InpaintlabError
 
 MEMORY_MODES = ("sets", "anchors_only", "merged")
-CHOICES = {"injection": ("average", "additive"), "memory_mode": MEMORY_MODES, "term_similarity": ("cosine", "dot")}
+CHOICES = {"injection": ("average", "additive"), "memory_mode": MEMORY_MODES, "term_similarity": ("cosine", "dot"),
+           "softmax_similarity": ("dot", "scaled_dot", "cosine")}
 
 
 class CrossImageMemory(nn.Module):
@@ -66,13 +70,15 @@ class CrossImageMemory(nn.Module):
         update_fraction: float = 1.0,
         augment_fraction: float = 1.0,
         softmax_scale: float = 1.0,
+        softmax_similarity: str = "dot",
         memory_mode: str = "sets",
         term_similarity: str = "cosine",
         memory_seed: int = 0,
         sync_distributed: bool = True,
     ):
         super().__init__()
-        for name, value in (("injection", injection), ("memory_mode", memory_mode), ("term_similarity", term_similarity)):
+        for name, value in (("injection", injection), ("memory_mode", memory_mode), ("term_similarity", term_similarity),
+                            ("softmax_similarity", softmax_similarity)):
             if value not in CHOICES[name]:
                 raise InpaintlabError(f"CICM {name} must be one of {', '.join(CHOICES[name])}, got {value!r}")
         for name, value in (("momentum", momentum), ("update_fraction", update_fraction), ("augment_fraction", augment_fraction)):
@@ -90,6 +96,7 @@ class CrossImageMemory(nn.Module):
         self.update_top = max(1, round(update_fraction * set_size))  # features per set that take part
         self.augment_top = max(1, round(augment_fraction * set_size))
         self.softmax_scale, self.term_similarity = float(softmax_scale), term_similarity
+        self.softmax_similarity = softmax_similarity
         self.sync_distributed = sync_distributed
         generator = torch.Generator().manual_seed(int(memory_seed))
         features = torch.randn(sets, set_size, channels, generator=generator)
@@ -103,11 +110,14 @@ class CrossImageMemory(nn.Module):
     def set_weights(self, feats: Tensor, set_index: Tensor, features: Tensor, top: int) -> Tensor:
         """Softmax weights lambda (N,L,K): zero outside each region's set and outside its top features.
 
-        feats (N,C); set_index (N,); features (L,K,C); the softmax runs over the ``top`` largest dot
-        products of the chosen set (all of them for top = K).
+        feats (N,C); set_index (N,); features (L,K,C); the softmax runs over the ``top`` largest scores
+        (``softmax_scale`` x ``softmax_similarity``) of the chosen set (all of them for top = K).
         """
-        sets, size, _ = features.shape
-        scores = self.softmax_scale * (feats @ features.reshape(sets * size, -1).T).reshape(-1, sets, size)
+        sets, size, channels = features.shape
+        scale = self.softmax_scale / (math.sqrt(channels) if self.softmax_similarity == "scaled_dot" else 1.0)
+        if self.softmax_similarity == "cosine":
+            feats, features = F.normalize(feats, dim=-1), F.normalize(features, dim=-1)
+        scores = scale * (feats @ features.reshape(sets * size, -1).T).reshape(-1, sets, size)
         chosen = scores[torch.arange(len(feats), device=feats.device), set_index]  # (N,K)
         if top < size:
             kth = chosen.topk(top, dim=1).values[:, -1:]

@@ -30,10 +30,19 @@ sees them).
   intensity, not a ratio: measured on photos at 256 px, fully corrupted regions got 0.37 on average and 0
   for black ones (0.04 for the same photos 10x darker), so dark holes received almost no context; it also
   used the zero-filled image while ``unet15`` fills the hole with +1. Kept as a named option.
+* Softmax of Eqs. 2 and 4 (``softmax_similarity``, ``softmax_scale``): the literal ``"dot"`` (default, so
+  existing checkpoints keep their output) is nearly a hard max with 512-channel features: at initialisation
+  (``unet_cicm``, 256 px, batch 2, 512 regions, K = 40) 61 % of the regions put > 0.99 of their weight on
+  one feature, mean weight entropy 0.17 nats (ln 40 = 3.69), and the 100 % and top-1 contexts differ by
+  0.10 of the latter's norm, so "100 % aug" acts as "top-1 aug" (likewise for the update). ``"scaled_dot"``
+  (F.C / sqrt(C), what the CICM presets use): no region above 0.99, entropy 3.23 nats, contexts 0.87 apart;
+  ``"cosine"`` with ``softmax_scale=10`` (temperature 0.1): entropy 3.59 nats, 0.95 apart
+  (``docs/audit_cicm_cstfnet.py cicm-softmax``).
 * Every CICM factory takes ``sets`` (L, 13), ``set_size`` (K, 40), ``memory_depth`` and the switches of
   ``CICMBlock`` / ``CrossImageMemory`` as keywords (``momentum``, ``injection``, ``update_fraction``,
-  ``augment_fraction``, ``softmax_scale``, ``memory_mode``, ``term_similarity``, ``memory_seed``,
-  ``sync_distributed``, ``gamma_mode``, ``gamma_side``, ``ratio_target``, ``use_inter``, ``use_intra``).
+  ``augment_fraction``, ``softmax_scale``, ``softmax_similarity``, ``memory_mode``, ``term_similarity``,
+  ``memory_seed``, ``sync_distributed``, ``gamma_mode``, ``gamma_side``, ``ratio_target``, ``use_inter``,
+  ``use_intra``).
 """
 
 from __future__ import annotations
