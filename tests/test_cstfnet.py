@@ -1,5 +1,10 @@
 """CSTFNet: STI attention, STF/CBAM layers, the siamese contrastive terms, ablations and the model contract."""
 
+import dataclasses
+import inspect
+import math
+
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -9,7 +14,11 @@ from inpaintlab.layers.blocks import init_pix2pix_weights
 from inpaintlab.layers.cbam import CBAM
 from inpaintlab.layers.sti import ConcatFusion, StructureTextureFusion, StructureTextureInpainting, pyramid_masks
 from inpaintlab.models import create_discriminator, create_model
-from inpaintlab.models.cstfnet import decoder_feature_distance, simsiam_loss
+from inpaintlab.losses import GeneratorLoss
+from inpaintlab.masks import build_mask_source
+from inpaintlab.models.cstfnet import CSTFNet, cstfnet, cstfnet_tiny, decoder_feature_distance, simsiam_loss
+from inpaintlab.presets import PRESETS
+from inpaintlab.types import InpaintOutput
 
 
 def _inputs(batch=2, size=64, seed=0):
@@ -174,6 +183,64 @@ def test_decoder_feature_distance_is_eq20():
     torch.testing.assert_close(decoder_feature_distance(a, b, "mse"), mse)
 
 
+def test_eq20_readings_normalised_by_size_and_scale():
+    """"rms" and "normalized" do not grow with the map size; "normalized" cannot be lowered by shrinking the maps."""
+    g = torch.Generator().manual_seed(1)
+    a = [torch.randn(2, 4, 8, 8, generator=g), torch.rand(2, 2, 16, 16, generator=g)]
+    b = [torch.randn_like(t) + 0.5 * t for t in a]
+    unit = lambda t: t / t.norm()  # noqa: E731
+    want = sum(torch.stack([(unit(x[i]) - unit(y[i])).norm() for i in range(2)]).mean() for x, y in zip(a, b))
+    torch.testing.assert_close(decoder_feature_distance(a, b, "normalized"), want)
+    rms = sum(torch.stack([(x[i] - y[i]).pow(2).mean().sqrt() for i in range(2)]).mean() for x, y in zip(a, b))
+    torch.testing.assert_close(decoder_feature_distance(a, b, "rms"), rms)
+    bigger = lambda maps: [F.interpolate(t, scale_factor=4, mode="nearest") for t in maps]  # noqa: E731
+    for reduction in ("normalized", "rms"):  # the same maps at 4x the side: the same value
+        torch.testing.assert_close(decoder_feature_distance(bigger(a), bigger(b), reduction),
+                                   decoder_feature_distance(a, b, reduction))
+    literal = decoder_feature_distance(a, b, "norm")
+    torch.testing.assert_close(decoder_feature_distance(bigger(a), bigger(b), "norm"), 4 * literal)
+    shrunk = [[0.01 * t for t in maps] for maps in (a, b)]  # a decoder that scales its activations down
+    torch.testing.assert_close(decoder_feature_distance(*shrunk, "normalized"), decoder_feature_distance(a, b, "normalized"))
+    assert decoder_feature_distance(*shrunk, "norm") < 0.011 * literal
+    assert float(decoder_feature_distance(a, a, "normalized")) == 0.0
+    assert 0 < float(decoder_feature_distance(a, [-t for t in a], "normalized")) == pytest.approx(2 * len(a))
+    with pytest.raises(InpaintlabError, match="feature_l2"):
+        decoder_feature_distance(a, b, "l2")
+    for factory in (CSTFNet, cstfnet, cstfnet_tiny):
+        assert inspect.signature(factory).parameters["feature_l2"].default == "normalized"
+
+
+def _smooth_batch(size, seed=0):
+    """Two smooth seeded images (2,3,size,size) and two independent seeded stroke masks per image."""
+    g = torch.Generator().manual_seed(seed)
+    image = F.interpolate(torch.rand(2, 3, 8, 8, generator=g), size=(size, size), mode="bicubic").clamp(0, 1)
+    rng, source = np.random.default_rng(seed), build_mask_source("strokes", size)
+    return image, torch.stack([source(rng) for _ in range(2)]), torch.stack([source(rng) for _ in range(2)])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("size", [128, 256])
+def test_calibrated_eq20_term_stays_below_the_pixel_terms_at_initialisation(size):
+    """The CSTFNet preset's lambda_con2 x Eq. 20 (model default reading) < its pixel terms on a fresh full-width model."""
+    cfg = PRESETS["cstfnet_places2"]
+    torch.manual_seed(0)
+    model = CSTFNet(coarse_downs=int(math.log2(size)), **cfg.model.kwargs).train()  # cstfnet at 256 px
+    image, mask, mask2 = _smooth_batch(size)
+    loss_cfg = dataclasses.replace(cfg.loss, perceptual=0.0, style=0.0, adversarial=0.0)
+    with torch.no_grad():  # the two branches of model(image, mask, mask2), run once
+        b1, b2 = model.run_branch(image * (1 - mask), mask), model.run_branch(image * (1 - mask2), mask2)
+        aux = model.contrastive_terms(b1, b2)
+        out = InpaintOutput(pred=(b1.pred + 1) / 2, stages=((b1.coarse + 1) / 2,), aux=aux)
+        total, logs = GeneratorLoss(loss_cfg)(out, image, mask)
+    pixel = float(loss_cfg.valid * logs["g/valid"] + loss_cfg.hole * logs["g/hole"])
+    weighted = loss_cfg.aux["feature_l2"] * float(aux["feature_l2"])
+    print(f"{size} px: pixel terms {pixel:.3f}, weighted Eq. 20 {weighted:.3f}")
+    assert 0.02 * pixel < weighted < 0.5 * pixel  # it counts, but does not outweigh the pixel terms
+    assert float(total) == pytest.approx(pixel + weighted + loss_cfg.aux["contrastive"] * float(aux["contrastive"]), rel=1e-5)
+    literal = 0.01 * float(decoder_feature_distance(b1.decoder_features, b2.decoder_features, "norm"))
+    assert literal > pixel  # the literal norm with the earlier weight 0.01 outweighed them
+
+
 def test_training_with_mask2_returns_terms_matching_its_branches():
     model = _tiny().train()
     image, mask, mask2, _ = _inputs()
@@ -184,7 +251,9 @@ def test_training_with_mask2_returns_terms_matching_its_branches():
         b2 = model.run_branch(image * (1 - mask2), mask2)
         z1, z2 = model.projector(b1.latent.mean((2, 3))), model.projector(b2.latent.mean((2, 3)))
         expected = simsiam_loss(model.predictor(z1), model.predictor(z2), z1, z2)
-        l2 = sum(torch.stack([(x[i] - y[i]).norm() for i in range(2)]).mean() for x, y in zip(b1.decoder_features, b2.decoder_features))
+        unit = lambda t: t / t.norm()  # noqa: E731 - the default feature_l2="normalized"
+        l2 = sum(torch.stack([(unit(x[i]) - unit(y[i])).norm() for i in range(2)]).mean()
+                 for x, y in zip(b1.decoder_features, b2.decoder_features))
     torch.testing.assert_close(out.aux["contrastive"].detach(), expected)
     torch.testing.assert_close(out.aux["feature_l2"].detach(), l2)
     assert [f.shape[-1] for f in b1.decoder_features] == [8, 16, 32, 64]
@@ -252,7 +321,7 @@ def _count_calls(model, name):
 @pytest.mark.parametrize(
     "kwargs",
     [{}, {"structure": False}, {"texture": False}, {"coarse": False}, {"contrastive": False}, {"fusion": "concat"},
-     {"cascade": True}, {"stf_gate": "sigmoid"}, {"feature_l2": "mse"}],
+     {"cascade": True}, {"stf_gate": "sigmoid"}, {"feature_l2": "mse"}, {"feature_l2": "norm"}, {"feature_l2": "rms"}],
 )
 def test_each_ablation_builds_and_runs(kwargs):
     model = _tiny(**kwargs).train()

@@ -40,9 +40,20 @@ Choices where the paper is silent (each a keyword argument where it is a real al
   deepest encoder level f(x); projector ``Linear(C,C), BN, ReLU, Linear(C,C), BN, ReLU, Linear(C,d), BN(affine
   off)`` (no biases before BN), predictor ``Linear(d,d/4), BN, ReLU, Linear(d/4,d)``, d = ``proj_dim`` (C by default).
   Training it needs a batch of at least 2 (BatchNorm1d).
-* Eq. 20: ``feature_l2="norm"`` is the literal sum over decoder layers of ||X1_i - X2_i||_2 (per-sample
-  norm of the whole map, averaged over the batch); ``"mse"`` uses the mean squared difference per layer.
-  Decoder layers = each upsampling's output (after the skip addition) at 1/2**(L-1) .. 1 of the input.
+* Eq. 20 (``feature_l2``; decoder layers = each upsampling's output, after the skip addition, at 1/2**(L-1)
+  .. 1 of the input; per-sample distances averaged over the batch, summed over layers):
+  ``"normalized"`` (default) = ||X1_i/||X1_i|| - X2_i/||X2_i|| ||_2, in [0, 2] per layer. Reason, measured
+  (``docs/audit_cicm_cstfnet.md``): the literal ``"norm"`` = ||X1_i - X2_i||_2 of the whole map grows with
+  the map size (fresh ``cstfnet``, batch 2: 151 / 408 / 769 at 64 / 128 / 256 px, against ~3.9 for all
+  pixel terms), so no fixed weight balances it, and the refinement net (no normalisation) lowers it by
+  shrinking its activations: in a 180-step ``cstfnet_tiny`` run (weight 0.01) the term halved while the
+  decoder features ended at 0.4x the RMS of a run without the term, and a scale-invariant distance (per-
+  channel means removed) ended where it ended without the term (3.40 vs 3.39): no alignment was learned.
+  ``"rms"`` (the norm over sqrt(C_i H_i W_i)) fixes the size but not the shrinking (same run: RMS 0.56x,
+  distance 3.51). The normalised form is the L2 distance of Eq. 20 on unit-norm maps (BYOL's form of the
+  negative cosine that Eq. 9 uses): 5.3 / 4.1 / 4.2 at 64 / 128 / 256 px, and in the same run (weight 0.1)
+  the scale-invariant distance fell 4.13 -> 1.74 while the features grew (1.6x the RMS without the term).
+  ``"norm"`` (literal) and ``"mse"`` (mean squared difference) stay available.
 * Only branch 1's pred/coarse are returned; branch 2 is trained through the aux terms only.
 * Init (the paper gives none): pix2pix/PEN-Net N(0, 0.02) for Net_C, the CBAM MLPs and 2-D BatchNorm
   (global torch RNG), PyTorch defaults for the SimSiam heads, and ``refine_init="kaiming"`` (He normal,
@@ -54,6 +65,7 @@ Choices where the paper is silent (each a keyword argument where it is a real al
 
 from __future__ import annotations
 
+import math
 from typing import NamedTuple
 
 import torch
@@ -187,13 +199,29 @@ def simsiam_loss(p1: Tensor, p2: Tensor, z1: Tensor, z2: Tensor) -> Tensor:
     return -0.5 * (F.cosine_similarity(p1, z2.detach(), dim=1).mean() + F.cosine_similarity(p2, z1.detach(), dim=1).mean())
 
 
+FEATURE_L2 = ("normalized", "rms", "norm", "mse")
+
+
 def decoder_feature_distance(feats1: list[Tensor], feats2: list[Tensor], reduction: str = "norm") -> Tensor:
-    """Eq. 20 between two lists of (B,C_i,H_i,W_i) maps: sum over i of the batch mean of ||X1_i - X2_i||_2
-    ("norm", per-sample norm of the whole map) or of the mean squared difference ("mse")."""
+    """Eq. 20 between two lists of (B,C_i,H_i,W_i) maps: sum over i of the batch mean of a per-sample distance.
+
+    "norm": ||X1_i - X2_i||_2 of the whole map (literal; grows with the map size); "rms": that norm over
+    sqrt(C_i H_i W_i); "normalized": ||X1_i/||X1_i|| - X2_i/||X2_i|| ||_2 in [0, 2] (neither the map size nor
+    the features' scale changes it); "mse": the mean squared difference.
+    """
+    if reduction not in FEATURE_L2:
+        raise InpaintlabError(f"feature_l2 must be one of {', '.join(FEATURE_L2)}, got {reduction!r}")
     total = feats1[0].new_zeros(())
     for a, b in zip(feats1, feats2, strict=True):
-        diff = (a - b).flatten(1)
-        total = total + (diff.norm(dim=1).mean() if reduction == "norm" else diff.pow(2).mean())
+        a, b = a.flatten(1), b.flatten(1)
+        if reduction == "normalized":
+            a, b = F.normalize(a, dim=1), F.normalize(b, dim=1)
+        diff = a - b
+        if reduction == "mse":
+            total = total + diff.pow(2).mean()
+        else:
+            scale = math.sqrt(diff.shape[1]) if reduction == "rms" else 1.0
+            total = total + diff.norm(dim=1).mean() / scale
     return total
 
 
@@ -221,14 +249,14 @@ class CSTFNet(nn.Module):
         stf_gate: str = "none",
         proj_dim: int | None = None,
         pred_dim: int | None = None,
-        feature_l2: str = "norm",
+        feature_l2: str = "normalized",
         refine_init: str = "kaiming",
     ):
         super().__init__()
         if fusion not in ("stf", "concat"):
             raise InpaintlabError(f"CSTFNet fusion must be 'stf' or 'concat', got {fusion!r}")
-        if feature_l2 not in ("norm", "mse"):
-            raise InpaintlabError(f"CSTFNet feature_l2 must be 'norm' or 'mse', got {feature_l2!r}")
+        if feature_l2 not in FEATURE_L2:
+            raise InpaintlabError(f"CSTFNet feature_l2 must be one of {', '.join(FEATURE_L2)}, got {feature_l2!r}")
         if not 2 <= levels <= len(LEVEL_WIDTHS):
             raise InpaintlabError(f"CSTFNet levels must lie in 2..{len(LEVEL_WIDTHS)}, got {levels}")
         if refine_init not in ("kaiming", "normal"):
@@ -299,7 +327,7 @@ def cstfnet(
     cascade: bool = False,
     softmax_scale: float = 10.0,
     stf_gate: str = "none",
-    feature_l2: str = "norm",
+    feature_l2: str = "normalized",
     refine_init: str = "kaiming",
 ) -> CSTFNet:
     """CSTFNet at 256x256 (Net_C 8 downsamplings, 6-level refinement); kwargs = Table 4 ablations and choices."""
@@ -316,7 +344,7 @@ def cstfnet_tiny(
     cascade: bool = False,
     softmax_scale: float = 10.0,
     stf_gate: str = "none",
-    feature_l2: str = "norm",
+    feature_l2: str = "normalized",
     refine_init: str = "kaiming",
 ) -> CSTFNet:
     """Small CSTFNet for CPU tests at 64x64: Net_C ngf 8 with 6 downsamplings, 4 refinement levels at cnum 8."""
