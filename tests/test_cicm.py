@@ -291,6 +291,23 @@ def test_scaled_softmax_separates_full_and_top1_augmentation_at_512_channels():
     assert inspect.signature(CrossImageMemory).parameters["softmax_similarity"].default == "dot"  # checkpoints unchanged
 
 
+def test_docstrings_say_what_unet15_is_and_what_is_not_built():
+    import re
+
+    from inpaintlab.models import cicm as cicm_module
+
+    doc = " ".join(cicm_module.__doc__.split())
+    found = re.search(r"(\d+) stride-2 convolutions and (\d+) transposed convolutions", doc)
+    assert found, "the docstring says how many convolutions unet15 has"
+    net = create_model("unet15_tiny", num_downs=8).nets["C"]  # the 256 px layout
+    convs = sum(isinstance(m, torch.nn.Conv2d) for m in net.modules())
+    transposed = sum(isinstance(m, torch.nn.ConvTranspose2d) for m in net.modules())
+    assert (int(found[1]), int(found[2])) == (convs, transposed) == (8, 8)
+    assert "exactly 15" not in doc
+    not_built = doc[doc.index("Not built"):]
+    assert all(name in not_built for name in ("k-means", "RUC", "RFR", "JPG", "MISF"))
+
+
 def test_options_are_validated():
     with pytest.raises(InpaintlabError, match="no option"):
         create_model("unet_cicm_tiny", sets=3, bogus=1)

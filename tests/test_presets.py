@@ -122,6 +122,33 @@ def test_cicm_presets_hold_the_paper_numbers(name):
     assert cfg.model.name == "unet_cicm" and cfg.data.size == 256
 
 
+@pytest.mark.parametrize("name", ["unet_cicm_places2", "unet_cicm_celeba", "unet_cicm_tiny_builtin"])
+def test_cicm_presets_cap_the_run_and_use_the_scaled_softmax(name):
+    """Issue 15: a 1e6-iteration cap (100 epochs of Places2's 8M images would be ~1e8) and soft Eq. 2/4 weights."""
+    cfg = PRESETS[name]
+    assert cfg.model.kwargs == {"softmax_similarity": "scaled_dot"}
+    with torch.device("meta"):
+        model = create_model(cfg.model.name, **cfg.model.kwargs)
+    assert model.cicm.memory.softmax_similarity == "scaled_dot" and model.cicm.ratio_target == "fraction"
+    if name.endswith("_tiny_builtin"):
+        assert cfg.max_steps == 40
+    else:
+        assert cfg.max_steps == 1_000_000 and cfg.batch_size == 8
+
+
+def test_cstfnet_presets_weigh_the_size_independent_eq20_and_name_the_mask_stand_in():
+    import inspect
+
+    from inpaintlab import presets
+
+    cfg = PRESETS["cstfnet_places2"]
+    assert cfg.loss.aux == {"contrastive": 0.1, "feature_l2": 0.1}
+    assert create_model("cstfnet_tiny", **cfg.model.kwargs).feature_l2 == "normalized"
+    source = inspect.getsource(presets)
+    block = source[source.index("-- CSTFNet\n"):source.index("_CSTFNET_LOSS = ")]  # the CSTFNet comment block
+    assert "Liu et al." in block and "stand-in" in block and "--set masks.source=" in block
+
+
 @pytest.mark.parametrize("name", sorted(PRESETS))
 @pytest.mark.parametrize("suffix", [".json", ".toml"])
 def test_every_preset_round_trips_through_json_and_toml(tmp_path, name, suffix):

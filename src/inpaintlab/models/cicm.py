@@ -6,9 +6,13 @@ The memory itself (generalisation, augmentation, Eq. 7-8 terms and every choice 
 replacing that layer's features with the augmented ones ``R`` (so everything downstream, skips included,
 sees them).
 
-* ``unet15``: "a UNet with 15 convolutional layers" (Sec. 5.2) = LGNet's pix2pix ``unet_256`` without
-  attention, which is exactly 15 blocks: reused as ``LGNet(stages="C")`` (input in [-1,1] with the hole
-  filled with +1 and the mask as a 4th channel, Tanh output). 54,414,979 parameters.
+* ``unet15`` stands for "a UNet with 15 convolutional layers" (Sec. 5.2; its layout is in the unavailable
+  supplement). It is LGNet's pix2pix ``unet_256`` without attention, reused as ``LGNet(stages="C")`` (input
+  in [-1,1] with the hole filled with +1 and the mask as a 4th channel, Tanh output; 54,414,979 parameters):
+  8 stride-2 convolutions and 8 transposed convolutions, i.e. 16 convolutional layers, 15 of them before
+  the output layer (8 down, 7 up). Why it stands for the paper's: it is the standard 256-px U-Net (down to
+  1x1) and the count matches if the output layer is not counted; a symmetric stride-2 U-Net always has an
+  even number of (transposed) convolutions, so an exact 15 needs one extra, unstated layer we would guess.
 * ``unet_cicm``: ``unet15`` + CICM. ``lgnet_cicm``: CICM in LGNet's Net_G (the last, global stage).
   ``msanet_cicm``: CICM in MSA-Net's partial-convolution encoder.
 * Where: the paper uses "the lowest-resolution convolution feature maps". At 256x256 the U-Net bottleneck
@@ -38,6 +42,9 @@ sees them).
   (F.C / sqrt(C), what the CICM presets use): no region above 0.99, entropy 3.23 nats, contexts 0.87 apart;
   ``"cosine"`` with ``softmax_scale=10`` (temperature 0.1): entropy 3.59 nats, 0.95 apart
   (``docs/audit_cicm_cstfnet.py cicm-softmax``).
+* Not built (other papers' networks or methods, not specified here): Table 2's single-image clustering rows
+  (k-means, RUC) and Table 3's RFR / JPG / MISF backbones; Table 2's "anchor only" and "merged" rows are
+  ``memory_mode``, Table 1's rows ``update_fraction`` / ``augment_fraction``.
 * Every CICM factory takes ``sets`` (L, 13), ``set_size`` (K, 40), ``memory_depth`` and the switches of
   ``CICMBlock`` / ``CrossImageMemory`` as keywords (``momentum``, ``injection``, ``update_fraction``,
   ``augment_fraction``, ``softmax_scale``, ``softmax_similarity``, ``memory_mode``, ``term_similarity``,
@@ -125,7 +132,8 @@ def _msanet_cicm(layers: int, base: int, memory_depth: int, sets: int, set_size:
 
 @register_model
 def unet15(ngf: int = 64, num_downs: int = 8) -> LGNet:
-    """The paper's 15-convolution U-Net backbone without CICM (pix2pix ``unet_256``; 54,414,979 parameters)."""
+    """The paper's 15-layer U-Net backbone without CICM (pix2pix ``unet_256``: 8 convolutions + 8 transposed
+    convolutions, the module docstring says why; 54,414,979 parameters)."""
     return LGNet(ngf_unet=ngf, num_downs=num_downs, stages="C")
 
 
