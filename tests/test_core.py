@@ -147,3 +147,36 @@ def test_load_checkpoint_reads_only_the_requested_prefixes(tmp_path):
     only, _ = load_checkpoint(path, prefixes=("generator",))
     assert set(only) == {"generator.w"}
     assert set(load_checkpoint(path)[0]) == set(tensors)
+
+
+def test_verify_checkpoint_checks_header_sizes_and_content_hash(tmp_path):
+    """Every save writes a content hash; verification reads the bytes back and names what is wrong."""
+    import json
+
+    from safetensors.torch import save_file
+
+    from inpaintlab.checkpoint import content_hash, verify_checkpoint
+
+    tensors = {"generator.w": torch.arange(12.0).reshape(3, 4), "rng.0.torch": torch.arange(5, dtype=torch.uint8),
+               "b": torch.ones(2, dtype=torch.bfloat16), "flag": torch.tensor(True), "empty": torch.zeros(0)}
+    path = save_checkpoint(tmp_path / "ck.safetensors", tensors, {"step": 3})
+    header, hashed = verify_checkpoint(path)
+    assert hashed and header["content_sha256"] == content_hash(tensors) and header["step"] == 3
+    data = path.read_bytes()
+    cases = {"half": data[: len(data) // 2], "header only": data[:40], "zero": b"", "extra": data + b"\0",
+             "flipped": data[:-3] + bytes([data[-3] ^ 1]) + data[-2:]}
+    reasons = {"half": "cut short", "header only": "cut short", "zero": "too short", "extra": "trailing bytes",
+               "flipped": "content hash mismatch"}
+    for case, damaged in cases.items():
+        bad = tmp_path / f"{case}.safetensors"
+        bad.write_bytes(damaged)
+        with pytest.raises(InpaintlabError, match=reasons[case]):
+            verify_checkpoint(bad)
+    foreign = tmp_path / "foreign.safetensors"
+    save_file({"w": torch.ones(2)}, str(foreign))
+    with pytest.raises(InpaintlabError, match="not an inpaintlab checkpoint"):
+        verify_checkpoint(foreign)
+    old = tmp_path / "old.safetensors"  # written before content hashes: readable, reported as unverified
+    save_file({k: v.contiguous() for k, v in tensors.items()}, str(old),
+              metadata={"inpaintlab": json.dumps({"format": "inpaintlab-checkpoint", "version": 1, "step": 3})})
+    assert verify_checkpoint(old)[1] is False

@@ -6,14 +6,21 @@ Layout of the tensors (flat names):
   ``optim.<name>.<i>.<key>``  optimiser tensors (``optimizer_parts``; the rest in the header)
   anything else               training state owned by ``train.py`` (discriminator, RNG...)
 Header (``metadata["inpaintlab"]``, JSON): ``{"format", "version", "model": {"name", "kwargs"},
-"config", "step", "code_version", ...}``.
+"config", "step", "code_version", "content_sha256", ...}``.
+``content_sha256`` (written at save time since this field exists; older files lack it): SHA-256 over the
+tensors in name order, each as its name, a NUL byte and its raw little-endian bytes. ``verify_checkpoint``
+checks the safetensors header, every tensor's byte size against its dtype and shape, the file length and
+that hash, reading the raw bytes from disk; a file without the hash is "readable, unverified".
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import math
 import os
 import random
+import struct
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -29,6 +36,9 @@ from .errors import InpaintlabError
 FORMAT = "inpaintlab-checkpoint"
 VERSION = 1
 _HEADER_KEY = "inpaintlab"
+HASH_KEY = "content_sha256"
+_DTYPE_BYTES = {"BOOL": 1, "U8": 1, "I8": 1, "F8_E5M2": 1, "F8_E4M3": 1, "I16": 2, "U16": 2, "F16": 2, "BF16": 2,
+                "I32": 4, "U32": 4, "F32": 4, "I64": 8, "U64": 8, "F64": 8}
 
 
 def save_checkpoint(path: str | Path, tensors: dict[str, Tensor], header: dict[str, Any]) -> Path:
@@ -40,8 +50,9 @@ def save_checkpoint(path: str | Path, tensors: dict[str, Tensor], header: dict[s
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    meta = {"format": FORMAT, "version": VERSION, "code_version": __version__, **header}
     plain = {k: v.detach().contiguous().cpu() for k, v in tensors.items()}
+    meta = {"format": FORMAT, "version": VERSION, "code_version": __version__, **header,
+            HASH_KEY: content_hash(plain)}
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     try:
@@ -53,6 +64,108 @@ def save_checkpoint(path: str | Path, tensors: dict[str, Tensor], header: dict[s
         if os.path.exists(tmp):
             os.unlink(tmp)
     return path
+
+
+def content_hash(tensors: dict[str, Tensor]) -> str:
+    """SHA-256 (hex) of ``tensors``: in name order, each name, a NUL byte, its raw bytes (see module docstring)."""
+    digest = hashlib.sha256()
+    for name in sorted(tensors):
+        digest.update(name.encode() + b"\0")
+        digest.update(tensors[name].detach().contiguous().cpu().reshape(-1).view(torch.uint8).numpy())
+    return digest.hexdigest()
+
+
+def verify_checkpoint(path: str | Path) -> tuple[dict[str, Any], bool]:
+    """Check ``path`` from its bytes: ``(header, hashed)``; hashed False = readable but written before
+    content hashes existed. Raises ``InpaintlabError`` saying what is wrong (cut short, sizes, hash...).
+
+    Reads the whole file once (no tensor is built).
+    """
+    path = _existing(path)
+    size = path.stat().st_size
+    with open(path, "rb") as fh:
+        prefix = fh.read(8)
+        if len(prefix) < 8:
+            raise InpaintlabError(f"{path}: {size} bytes, too short for a safetensors file")
+        (length,) = struct.unpack("<Q", prefix)
+        if 8 + length > size:
+            raise InpaintlabError(f"{path}: cut short ({size} bytes; its header alone needs {8 + length})")
+        try:
+            table = json.loads(fh.read(length))
+            header = json.loads(table.pop("__metadata__", {})[_HEADER_KEY])
+        except (ValueError, KeyError, TypeError):
+            raise InpaintlabError(f"{path}: not an inpaintlab checkpoint (unreadable header)") from None
+        if not isinstance(header, dict) or header.get("format") != FORMAT:
+            raise InpaintlabError(f"{path}: not an inpaintlab checkpoint (no {FORMAT} header)")
+        spans, end = _tensor_spans(path, table)
+        if 8 + length + end != size:
+            raise InpaintlabError(f"{path}: {'cut short' if 8 + length + end > size else 'trailing bytes'} "
+                                  f"({size} bytes; its header describes {8 + length + end})")
+        if HASH_KEY not in header:
+            return header, False
+        digest = hashlib.sha256()
+        for name in sorted(spans):
+            start, stop = spans[name]
+            fh.seek(8 + length + start)
+            digest.update(name.encode() + b"\0")
+            digest.update(fh.read(stop - start))
+    if digest.hexdigest() != header[HASH_KEY]:
+        raise InpaintlabError(f"{path}: content hash mismatch (the tensors changed after saving)")
+    return header, True
+
+
+def _tensor_spans(path: Path, table: dict[str, Any]) -> tuple[dict[str, tuple[int, int]], int]:
+    """name -> (start, stop) byte offsets of each tensor, checked against dtype x shape; and the data length."""
+    spans = {}
+    try:
+        for name, entry in table.items():
+            start, stop = (int(v) for v in entry["data_offsets"])
+            expected = _DTYPE_BYTES[entry["dtype"]] * math.prod(int(d) for d in entry["shape"])
+            if stop - start != expected:
+                raise InpaintlabError(f"{path}: tensor {name} holds {stop - start} bytes, its dtype and shape "
+                                      f"need {expected}")
+            spans[name] = (start, stop)
+    except (KeyError, TypeError, ValueError):
+        raise InpaintlabError(f"{path}: malformed safetensors header") from None
+    ordered, position = sorted(spans.values()), 0
+    for start, stop in ordered:
+        if start != position:
+            raise InpaintlabError(f"{path}: tensor data overlaps or leaves gaps (offset {start}, expected {position})")
+        position = stop
+    return spans, position
+
+
+def verify_training_checkpoint(path: str | Path) -> tuple[dict[str, Any], bool]:
+    """``verify_checkpoint`` + the header holds what a resume needs (step, optimisers, schedulers, RNG)."""
+    header, hashed = verify_checkpoint(path)
+    missing = [k for k in ("step", "epoch", "batch_index", "optimizers", "schedulers", "scaler", "rng") if k not in header]
+    if missing:
+        raise InpaintlabError(f"{path}: no training state to resume ({', '.join(missing)} missing)")
+    return header, hashed
+
+
+def step_of(path: str | Path) -> int:
+    """N of a ``step_N.safetensors`` file name (-1 for other names)."""
+    name = Path(path).name
+    digits = name[len("step_"):-len(".safetensors")]
+    return int(digits) if name.startswith("step_") and name.endswith(".safetensors") and digits.isdigit() else -1
+
+
+def resumable_checkpoint(folder: str | Path) -> tuple[Path | None, dict | None, bool, list[tuple[Path, str]]]:
+    """Newest ``step_*.safetensors`` in ``folder`` that passes ``verify_training_checkpoint``.
+
+    Returns ``(path, header, hashed, skipped)``: skipped = [(newer path, reason)] passed over. path is
+    None when no checkpoint passes (skipped then lists every one there is).
+    """
+    skipped = []
+    for path in sorted(Path(folder).glob("step_*.safetensors"), key=step_of, reverse=True):
+        try:
+            header, hashed = verify_training_checkpoint(path)
+        except InpaintlabError as err:
+            skipped.append((path, str(err).removeprefix(f"{path}: ")))
+            continue
+        return path, header, hashed, skipped
+    return None, None, False, skipped
 
 
 def read_header(path: str | Path) -> dict[str, Any]:
