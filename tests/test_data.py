@@ -1,7 +1,5 @@
 """Datasets, preprocessing modes, built-in photos, bad files and collation (``inpaintlab.data``)."""
 
-import warnings
-
 import cv2
 import numpy as np
 import pytest
@@ -253,24 +251,68 @@ def test_missing_and_empty_sources_are_clear_errors(tmp_path):
         ImageDataset(tmp_path / "empty")
 
 
-def test_corrupt_files_raise_with_path_or_are_skipped(tmp_path):
-    good = save_png(tmp_path / "good.png", np.full((16, 16, 3), 90, np.uint8))
-    (tmp_path / "garbage.jpg").write_bytes(b"this is not a jpeg at all")
-    whole = (tmp_path / "good.png").read_bytes()
-    (tmp_path / "truncated.png").write_bytes(whole[: len(whole) // 2])
+def bad_image_folder(root):
+    """Readable images (one a PNG named .jpg) and undecodable ones: truncated JPEG (passes PIL's verify),
+    truncated PNG, zero bytes, text with an image extension, random bytes. Returns (good, bad) name lists."""
+    rng = np.random.default_rng(0)
+    photo = skimage.data.astronaut()[:64, :64]
+    save_png(root / "a_good.png", np.full((16, 16, 3), 90, np.uint8))
+    save_png(root / "c_good.png", np.full((16, 16, 3), 200, np.uint8))
+    Image.fromarray(photo).save(root / "d_png_named.jpg", format="PNG")  # wrong extension, fine content
+    Image.fromarray(photo).save(root / "full.jpeg", quality=90)
+    whole = (root / "full.jpeg").read_bytes()
+    (root / "full.jpeg").unlink()
+    (root / "b_truncated.jpg").write_bytes(whole[: len(whole) * 3 // 5])
+    png = (root / "a_good.png").read_bytes()
+    (root / "e_truncated.png").write_bytes(png[: len(png) // 2])
+    (root / "f_zero.png").write_bytes(b"")
+    (root / "g_text.jpg").write_text("these are notes, not a photo\n")
+    (root / "h_random.webp").write_bytes(rng.integers(0, 256, 4000, dtype=np.uint8).tobytes())
+    good = ["a_good.png", "c_good.png", "d_png_named.jpg"]
+    return good, ["b_truncated.jpg", "e_truncated.png", "f_zero.png", "g_text.jpg", "h_random.webp"]
+
+
+def test_undecodable_files_raise_with_path_and_switch(tmp_path):
+    good, bad = bad_image_folder(tmp_path)
+    with Image.open(tmp_path / "b_truncated.jpg") as truncated:
+        truncated.verify()  # the reported failure: a check with verify() lets this file through
     strict = ImageDataset(tmp_path, size=16)
-    assert strict.names == ["garbage.jpg", "good.png", "truncated.png"]
-    with pytest.raises(InpaintlabError, match=r"garbage\.jpg.*skip_bad"):
-        strict[0]
-    with pytest.raises(InpaintlabError, match=r"truncated\.png.*skip_bad"):
-        strict[2]
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        lenient = ImageDataset(tmp_path, size=16, skip_bad=True)
-    assert len(caught) == 1 and "skipped 2 unreadable" in str(caught[0].message)
-    assert lenient.paths == [good] and len(lenient) == 1
-    assert [p.name for p, _ in lenient.skipped] == ["garbage.jpg", "truncated.png"]
-    assert torch.allclose(lenient[0].image, torch.full((3, 16, 16), 90 / 255))
+    assert strict.names == sorted(good + bad)
+    for i, name in enumerate(strict.names):
+        if name in bad:
+            with pytest.raises(InpaintlabError, match=rf"{name.replace('.', '[.]')}.*skip_bad=true"):
+                strict[i]
+        else:
+            assert strict[i].image.shape == (3, 16, 16)
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_skip_bad_catches_every_undecodable_file_when_it_is_decoded(tmp_path, workers):
+    good, bad = bad_image_folder(tmp_path)
+    lenient = ImageDataset(tmp_path, size=16, skip_bad=True, mask_source=build_mask_source("box", 16))
+    assert len(lenient) == len(good) + len(bad) and lenient.newly_skipped() == []  # nothing decoded yet
+    loader = DataLoader(lenient, batch_size=3, num_workers=workers, collate_fn=collate_samples)
+    names = [n for batch in loader for n in batch.name]
+    # each bad item is the next readable file after it: b -> c, e..h -> a (wrapping)
+    assert names == ["a_good.png", "c_good.png", "c_good.png", "d_png_named.jpg"] + ["a_good.png"] * 4
+    reported = lenient.newly_skipped()
+    assert sorted(p.name for p, _ in reported) == bad  # each once, with its path and why
+    assert all(str(p).startswith(str(tmp_path)) and "cannot read image" in why for p, why in reported)
+    assert lenient.newly_skipped() == []
+    assert sorted(p.name for p in lenient.skipped_files()) == bad
+    again = [n for batch in loader for n in batch.name]  # flagged files are not decoded again
+    assert again == names and lenient.newly_skipped() == []
+    sample = lenient[1]  # b_truncated.jpg -> c_good.png, with item 1's own mask
+    assert torch.allclose(sample.image, torch.full((3, 16, 16), 200 / 255))
+    assert torch.equal(sample.mask, ImageDataset([tmp_path / "c_good.png"] * 2, size=16,
+                                                 mask_source=build_mask_source("box", 16))[1].mask)
+
+
+def test_skip_bad_with_nothing_readable_is_a_clear_error(tmp_path):
+    (tmp_path / "x.png").write_bytes(b"")
+    (tmp_path / "y.jpg").write_text("no")
+    with pytest.raises(InpaintlabError, match=r"no readable image in .*all 2 files fail to decode"):
+        ImageDataset(tmp_path, size=16, skip_bad=True)[0]
 
 
 def test_load_image_normalises_modes_and_orientation(tmp_path):

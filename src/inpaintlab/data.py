@@ -31,7 +31,7 @@ from __future__ import annotations
 import importlib.util
 import math
 import numbers
-import warnings
+import struct
 from collections.abc import Callable, Sequence
 from functools import lru_cache
 from pathlib import Path
@@ -51,7 +51,10 @@ IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 MaskSource = Callable[[np.random.Generator], Tensor]
 
 _RESAMPLE = {"bicubic": Image.Resampling.BICUBIC, "bilinear": Image.Resampling.BILINEAR}
-_PIL_ERRORS = (OSError, SyntaxError, ValueError, Image.DecompressionBombError)
+# what a damaged or foreign file makes PIL raise while opening or decoding it (truncated data: OSError;
+# some plugins: EOFError, struct.error, IndexError...); never MemoryError or interrupts
+_PIL_ERRORS = (OSError, SyntaxError, ValueError, EOFError, IndexError, KeyError, TypeError, ZeroDivisionError,
+               struct.error, Image.DecompressionBombError)
 _SKIP_BAD_HINT = "set data.skip_bad=true (skip_bad=True) to leave unreadable images out"
 
 
@@ -72,7 +75,7 @@ def load_image(path: str | Path) -> np.ndarray:
     except FileNotFoundError:
         raise InpaintlabError(f"image file not found: {path}") from None
     except _PIL_ERRORS as err:
-        raise InpaintlabError(f"cannot read image {path}: {err}") from err
+        raise InpaintlabError(f"cannot read image {path}: {type(err).__name__}: {err}") from err
 
 
 def _to_rgb(image: Image.Image) -> np.ndarray:
@@ -205,9 +208,14 @@ class ImageDataset(_SampleDataset):
     """Images from a folder (recursive, sorted), a ``.txt`` list (paths relative to the list's folder;
     blank lines and ``#`` comments ignored) or a list of paths.
 
-    ``skip_bad=True`` checks every file once here (PIL ``verify``: header and, for PNG, checksums) and
-    leaves out the bad ones, recorded in ``self.skipped`` as (path, reason) with one warning. Names are
-    paths relative to the folder, the list lines as written, or ``str(path)`` for a Python list.
+    Names are paths relative to the folder, the list lines as written, or ``str(path)`` for a Python list.
+    A file that cannot be opened and decoded (missing, zero bytes, truncated, not an image whatever its
+    extension) raises ``InpaintlabError`` naming it and ``skip_bad`` when it is read. ``skip_bad=True``
+    catches it at that point instead: the file is flagged and item i becomes the next readable file after
+    it (i+1, i+2, ... wrapping; same crop/flip/mask streams as item i), so the length, the batches and an
+    exact resume are unaffected. Flags live in shared memory, so files found bad in DataLoader workers are
+    seen here too: ``newly_skipped()`` gives (path, reason) of each newly flagged file once,
+    ``skipped_files()`` every flagged path.
     """
 
     def __init__(self, source: str | Path | Sequence[str | Path], size: int = 256, preprocess: str = "resize",
@@ -216,38 +224,52 @@ class ImageDataset(_SampleDataset):
                  second_mask: bool = False):
         super().__init__(size, preprocess, flip, mask_source, seed, interpolation, scene_short_side, second_mask)
         entries = _find_images(source)
-        self.skipped: list[tuple[Path, str]] = []
-        if skip_bad:
-            good = []
-            for path, name in entries:
-                reason = _check_image(path)
-                if reason is None:
-                    good.append((path, name))
-                else:
-                    self.skipped.append((path, reason))
-            if self.skipped:
-                path, reason = self.skipped[0]
-                warnings.warn(f"skipped {len(self.skipped)} unreadable image(s) of {len(entries)}; "
-                              f"first: {path}: {reason}", stacklevel=2)
-            if not good:
-                raise InpaintlabError(f"no readable images in {source}: all {len(entries)} files are bad")
-            entries = good
-        else:
+        if not skip_bad:
             missing = [path for path, _ in entries if not path.is_file()]
             if missing:
                 raise InpaintlabError(f"image file not found: {missing[0]} ({len(missing)} listed files "
                                       f"missing); fix the list or {_SKIP_BAD_HINT}")
+        self.source, self.skip_bad = source, skip_bad
         self.paths = [path for path, _ in entries]
         self.names = [name for _, name in entries]
+        self._bad = torch.zeros(len(self.paths), dtype=torch.bool)
+        if skip_bad:
+            self._bad.share_memory_()
+        self._reasons: dict[int, str] = {}  # found in this process
+        self._reported: set[int] = set()
 
     def __len__(self) -> int:
         return len(self.paths)
 
     def _read(self, index: int) -> tuple[np.ndarray, str]:
-        try:
-            return load_image(self.paths[index]), self.names[index]
-        except InpaintlabError as err:
-            raise InpaintlabError(f"{err}; {_SKIP_BAD_HINT}") from err
+        if not self.skip_bad:
+            try:
+                return load_image(self.paths[index]), self.names[index]
+            except InpaintlabError as err:
+                raise InpaintlabError(f"{err}; {_SKIP_BAD_HINT}") from err
+        for offset in range(len(self.paths)):
+            j = (index + offset) % len(self.paths)
+            if self._bad[j]:
+                continue
+            try:
+                return load_image(self.paths[j]), self.names[j]
+            except InpaintlabError as err:
+                self._bad[j] = True
+                self._reasons[j] = str(err)
+        raise InpaintlabError(f"no readable image in {self.source}: all {len(self.paths)} files fail to decode "
+                              f"(first: {self.paths[0]}: {self._reasons.get(0, 'unreadable')})")
+
+    def newly_skipped(self) -> list[tuple[Path, str]]:
+        """(path, reason) of each file flagged bad since the last call (in any worker), each once."""
+        if not self.skip_bad or len(self._reported) == int(self._bad.sum()):
+            return []
+        new = [j for j in self._bad.nonzero().flatten().tolist() if j not in self._reported]
+        self._reported.update(new)
+        return [(self.paths[j], self._reasons.get(j) or _decode_error(self.paths[j])) for j in new]
+
+    def skipped_files(self) -> list[Path]:
+        """Every file flagged bad so far (by this process or its DataLoader workers)."""
+        return [self.paths[j] for j in self._bad.nonzero().flatten().tolist()]
 
 
 class ArrayDataset(_SampleDataset):
@@ -298,16 +320,13 @@ def _find_images(source: str | Path | Sequence[str | Path]) -> list[tuple[Path, 
     raise InpaintlabError(f"image source {root} does not exist (expected a folder of images or a .txt list)")
 
 
-def _check_image(path: Path) -> str | None:
-    """Cheap validity check (PIL header + ``verify``): None if fine, else the reason."""
-    if not path.is_file():
-        return "file not found"
+def _decode_error(path: Path) -> str:
+    """Why ``path`` does not load (for a file a DataLoader worker flagged)."""
     try:
-        with Image.open(path) as opened:
-            opened.verify()
-    except _PIL_ERRORS as err:
-        return f"{type(err).__name__}: {err}"
-    return None
+        load_image(path)
+    except InpaintlabError as err:
+        return str(err)
+    return "failed to decode in a DataLoader worker (reads now)"
 
 
 # --------------------------------------------------------------------------------------------------
