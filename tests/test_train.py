@@ -228,7 +228,7 @@ def test_clear_errors(tmp_path, monkeypatch):
         Trainer(tiny_config(data=DataConfig(root=str(tmp_path / "empty"), size=32)), tmp_path / "r1")
     with pytest.raises(InpaintlabError, match="larger than the dataset"):
         Trainer(tiny_config(batch_size=13), tmp_path / "r2")
-    with pytest.raises(InpaintlabError, match="mask folder .*empty has no"):
+    with pytest.raises(InpaintlabError, match="mask (folder|source) .*empty has no"):
         Trainer(tiny_config(masks=MaskConfig(source=str(tmp_path / "empty"))), tmp_path / "r3")
     with pytest.raises(InpaintlabError, match="data.root"):
         Trainer(tiny_config(data=DataConfig(root="")), tmp_path / "r4")

@@ -228,7 +228,10 @@ def _add_train(sub) -> None:
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override one config value, e.g. --set optim.lr=1e-4 (repeatable)")
     p.add_argument("--out", help="run folder (default runs/<preset or config name>)")
-    p.add_argument("--resume", help="checkpoint to resume from, or 'auto' (newest in the run folder)")
+    p.add_argument("--resume", help="checkpoint to resume from, or 'auto' (the newest in the run folder that "
+                                    "verifies; starts fresh when there is none); logs are cut back to its step")
+    p.add_argument("--overwrite", action="store_true",
+                   help="start over in a run folder that holds a run: the old one is moved to <out>.replaced-<time>")
     p.add_argument("--device", choices=["cpu", "cuda"], help="default: cuda when available")
     p.add_argument("--amp", choices=["none", "bf16", "fp16"], help="mixed precision (overrides the config)")
     p.set_defaults(func=_cmd_train)
@@ -242,7 +245,7 @@ def _cmd_train(args) -> None:
 
     cfg, name = resolve_train_config(args.preset, args.config, args.overrides, args.amp)
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    run_training(cfg, args.out or f"runs/{name}", device=device, resume=args.resume)
+    run_training(cfg, args.out or f"runs/{name}", device=device, resume=args.resume, overwrite=args.overwrite)
 
 
 # ------------------------------------------------------------------------------------------- attention

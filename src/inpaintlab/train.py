@@ -12,7 +12,12 @@ Data order is a pure function of (seed, epoch): the epoch's permutation is cut i
 same images per step as one process with W times the batch.
 A checkpoint holds G, EMA, D, optimisers, schedulers, AMP scaler, every rank's RNG states and the data
 position (epoch, batch index), so ``resume`` continues the same trajectory bit for bit.
-Run folder: ``config.json``, ``metrics.jsonl``, ``tb/`` (TensorBoard), ``checkpoints/step_XXXXXXXX.safetensors``.
+Run folder (``run_folder.py``): ``config.json``, ``metrics.jsonl``, ``tb/`` (TensorBoard),
+``checkpoints/step_XXXXXXXX.safetensors``, ``summary.json``. It belongs to one run: starting into a folder that
+holds a run is an error (``overwrite=True`` moves the old one aside); ``resume="auto"`` takes the newest
+checkpoint that verifies (``checkpoint.verify_checkpoint``), says which and which it skipped, and the logs
+are cut back to the step resumed from. Images that fail to decode are skipped when ``data.skip_bad`` is set,
+reported once each and counted in ``summary.json``.
 """
 
 from __future__ import annotations
@@ -39,9 +44,10 @@ from .checkpoint import (
 from .config import TrainConfig, save_config, to_dict
 from .data import collate_samples
 from .errors import InpaintlabError
-from .evaluate import image_grid, plot_training_curves, save_image, strict_json
+from .evaluate import image_grid, strict_json
 from .losses import DiscriminatorLoss, GeneratorLoss
 from .models import create_discriminator, create_model
+from .run_folder import choose_start, finish, prepare, report_skipped_images
 from .types import composite
 
 _AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
@@ -72,15 +78,19 @@ class Trainer:
     """Trains ``cfg.model`` on ``cfg.data`` (single process, or DDP when launched by torchrun).
 
     out_dir: run folder. device: "cpu", "cuda" (DDP: cuda:LOCAL_RANK). resume: a checkpoint path, "auto"
-    (newest checkpoint in ``out_dir/checkpoints``, else start fresh) or None.
+    (newest checkpoint in ``out_dir/checkpoints`` that verifies, else start fresh) or None (``out_dir`` must
+    not hold a run, unless ``overwrite`` moves it aside).
     """
 
-    def __init__(self, cfg: TrainConfig, out_dir: str | Path, device: str = "cpu", resume: str | Path | None = None):
+    def __init__(self, cfg: TrainConfig, out_dir: str | Path, device: str = "cpu", resume: str | Path | None = None,
+                 overwrite: bool = False):
         if device.startswith("cuda") and not torch.cuda.is_available():
             raise InpaintlabError("--device cuda was requested but no CUDA GPU is visible; use --device cpu")
         self.cfg, self.out = cfg, Path(out_dir)
         self.rank, self.world, local_rank = _setup_distributed(device)
         self.is_main = self.rank == 0
+        self.start = choose_start(self.out, resume, overwrite, self.is_main)  # fails before anything is built
+        resume = self.start.get("from")
         self.device = torch.device("cuda", local_rank) if device == "cuda" else torch.device(device)  # "cuda:1" kept
         if self.device.type == "cuda":
             torch.cuda.set_device(self.device)
@@ -91,7 +101,7 @@ class Trainer:
         self.extra_inputs, self.discriminator = training_inputs(self.generator), None
         if cfg.model.discriminator:
             self.discriminator = create_discriminator(cfg.model.discriminator, **cfg.model.discriminator_kwargs).to(self.device)
-        if cfg.init_from and resume is None:  # fine-tuning: weights from a checkpoint, fresh optimisers, step 0
+        if cfg.init_from and not resume:  # fine-tuning: weights from a checkpoint, fresh optimisers, step 0
             tensors, _ = load_checkpoint(cfg.init_from)
             for prefix, module in (("generator", self.generator), ("discriminator", self.discriminator)):
                 if module is not None and sub_state(tensors, prefix):
@@ -110,8 +120,6 @@ class Trainer:
         self._tb = None  # TensorBoard writer, rank 0 inside fit()
         for seed_rng in (random.seed, np.random.seed, torch.manual_seed):
             seed_rng(cfg.seed + self.rank)
-        if resume == "auto":
-            resume = max((self.out / "checkpoints").glob("step_*.safetensors"), default=None)
         if resume:
             self.load(resume)
 
@@ -238,11 +246,12 @@ class Trainer:
         from tqdm import tqdm
 
         if self.is_main:
-            self.out.mkdir(parents=True, exist_ok=True)
-            save_config(self.cfg, self.out / "config.json")
-            self._tb = SummaryWriter(str(self.out / "tb"))
+            prepare(self.out, self.start, to_dict(self.cfg))
+            save_config(self.cfg, self.out / "config.json")  # resumed at step N: TensorBoard hides events after N
+            self._tb = SummaryWriter(str(self.out / "tb"), purge_step=self.step + 1 if self.step else None)
         bar = tqdm(total=self.total_steps, initial=self.step, disable=not self.is_main, desc="train", dynamic_ncols=True)
         last: dict[str, float] = {}
+        began = time.time()
         if self.step == 0 and self.val_set is not None and self.cfg.val_every > 0:
             last.update(self.validate())  # the untrained starting point of the validation curve
         tick = (time.perf_counter(), self.step)
@@ -258,6 +267,7 @@ class Trainer:
                         "lower batch_size or data.size, or use --amp bf16"
                     ) from None
                 bar.update(1)
+                report_skipped_images(self.train_set, self.val_set)
                 if self._due(self.cfg.log_every):
                     images, seconds = (self.step - tick[1]) * self.cfg.batch_size * self.world, time.perf_counter() - tick[0]
                     speed, tick = images / max(seconds, 1e-9), (time.perf_counter(), self.step)
@@ -276,18 +286,13 @@ class Trainer:
         bar.close()
         if self.last_checkpoint is None or self.last_checkpoint.name != f"step_{self.step:08d}.safetensors":
             self.save()
-        if self._tb is not None:
+        skipped = report_skipped_images(self.train_set, self.val_set, final=True)  # every rank's, gathered
+        if self._tb is not None:  # rank 0: curves.png, samples.png (last batch), summary.json
             self._tb.close()
             self._tb = None
-            self._write_pngs()
+            finish(self.out, self.start, getattr(self, "_last_batch", None), steps=self.step, total_steps=self.total_steps,
+                   seconds=time.time() - began, checkpoint=self.last_checkpoint, skipped_images=skipped, last=last)
         return last
-
-    def _write_pngs(self) -> None:
-        """Rank 0, end of ``fit``: ``curves.png`` (loss, validation metrics) and ``samples.png`` (last batch)."""
-        if (self.out / "metrics.jsonl").exists():
-            plot_training_curves(self.out / "metrics.jsonl", self.out / "curves.png")
-        if hasattr(self, "_last_batch"):
-            save_image(image_grid(*self._last_batch), self.out / "samples.png")
 
     def _due(self, every: int) -> bool:
         return every > 0 and (self.step % every == 0 or self.step == self.total_steps)
@@ -323,6 +328,7 @@ class Trainer:
         groups = {"val/": result["overall"], **{f"val/{label}/": values for label, values in result["bins"].items()}}
         scalars = {prefix + k: float(v) for prefix, values in groups.items() for k, v in values.items() if k != "count"}
         self._log(scalars)
+        report_skipped_images(self.val_set)
         return scalars
 
     def save(self) -> Path:
@@ -382,9 +388,10 @@ class Trainer:
         self.last_checkpoint = Path(path)
 
 
-def run_training(cfg: TrainConfig, out_dir: str | Path, device: str = "cpu", resume: str | None = None) -> dict[str, float]:
+def run_training(cfg: TrainConfig, out_dir: str | Path, device: str = "cpu", resume: str | None = None,
+                 overwrite: bool = False) -> dict[str, float]:
     """Build a ``Trainer`` and ``fit`` it; under torchrun every rank calls this."""
-    trainer = Trainer(cfg, out_dir, device=device, resume=resume)
+    trainer = Trainer(cfg, out_dir, device=device, resume=resume, overwrite=overwrite)
     try:
         result = trainer.fit()
         if trainer.world > 1:
