@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
 import socket
 
 import numpy as np
@@ -87,8 +88,19 @@ def test_generated_bins_match_manual_recomputation_and_files(tmp_path):
     assert f"{overall['psnr']:.2f}" in psnr_row.split("|")[-2]
     for metric in METRIC_NAMES:
         assert Image.open(out / f"plot_{metric}.png").size[0] > 100
-    grid = Image.open(out / "samples.png")
-    assert grid.size == (5 * (SIZE + 2), 4 * (SIZE + 2))  # 5 samples, rows input/mask/output/truth
+    grid = np.asarray(Image.open(out / "samples.png").convert("L"))
+    tiles_h, tiles_w = 4 * (SIZE + 2), 5 * (SIZE + 2)  # 5 samples, rows input/mask/output/truth
+    height, width = grid.shape
+    assert height > tiles_h and width > tiles_w  # captions on top, row labels on the left
+    assert (grid[: height - tiles_h] < 128).any() and (grid[:, : width - tiles_w] < 128).any()  # text drawn there
+    mask_row = grid[height - tiles_h + (SIZE + 2) + 1: height - tiles_h + 2 * (SIZE + 2) - 1, width - tiles_w + 1:]
+    assert set(np.unique(mask_row)) <= {0, 255}  # the tiles sit in the bottom-right block
+    shown, per_image = report["samples"], {r["name"]: r for r in report["per_image"]}
+    assert shown["rows"] == ["input (hole white)", "mask (white = hole)", "output (composite)", "ground truth"]
+    assert shown["score"] == "psnr" and len(shown["columns"]) == 5
+    for column in shown["columns"]:
+        record = per_image[column["name"]]
+        assert column["bin_label"] == record["bin_label"] and column["score"] == record["values"]["psnr"]
 
 
 def _square(size, top, left, side):
@@ -302,3 +314,34 @@ def test_reports_are_strict_json():
     text = strict_json({"fid": float("nan"), "bins": [{"psnr": float("inf")}, 1.5]})
     assert json.loads(text, parse_constant=lambda c: pytest.fail(f"non-standard JSON {c}")) == {
         "fid": None, "bins": [{"psnr": None}, 1.5]}
+
+
+def test_reports_state_units_fixed_decimals_and_how_images_were_sized(tmp_path, capsys):
+    """L1 is in %, PSNR in dB; each metric has one number format; the resize to the evaluation size is stated."""
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for k in range(2):
+        Image.fromarray(np.full((48, 80, 3), 60 + 90 * k, np.uint8)).save(folder / f"p{k}.png")
+    out = tmp_path / "eval"
+    assert main(["eval", "--model", "telea", "--images", str(folder), "--masks", "bins", "--size", str(SIZE),
+                 "--metrics", "l1,mse,psnr,ssim", "--out", str(out)]) == 0
+    capsys.readouterr()
+    report = json.loads((out / "metrics.json").read_text())
+    assert report["settings"]["units"] == {"l1": "%", "mse": "", "psnr": "dB", "ssim": ""}
+    assert report["settings"]["images"]["preparation"] == (
+        f"Whole image resized to {SIZE}x{SIZE} (bicubic, PIL antialiased; aspect ratio not kept)")
+    md = (out / "metrics.md").read_text()
+    assert f"Images: Whole image resized to {SIZE}x{SIZE}" in md and "L1 = mean absolute error in %" in md
+    assert f"Masks: drawn at {SIZE}x{SIZE}" in md
+    rows = {line.split("|")[1].strip(): line.split("|")[2:-1] for line in md.splitlines() if line.startswith("| ")}
+    decimals = {"l1 (%) ↓": 2, "mse ↓": 5, "psnr (dB) ↑": 2, "ssim ↑": 4}
+    for label, places in decimals.items():
+        assert rows[label], label
+        for cell in rows[label]:
+            assert re.fullmatch(rf"\d+\.\d{{{places}}}", cell.strip()), (label, cell)
+    from inpaintlab.evaluate import dataset_preparation
+    from torch.utils.data import Subset
+
+    builtin = build_dataset("builtin", split="test", size=SIZE)
+    assert dataset_preparation(Subset(builtin, [0])).startswith("Built-in photos: short side resized (bicubic)")
+    assert "## l1 (%) ↓" in compare([report, report])

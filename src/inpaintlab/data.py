@@ -172,6 +172,25 @@ class _SampleDataset(Dataset):
         """Subclass hook: the (H,W,3) uint8 RGB image ``index`` and its name."""
         raise NotImplementedError
 
+    source_note: str = ""  # how the items themselves were made, when not read from files (``build_dataset``)
+
+    def preparation(self) -> str:
+        """One sentence: how each image is brought to ``size`` x ``size`` (reports quote it)."""
+        s, how = self.size, f"{self.interpolation}, PIL antialiased"
+        steps = {
+            "resize": f"whole image resized to {s}x{s} ({how}; aspect ratio not kept)",
+            "face_crop": f"centre square crop, resized to {s}x{s} ({how})",
+            "scene_crop": f"short side resized to {self.scene_short_side} ({how}), then a seeded random {s}x{s} crop",
+            "crop": f"a seeded random {s}x{s} window at the image's own scale (short side first enlarged to {s} "
+                    f"({how}) when smaller)",
+            "none": f"used as stored (must be {s}x{s})",
+        }
+        flip = ", mirrored for about half the items" if self.flip else ""
+        if self.source_note and self.preprocess != "scene_crop":  # items are made at size: the mode keeps them
+            return f"{self.source_note} (already {s}x{s}: no further resizing){flip}"
+        step = steps[self.preprocess] + flip
+        return f"{self.source_note}; each then {step}" if self.source_note else step[0].upper() + step[1:]
+
     def set_epoch(self, epoch: int) -> None:
         """Select the epoch whose crops, flips and masks ``__getitem__`` returns."""
         if not isinstance(epoch, numbers.Integral) or epoch < 0:
@@ -469,7 +488,10 @@ def build_dataset(root: str, split: str = "train", size: int = 256, preprocess: 
     common = dict(size=size, preprocess=preprocess, flip=flip, mask_source=mask_source, seed=seed,
                   interpolation=interpolation, scene_short_side=scene_short_side, second_mask=second_mask)
     if root == "builtin":
-        return ArrayDataset(builtin_images(split, size), **common)
+        dataset = ArrayDataset(builtin_images(split, size), **common)
+        dataset.source_note = (f"Built-in photos: short side resized (bicubic) to {size} and {2 * size} px, cut into "
+                               f"an even grid of {size}x{size} crops")
+        return dataset
     if root == "synthetic" or root.startswith("synthetic:"):
         count_text = root.partition(":")[2] or "32"
         if not count_text.isdigit() or int(count_text) < 1:
@@ -478,7 +500,9 @@ def build_dataset(root: str, split: str = "train", size: int = 256, preprocess: 
             raise InpaintlabError(f"synthetic split must be 'train' or 'test', got {split!r}")
         count = int(count_text)
         first = count if split == "test" else 0
-        return ArrayDataset(synthetic_images(count, size, seed, first=first), **common)
+        dataset = ArrayDataset(synthetic_images(count, size, seed, first=first), **common)
+        dataset.source_note = f"Procedural images drawn at {size}x{size}"
+        return dataset
     return ImageDataset(root, skip_bad=skip_bad, **common)
 
 

@@ -16,6 +16,10 @@ Protocol (deterministic, the same on one process or many):
   only and are binned by the measured hole ratio of each mask (``MetricTracker``).
 - Under ``torch.distributed`` the (image, group) work list is split over ranks (``rank::world``),
   metric states are gathered and rank 0 writes the files.
+- Reports state the unit of every metric (``METRIC_FORMAT``: L1 in %, PSNR in dB...) and print each metric
+  with a fixed number of decimals; they say how the images were brought to the evaluation size (the
+  dataset's ``preparation()``) and how masks were made or read. The sample grid labels its rows and heads
+  each column with its measured hole-ratio bin and its score.
 """
 
 from __future__ import annotations
@@ -30,7 +34,7 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image
+from PIL import Image, ImageDraw, ImageFont
 from torch import Tensor, nn
 from torch.utils.data import Dataset, Subset
 from tqdm import tqdm
@@ -42,6 +46,16 @@ from .types import composite
 
 MASK_SETS = ("bins", "center", "circles")
 MaskGetter = Callable[[int], Tensor]
+
+#: metric -> (unit, decimals printed in Markdown tables and on the sample grid; JSON/CSV keep every digit)
+METRIC_FORMAT = {
+    "l1": ("%", 2), "l1_relative": ("fraction", 4), "mse": ("", 5), "psnr": ("dB", 2), "psnr_uint8_trunc": ("dB", 2),
+    "psnr_gray": ("dB", 2), "ssim": ("", 4), "ms_ssim": ("", 4), "ssim_win51_uint8": ("", 4), "ssim_gray_win51": ("", 4),
+    "lpips": ("", 4), "fid": ("", 2),
+}
+UNITS_NOTE = ("Units: L1 = mean absolute error in % of the [0,1] range; MSE on [0,1] values; PSNR in dB (data range 1); "
+              "SSIM, MS-SSIM and LPIPS unitless; FID on InceptionV3 pool3 features.")
+GRID_ROWS = ("input (hole white)", "mask (white = hole)", "output (composite)", "ground truth")
 
 
 def mask_groups(masks: str | MaskFolder, size: int, n_images: int, bins: Sequence = HOLE_RATIO_BINS,
@@ -60,7 +74,8 @@ def mask_groups(masks: str | MaskFolder, size: int, n_images: int, bins: Sequenc
             raise InpaintlabError(f"no mask in {masks.root} has a hole ratio inside the bins {list(bins)}; "
                                   "expected masks with white (>127) = hole")
         return groups, {"kind": "folder", "root": str(masks.root), "count": len(masks),
-                        "per_bin": {label: n for label, n, _ in groups}}
+                        "per_bin": {label: n for label, n, _ in groups},
+                        "preparation": f"mask files nearest-neighbour resized to {size}x{size}, grey > 127 = hole"}
     if masks == "bins":
         covers = [_covered_standard_bins(lo, hi) for lo, hi in bins]
 
@@ -74,6 +89,7 @@ def mask_groups(masks: str | MaskFolder, size: int, n_images: int, bins: Sequenc
         groups = [(labels[k], n_images, generated(k)) for k in range(len(bins))]
         return groups, {"kind": "generated", "generator": "bin_stroke_mask", "seed": seed,
                         "margin": f"0 for even mask index, {size // 16} for odd", "per_bin": n_images,
+                        "preparation": f"drawn at {size}x{size}",
                         "standard_bins_per_group": {labels[k]: covers[k] for k in range(len(bins))}}
     if masks == "center":
         square = _as_mask_tensor(center_square(size, size // 2))
@@ -182,7 +198,8 @@ def evaluate(model: nn.Module, images: Dataset, masks: str | MaskFolder = "bins"
     rank, world = _dist()
     mine = work[rank::world]
     shown = set(np.linspace(0, len(mine) - 1, min(grid_size, len(mine))).round().astype(int).tolist())
-    samples: list[tuple[Tensor, Tensor, Tensor, Tensor]] = []
+    samples: list[tuple[Tensor, Tensor, Tensor]] = []
+    sample_names: list[str] = []
 
     model = model.to(device).eval()
     tracker = MetricTracker(metrics=tuple(metrics), bins=bins, feature_weights=feature_weights)
@@ -206,21 +223,27 @@ def evaluate(model: nn.Module, images: Dataset, masks: str | MaskFolder = "bins"
             for b in range(len(batch)):
                 if start + b in shown:
                     samples.append(tuple(t[b].cpu() for t in (image, mask, comp)))
+                    sample_names.append(names[b])
             bar.update(len(batch))
     bar.close()
     tracker.gather()
 
     result = tracker.result()
+    records = {r.get("name"): r for r in tracker.per_image()}
+    score = next((m for m in ("psnr", *tracker.metrics) if m in tracker.metrics and m != "fid"), None)
+    columns = [{"name": n, "ratio": records.get(n, {}).get("ratio"), "bin_label": records.get(n, {}).get("bin_label"),
+                "score": records.get(n, {}).get("values", {}).get(score)} for n in sample_names]
     report = {
         "settings": {
             **(settings or {}),
             "model": getattr(model, "model_name", type(model).__name__),
             "model_kwargs": getattr(model, "model_kwargs", {}),
-            "images": {"count": n_images, "size": size},
+            "images": {"count": n_images, "size": size, "preparation": dataset_preparation(images)},
             "masks": mask_info,
             "protocol": "image i paired with mask (i mod n) of each mask group; metrics on the composite, "
                         "binned by measured hole ratio",
             "metrics": list(tracker.metrics),
+            "units": {m: METRIC_FORMAT.get(m, ("", 4))[0] for m in tracker.metrics},
             "bins": [list(b) for b in tracker.bins],
             "bin_labels": [tracker.bin_label(k) for k in range(len(tracker.bins))],
             "feature_weights": tracker.settings["feature_weights"],
@@ -234,6 +257,7 @@ def evaluate(model: nn.Module, images: Dataset, masks: str | MaskFolder = "bins"
         "overall": result["overall"],
         "bins": result["bins"],
         "per_image": tracker.per_image(),
+        "samples": {"rows": list(GRID_ROWS), "score": score, "columns": columns},
     }
     if out_dir is not None and rank == 0:
         write_report(report, out_dir, samples)
@@ -253,10 +277,25 @@ def _arrow(metric: str) -> str:
     return "↓" if metric.startswith(_LOWER_IS_BETTER) else "↑"
 
 
-def _fmt(value: Any) -> str:
+def dataset_preparation(images: Dataset) -> str:
+    """How ``images`` (or the dataset a ``Subset`` wraps) brings each image to the evaluation size."""
+    while isinstance(images, Subset):
+        images = images.dataset
+    prepare = getattr(images, "preparation", None)
+    return prepare() if callable(prepare) else "not stated by the dataset (its images used as given)"
+
+
+def _fmt(value: Any, metric: str = "") -> str:
+    """``value`` with the fixed decimals of ``metric`` (``METRIC_FORMAT``); "–" for missing or non-finite."""
     if value is None or (isinstance(value, float) and not np.isfinite(value)):
         return "–"
-    return f"{value:.4f}" if abs(value) < 1 else f"{value:.2f}"
+    return f"{value:.{METRIC_FORMAT.get(metric, ('', 4))[1]}f}"
+
+
+def _metric_label(metric: str) -> str:
+    """``"psnr (dB) ↑"``: name, unit when it has one, and which direction is better."""
+    unit = METRIC_FORMAT.get(metric, ("", 4))[0]
+    return f"{metric}{f' ({unit})' if unit else ''} {_arrow(metric)}"
 
 
 def _columns(reports: Sequence[dict[str, Any]]) -> list[str]:
@@ -278,13 +317,16 @@ def markdown_table(report: dict[str, Any]) -> str:
         f"# {s['model']}: {s['masks']['kind']} masks, {s['images']['count']} images at "
         f"{s['images']['size']}x{s['images']['size']}",
         "",
+        f"Images: {s['images'].get('preparation', 'preparation not recorded')}. "
+        f"Masks: {s['masks'].get('preparation', s['masks']['kind'])}. {UNITS_NOTE}",
+        "",
         "| metric | " + " | ".join(columns) + " |",
         "|---" * (len(columns) + 1) + "|",
     ]
     lines.append("| images | " + " | ".join(str(_value(report, c, "count") or 0) for c in columns) + " |")
     for metric in _metric_names(report):
-        cells = " | ".join(_fmt(_value(report, c, metric)) for c in columns)
-        lines.append(f"| {metric} {_arrow(metric)} | {cells} |")
+        cells = " | ".join(_fmt(_value(report, c, metric), metric) for c in columns)
+        lines.append(f"| {_metric_label(metric)} | {cells} |")
     lines += ["", f"Masks: {json.dumps(s['masks'])}. Code {s['code_version']}, {s['date']}."]
     if s["feature_weights"]:
         lines.append(f"Feature-network weights (LPIPS/FID): {json.dumps(s['feature_weights'])}.")
@@ -303,7 +345,7 @@ def compare(reports: Sequence[dict[str, Any]]) -> str:
     columns = _columns(reports)
     out = []
     for metric in _metric_names(reports[0]):
-        out += [f"## {metric} {_arrow(metric)}", "", "| model | " + " | ".join(columns) + " |",
+        out += [f"## {_metric_label(metric)}", "", "| model | " + " | ".join(columns) + " |",
                 "|---" * (len(columns) + 1) + "|"]
         best = {}
         for c in columns:
@@ -314,7 +356,8 @@ def compare(reports: Sequence[dict[str, Any]]) -> str:
             cells = []
             for c in columns:
                 v = _value(r, c, metric)
-                cells.append(f"**{_fmt(v)}**" if len(reports) > 1 and v is not None and v == best.get(c) else _fmt(v))
+                text = _fmt(v, metric)
+                cells.append(f"**{text}**" if len(reports) > 1 and v is not None and v == best.get(c) else text)
             out.append(f"| {r['settings'].get('label', r['settings']['model'])} | " + " | ".join(cells) + " |")
         out.append("")
     return "\n".join(out)
@@ -335,7 +378,7 @@ def plot_metric(reports: Sequence[dict[str, Any]], metric: str, path: str | Path
         if points:
             ax.plot(*zip(*points), marker="o", label=r["settings"].get("label", r["settings"]["model"]))
     ax.set_xlabel("hole ratio")
-    ax.set_ylabel(f"{metric} {_arrow(metric)}")
+    ax.set_ylabel(_metric_label(metric))
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()
@@ -381,14 +424,46 @@ def plot_training_curves(metrics_jsonl: str | Path, path: str | Path) -> Path:
     return Path(path)
 
 
-def save_sample_grid(samples: Sequence[tuple[Tensor, Tensor, Tensor]], path: str | Path) -> Path:
-    """PNG grid, one column per sample (image (3,H,W), mask (1,H,W), composite (3,H,W)); rows: input with
-    the hole in white, mask, output (composite), ground truth. 2 px white gaps between tiles."""
+def save_sample_grid(samples: Sequence[tuple[Tensor, Tensor, Tensor]], path: str | Path,
+                     captions: Sequence[tuple[str, str]] = (), corner: tuple[str, str] = ("", "")) -> Path:
+    """PNG grid, one column per sample (image (3,H,W), mask (1,H,W), composite (3,H,W)); rows (``GRID_ROWS``):
+    input with the hole in white, mask, output (composite), ground truth; 2 px white gaps between tiles.
+
+    With ``captions`` (two lines per column, e.g. its hole-ratio bin and its score) the rows are labelled on
+    the left, each column is headed by its caption and ``corner`` says what the two caption lines are.
+    """
     rows = []
     for pick in (lambda im, m, c: im * (1 - m) + m, lambda im, m, c: m.expand(3, -1, -1),
                  lambda im, m, c: c, lambda im, m, c: im):
         rows.append(torch.cat([F.pad(pick(*s), (1, 1, 1, 1), value=1.0) for s in samples], dim=2))
-    return save_image(torch.cat(rows, dim=1), path)
+    grid = torch.cat(rows, dim=1)
+    if not captions:
+        return save_image(grid, path)
+    tile = grid.shape[1] // len(GRID_ROWS)
+    font = _font(max(10, min(16, tile // 8)))
+    width = lambda text: font.getbbox(text)[2] if text else 0  # noqa: E731
+    line = font.size + 4
+    left = max(width(t) for t in (*GRID_ROWS, *corner)) + 10
+    tiles = Image.fromarray(grid.clamp(0, 1).mul(255).round().byte().permute(1, 2, 0).numpy())
+    canvas = Image.new("RGB", (left + tiles.width, 2 * line + 6 + tiles.height), "white")
+    canvas.paste(tiles, (left, 2 * line + 6))
+    draw = ImageDraw.Draw(canvas)
+    for k, text in enumerate(corner):
+        draw.text((4, 3 + k * line), text, fill=(90, 90, 90), font=font)
+    for r, text in enumerate(GRID_ROWS):
+        draw.text((4, 2 * line + 6 + r * tile + (tile - font.size) // 2), text, fill="black", font=font)
+    for c, pair in enumerate(captions):
+        for k, text in enumerate(pair):
+            draw.text((left + c * tile + (tile - width(text)) // 2, 3 + k * line), text, fill="black", font=font)
+    canvas.save(path)
+    return Path(path)
+
+
+def _font(size: int) -> ImageFont.ImageFont:
+    try:
+        return ImageFont.load_default(size=size)
+    except (TypeError, OSError, ImportError):  # Pillow without FreeType: the fixed bitmap font
+        return ImageFont.load_default()
 
 
 def write_report(report: dict[str, Any], out_dir: str | Path,
@@ -408,7 +483,13 @@ def write_report(report: dict[str, Any], out_dir: str | Path,
     for metric in metrics:
         plot_metric([report], metric, out / f"plot_{metric}.png")
     if samples:
-        save_sample_grid(samples, out / "samples.png")
+        shown = report.get("samples", {})
+        score = shown.get("score")
+        unit = METRIC_FORMAT.get(score, ("", 4))[0]
+        captions = [(c["bin_label"] or "outside the bins", f"{_fmt(c['score'], score)} {unit}".strip())
+                    for c in shown.get("columns", [])]
+        corner = ("hole-ratio bin", f"{score} ({unit})" if unit else str(score or ""))
+        save_sample_grid(samples, out / "samples.png", captions if len(captions) == len(samples) else (), corner)
     return out
 
 
@@ -434,12 +515,14 @@ def evaluate_models(models: Sequence[tuple[str, nn.Module]], images: Dataset, ma
             plot_metric(reports, metric, out / f"plot_{metric}.png")
         s = reports[0]["settings"]
         lines = [f"# {title}", "", f"{s['images']['count']} images at {s['images']['size']}x{s['images']['size']}, "
-                 f"masks: {json.dumps(s['masks'])}, seed {s['seed']}, code {s['code_version']}, {s['date']}.", ""]
+                 f"masks: {json.dumps(s['masks'])}, seed {s['seed']}, code {s['code_version']}, {s['date']}.", "",
+                 f"Images: {s['images']['preparation']}. {UNITS_NOTE}", ""]
         if s["masks"]["kind"] == "generated":
             lines += ["The masks are a seeded synthetic stand-in for the NVIDIA irregular-mask test set.", ""]
         lines += [compare(reports), "## Plots", ""]
         lines += [f"![{m} against hole ratio](plot_{m}.png)" for m in _metric_names(reports[0])]
-        lines += ["", "## Samples (rows: input, mask, output, ground truth)", ""]
+        lines += ["", "## Samples (rows: input, mask, output, ground truth; each column headed by its hole-ratio bin "
+                  "and score)", ""]
         for label in labels:
             lines += [f"{label} (`{label}/`: metrics.json, metrics.csv, metrics.md, plots)", "",
                       f"![{label}]({label}/samples.png)", ""]
