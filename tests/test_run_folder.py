@@ -2,8 +2,10 @@
 to the resumed step, kill -9 inside a checkpoint write, older checkpoints without a content hash, and
 undecodable images skipped and counted (issue 12; each failure it reported is reproduced here)."""
 
+import dataclasses
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -249,17 +251,19 @@ def test_kill_9_inside_a_checkpoint_write_leaves_a_resumable_run(tmp_path, strai
 # ------------------------------------------------------------------------------------- undecodable images
 
 
-def test_skip_bad_training_skips_each_undecodable_image_once_and_counts_it(tmp_path, capsys):
+@pytest.mark.parametrize("workers", [0, 1])
+def test_skip_bad_training_skips_each_undecodable_image_once_and_counts_it(tmp_path, capsys, workers):
     images = tmp_path / "images"
     images.mkdir()
     good, bad = bad_image_folder(images)
-    data = DataConfig(root=str(images), size=32, flip=False, val_count=0)
+    data = DataConfig(root=str(images), size=32, flip=False, val_count=0, num_workers=workers)
     cfg = tiny_config(data=data, batch_size=2, max_steps=8, ckpt_every=0)
     # the reported failure: without the switch the run dies at the first bad file; the error says which and how
-    with pytest.raises(InpaintlabError, match=r"cannot read image .*(truncated|zero|text|random).*data\.skip_bad=true"):
+    with pytest.raises(InpaintlabError) as failed:
         Trainer(cfg, tmp_path / "strict").fit()
-    lenient = tiny_config(data=DataConfig(root=str(images), size=32, flip=False, val_count=0, skip_bad=True),
-                          batch_size=2, max_steps=8, ckpt_every=0)
+    assert re.fullmatch(r"cannot read image .*(truncated|zero|text|random).*; set data\.skip_bad=true.*", str(failed.value))
+    assert "\n" not in str(failed.value)  # also when a DataLoader worker raised it
+    lenient = tiny_config(data=dataclasses.replace(data, skip_bad=True), batch_size=2, max_steps=8, ckpt_every=0)
     capsys.readouterr()
     logs = Trainer(lenient, tmp_path / "run").fit()  # 8 steps = two epochs: every file comes up twice
     assert np.isfinite(logs["g/total"])

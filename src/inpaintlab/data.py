@@ -32,7 +32,7 @@ import importlib.util
 import math
 import numbers
 import struct
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from functools import lru_cache
 from pathlib import Path
 
@@ -474,6 +474,19 @@ def collate_samples(samples: Sequence[Sample]) -> Sample:
         raise InpaintlabError("collate_samples: some samples have mask2 and some do not; build them alike")
     images, masks, names = default_collate([(s.image, s.mask, s.name) for s in samples])
     return Sample(images, masks, names, torch.stack([s.mask2 for s in samples]) if all(with_mask2) else None)
+
+
+def worker_errors_in_one_line(loader: Iterable) -> Iterator:
+    """Iterate ``loader``; an ``InpaintlabError`` a DataLoader worker raised (torch re-raises it with the
+    worker's traceback in the message) comes back as the original one-line message."""
+    try:
+        yield from loader
+    except InpaintlabError as err:
+        text = str(err).strip()
+        if not text.startswith("Caught "):
+            raise
+        last = text.splitlines()[-1]
+        raise InpaintlabError(last.split("InpaintlabError: ", 1)[-1]) from None
 
 
 def build_dataset(root: str, split: str = "train", size: int = 256, preprocess: str = "resize",

@@ -81,9 +81,12 @@ def choose_start(out: str | Path, resume: str | Path | None, overwrite: bool = F
     return {"replaced": replaced} if replaced else {}
 
 
-def prepare(out: str | Path, start: dict, config: dict) -> None:
-    """Rank 0, start of training: say where the run starts (stderr) and ``set_aside`` what the resume supersedes."""
-    out, say = Path(out), _say
+def prepare(out: str | Path, start: dict, cfg: Any) -> None:
+    """Rank 0, start of training: say where the run starts (stderr), ``set_aside`` what the resume supersedes
+    and write ``cfg`` (a ``TrainConfig``) to ``config.json``."""
+    from .config import save_config, to_dict
+
+    out, say, config = Path(out), _say, to_dict(cfg)
     if start.get("replaced"):
         say(f"--overwrite: the previous run in {out} was moved to {start['replaced']}")
     for path, why in start.get("skipped", []):
@@ -99,6 +102,7 @@ def prepare(out: str | Path, start: dict, config: dict) -> None:
             say(f"set aside what came after step {start['step']} (logs, later or damaged checkpoints) in {start['set_aside']}")
         _wait_past_event_files(out / "tb")
     out.mkdir(parents=True, exist_ok=True)
+    save_config(cfg, out / "config.json")
 
 
 def _wait_past_event_files(tb: Path) -> None:

@@ -12,12 +12,9 @@ Data order is a pure function of (seed, epoch): the epoch's permutation is cut i
 same images per step as one process with W times the batch.
 A checkpoint holds G, EMA, D, optimisers, schedulers, AMP scaler, every rank's RNG states and the data
 position (epoch, batch index), so ``resume`` continues the same trajectory bit for bit.
-Run folder (``run_folder.py``): ``config.json``, ``metrics.jsonl``, ``tb/`` (TensorBoard),
-``checkpoints/step_XXXXXXXX.safetensors``, ``summary.json``. It belongs to one run: starting into a folder that
-holds a run is an error (``overwrite=True`` moves the old one aside); ``resume="auto"`` takes the newest
-checkpoint that verifies (``checkpoint.verify_checkpoint``), says which and which it skipped, and the logs
-are cut back to the step resumed from. Images that fail to decode are skipped when ``data.skip_bad`` is set,
-reported once each and counted in ``summary.json``.
+The run folder belongs to one run; ``resume="auto"`` takes the newest checkpoint that verifies and logs are
+cut back to the resumed step (``run_folder.py``). Undecodable images (``data.skip_bad``) are reported once
+each and counted in ``summary.json``.
 """
 
 from __future__ import annotations
@@ -41,8 +38,8 @@ from torch.utils.data import DataLoader
 from .checkpoint import (
     load_checkpoint, load_optimizer_parts, load_weights, optimizer_parts, rng_state, save_checkpoint, set_rng_state, sub_state,
 )
-from .config import TrainConfig, save_config, to_dict
-from .data import collate_samples
+from .config import TrainConfig, to_dict
+from .data import collate_samples, worker_errors_in_one_line
 from .errors import InpaintlabError
 from .evaluate import image_grid, strict_json
 from .losses import DiscriminatorLoss, GeneratorLoss
@@ -246,8 +243,7 @@ class Trainer:
         from tqdm import tqdm
 
         if self.is_main:
-            prepare(self.out, self.start, to_dict(self.cfg))
-            save_config(self.cfg, self.out / "config.json")  # resumed at step N: TensorBoard hides events after N
+            prepare(self.out, self.start, self.cfg)  # also writes config.json; resumed at N: TensorBoard hides events after N
             self._tb = SummaryWriter(str(self.out / "tb"), purge_step=self.step + 1 if self.step else None)
         bar = tqdm(total=self.total_steps, initial=self.step, disable=not self.is_main, desc="train", dynamic_ncols=True)
         last: dict[str, float] = {}
@@ -258,7 +254,7 @@ class Trainer:
         while self.step < self.total_steps:
             if self.batch_index >= self.steps_per_epoch:
                 self.epoch, self.batch_index = self.epoch + 1, 0
-            for sample in self._loader(self.epoch, self.batch_index):
+            for sample in worker_errors_in_one_line(self._loader(self.epoch, self.batch_index)):
                 try:
                     logs = self.train_step(sample.image, sample.mask, sample.mask2)
                 except torch.OutOfMemoryError:
@@ -328,7 +324,6 @@ class Trainer:
         groups = {"val/": result["overall"], **{f"val/{label}/": values for label, values in result["bins"].items()}}
         scalars = {prefix + k: float(v) for prefix, values in groups.items() for k, v in values.items() if k != "count"}
         self._log(scalars)
-        report_skipped_images(self.val_set)
         return scalars
 
     def save(self) -> Path:
