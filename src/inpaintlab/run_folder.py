@@ -128,6 +128,8 @@ def claim(out: str | Path, overwrite: bool = False) -> Path | None:
             "--overwrite to move it aside and start over, or choose another --out"
         )
     out = out.resolve()
+    if out == Path.cwd() or out in Path.cwd().parents:
+        raise InpaintlabError(f"--overwrite cannot move {out} aside: it holds the current directory; choose another --out")
     aside = _free(out.with_name(f"{out.name}.replaced-{_stamp()}"))
     os.replace(out, aside)
     return aside
