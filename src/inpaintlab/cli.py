@@ -501,9 +501,24 @@ def _cmd_split(args) -> None:
     print(f"wrote {args.out}/{{train,heldout}}_{{images,masks}}.txt and split.json")
 
 
+def _add_gpu_check(sub) -> None:
+    p = sub.add_parser("gpu-check", help="the one prepared GPU run: gpu-check OUT [--smoke] (docs/gpu.md)",
+                       add_help=False)
+    p.add_argument("rest", nargs=argparse.REMAINDER, help="arguments of python -m inpaintlab.gpu_check")
+    p.set_defaults(func=_cmd_gpu_check)
+
+
+def _cmd_gpu_check(args) -> None:
+    from .gpu_check import main as gpu_check_main
+
+    code = gpu_check_main(args.rest)
+    if code:
+        raise SystemExit(code)
+
+
 # ----------------------------------------------------------------------------------------------- main
 
-_SUBCOMMANDS = [_add_models, _add_masks, _add_split, _add_ship, _add_strategies, _add_bench, _add_eval, _add_demo, _add_train, _add_attention, _add_fill, _add_serve, _add_export]
+_SUBCOMMANDS = [_add_models, _add_masks, _add_split, _add_ship, _add_strategies, _add_bench, _add_eval, _add_demo, _add_train, _add_attention, _add_fill, _add_serve, _add_export, _add_gpu_check]
 
 
 def build_parser() -> argparse.ArgumentParser:
