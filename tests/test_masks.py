@@ -115,6 +115,36 @@ def test_random_box_is_a_shrunk_half_size_square():
         assert rows.min() >= 8 and cols.min() >= 8 and rows.max() < 248 and cols.max() < 248
 
 
+def test_pennet_square_is_a_randomly_placed_rotated_dilated_square():
+    """PEN-Net ``core/dataset.py``: a size/2 square anywhere, flipped, rotated 0-45 degrees (canvas expanded, then
+    resized back), dilated 3x3 -- not the centred square."""
+    corners = set()
+    for seed in range(30):  # no rotation: a (128 + 2)^2 square, cut by the border it touches
+        mask = M.pennet_square(256, np.random.default_rng(seed), max_angle=0)
+        rows, cols = np.nonzero(mask)
+        height, width = rows.max() - rows.min() + 1, cols.max() - cols.min() + 1
+        assert mask.sum() == height * width
+        assert height == 130 - (rows.min() == 0) - (rows.max() == 255)
+        assert width == 130 - (cols.min() == 0) - (cols.max() == 255)
+        corners.add((rows.min(), cols.min()))
+    tops, lefts = zip(*corners)
+    assert len(corners) >= 25 and np.ptp(tops) > 64 and np.ptp(lefts) > 64  # placed anywhere, not centred
+    masks = [M.pennet_square(256, np.random.default_rng(seed)) for seed in range(200)]
+    ratios = np.array([_ratio(m) for m in masks])
+
+    def expected(degrees: int) -> float:  # dilated side 128 + 2c, whole canvas (c * 256) resized to 256
+        c = math.cos(math.radians(degrees)) + math.sin(math.radians(degrees))
+        return ((128 + 2 * c) / (256 * c)) ** 2
+
+    assert ratios.min() >= 0.125 and ratios.max() <= 0.26
+    assert ratios.mean() == pytest.approx(np.mean([expected(a) for a in range(46)]), rel=0.03)
+    filled = [m.sum() / ((np.ptp(np.nonzero(m)[0]) + 1) * (np.ptp(np.nonzero(m)[1]) + 1)) for m in masks]
+    assert sum(f < 0.8 for f in filled) > 100  # most are rotated: they fill little of their bounding box
+    assert not np.array_equal(masks[0], masks[1])
+    with pytest.raises(InpaintlabError, match="pennet_square"):
+        M.pennet_square(64, np.random.default_rng(0), side=65)
+
+
 def test_center_square_and_circles():
     square = M.center_square(256, 128)
     expected = np.zeros((256, 256), np.uint8)
@@ -304,7 +334,8 @@ def test_real_nvidia_masks_follow_the_id_layout(tmp_path):
 # ----------------------------------------------------------------------------------------- sources
 
 
-@pytest.mark.parametrize("spec", ["strokes", "bins:1,4", "deepfill", "qd_imd", "box", "center", "circles", "mixed"])
+@pytest.mark.parametrize("spec", ["strokes", "bins:1,4", "deepfill", "qd_imd", "box", "center", "circles", "mixed",
+                                  "pennet_square"])
 def test_mask_sources_give_seeded_binary_tensors(spec):
     source = M.build_mask_source(spec, size=64, margin=4)
     assert isinstance(source, M.MaskSource) and source.size == 64

@@ -19,10 +19,12 @@ def test_the_requested_presets_exist():
     expected = {
         "msanet_psv", "msanet_celeba", "msanet_places2", "pconv_unet_places2", "srpnet_celebahq", "srpnet_dtd",
         "srpnet_facade", "srpnet_places2", "pennet_places2", "cstfnet_celebahq", "cstfnet_psv", "cstfnet_places2",
-        "unet_cicm_places2", "unet_cicm_celeba",
+        "unet_cicm_places2", "unet_cicm_celeba", "pennet_lg_places2", "srpnet_lg_places2", "msanet_lg_psv",
+        "msanet_lg_places2",
     }  # fmt: skip
     assert expected <= set(PAPER)
-    assert {f"{m}_tiny_builtin" for m in ("msanet", "srpnet", "pennet", "cstfnet", "unet_cicm", "unet15")} <= set(TINY)
+    toys = ("msanet", "srpnet", "pennet", "cstfnet", "unet_cicm", "unet15", "pennet_lg", "msanet_lg")
+    assert {f"{m}_tiny_builtin" for m in toys} <= set(TINY)
 
 
 @pytest.mark.parametrize("name", PAPER)
@@ -95,6 +97,9 @@ def test_pennet_preset_holds_the_pennet_numbers():
     assert (cfg.model.name, cfg.model.discriminator, cfg.optim.d_lr_scale, cfg.optim.d_lr) == ("pennet", "pennet", 1.0, None)
     assert (cfg.loss.gan_mode, cfg.loss.adversarial, cfg.loss.aux) == ("hinge", 0.1, {"pyramid": 0.5})
     assert (cfg.loss.hole, cfg.loss.valid, cfg.loss.adv_input) == (6, 1, "final_composite")
+    # core/dataset.py, "mask": "square": randomly placed, flipped, rotated, dilated squares; test.py: the centred one
+    assert (cfg.masks.source, cfg.masks.val_source) == ("pennet_square", "center")
+    assert all(PRESETS[f"srpnet_{d}"].masks.source == "pennet_square|strokes" for d in ("places2", "celebahq"))
 
 
 @pytest.mark.parametrize("name", ["cstfnet_celebahq", "cstfnet_psv", "cstfnet_places2"])

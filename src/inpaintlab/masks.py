@@ -12,6 +12,7 @@ nearest-resized to 256 looks like one drawn at 256; at 256 they are the publishe
   time on the inner canvas until the ratio over the whole image is >= t, restart if it overshoots hi.
 * ``random_box``: DeepFill v2 ``bbox2mask`` (a size/2 box, opposite sides shrunk alike by up to size/16).
 * ``center_square``, ``lgnet_circles``: the regular masks of LGNet Fig. 5.
+* ``pennet_square``: PEN-Net's training square (randomly placed, flipped, rotated, dilated).
 * ``qd_imd_strokes``: QD-IMD-like hand-drawn strokes (section 4.2; synthetic curves, see its docstring).
 * ``build_mask_source("mixed")``: LaMa-like mixture (section 4.4), recipe in ``_lama_mixed``.
 """
@@ -28,7 +29,7 @@ from typing import Callable, Protocol, Sequence, runtime_checkable
 import cv2
 import numpy as np
 import torch
-from PIL import Image
+from PIL import Image, ImageFilter
 from tqdm import tqdm
 
 from .errors import InpaintlabError
@@ -40,7 +41,7 @@ MASK_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
 REFERENCE_SIZE = 256
 SYNTHETIC_SET_MARKER = "inpaintlab synthetic test masks"
 _MASK_FILE = re.compile(r"^\d{5}\.png$")
-_SPECS = "strokes, bins:<k,...> (k in 0..5), deepfill, qd_imd, box, center, circles, mixed, or a folder path"
+_SPECS = "strokes, bins:<k,...> (k in 0..5), deepfill, qd_imd, box, center, pennet_square, circles, mixed, or a folder path"
 
 
 # ------------------------------------------------------------------------------------------ ratio bins
@@ -211,6 +212,32 @@ def center_square(size: int = 256, side: int = 128) -> np.ndarray:
     start = (size - side) // 2
     mask[start : start + side, start : start + side] = 1
     return mask
+
+
+def pennet_square(size: int, rng: np.random.Generator, side: int | None = None, max_angle: int = 45) -> np.ndarray:
+    """PEN-Net's training square (``core/dataset.py``, ``"mask": "square"``; every PEN-Net config). (size,size) uint8.
+
+    A ``side`` x ``side`` square (default size/2: 128 at 256) with its top-left corner uniform in
+    {0..size-side}^2, mirrored left-right with probability 1/2, rotated counter-clockwise by a uniform whole
+    number of degrees in {0..max_angle} about the image centre with the canvas enlarged to hold the whole
+    rotated image (PIL ``rotate(angle, expand=True)``, nearest), dilated by a 3x3 max filter, then
+    nearest-resized back to size x size. So a rotated square also shrinks, by 1/(cos a + sin a), and always
+    stays whole inside the image: hole ratio ((side + 2c) / (size c))^2 with c = cos a + sin a, 0.258 at 0
+    degrees and 0.13 at 45 (mean 0.165 at 256 px).
+    PEN-Net's test mask is the centred square (``center_square``); its ColorJitter on the image is not a mask.
+    """
+    side = size // 2 if side is None else side
+    if not 0 < side <= size or not 0 <= max_angle <= 360:
+        raise InpaintlabError(f"pennet_square needs 0 < side <= size ({size}) and 0 <= max_angle <= 360, "
+                              f"got side {side}, max_angle {max_angle}")
+    top, left = (int(v) for v in rng.integers(0, size - side + 1, size=2))
+    mask = np.zeros((size, size), np.uint8)
+    mask[top : top + side, left : left + side] = 255
+    if rng.random() < 0.5:
+        mask = np.ascontiguousarray(mask[:, ::-1])
+    rotated = Image.fromarray(mask).rotate(int(rng.integers(0, max_angle + 1)), expand=True)
+    dilated = rotated.filter(ImageFilter.MaxFilter(3)).resize((size, size), Image.NEAREST)
+    return (np.asarray(dilated) > 127).astype(np.uint8)
 
 
 def lgnet_circles(
@@ -529,7 +556,8 @@ def build_mask_source(spec: str, size: int = 256, margin: int = 0, rotate90: boo
     """A ``MaskSource`` from a spec string (see ``_SPECS``); masks are (1,size,size) float.
 
     "strokes": a bin chosen uniformly from the six, then ``bin_stroke_mask``; "bins:0,1": only those
-    bins; "deepfill": strokes OR box (DeepFill v2 training); "qd_imd"; "box"; "center"; "circles" (one
+    bins; "deepfill": strokes OR box (DeepFill v2 training); "qd_imd"; "box"; "center"; "pennet_square" (PEN-Net's
+    training squares, ``pennet_square``); "circles" (one
     of the four LGNet circles, uniformly); "mixed": LaMa-like (``_lama_mixed``); anything else is a
     folder (or ``.txt`` list) of masks, drawn uniformly. Specs joined by "|" draw from one part chosen uniformly per mask,
     e.g. "center|strokes" (SRPNet trains on centre squares and irregular holes). ``margin``: a border band of that many pixels is always known
@@ -576,7 +604,8 @@ def _deepfill_training(size: int, rng: np.random.Generator) -> np.ndarray:
     return np.maximum(deepfill_strokes(size, rng), random_box(size, rng))
 
 
-_GENERATORS = {"deepfill": _deepfill_training, "qd_imd": qd_imd_strokes, "box": random_box, "mixed": _lama_mixed}
+_GENERATORS = {"deepfill": _deepfill_training, "qd_imd": qd_imd_strokes, "box": random_box, "mixed": _lama_mixed,
+               "pennet_square": pennet_square}
 
 
 def _random_bin_strokes(size: int, bins: list[int], margin: int, rng: np.random.Generator) -> np.ndarray:

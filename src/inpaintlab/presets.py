@@ -176,13 +176,17 @@ def _msanet(model: str, preprocess: str) -> TrainConfig:
 # the composite, D lr = G lr, lr x 0.1 after 100k iterations (step_epochs = 100k iterations over the paper's
 # training-set size, Table 1); 150k iterations in all (chosen, the paper gives no length: the point after which
 # PEN-Net's lr never changes again; PEN-Net's own configs run 1e6 iterations, "iterations": 100e4, but our
-# "step" schedule would decay again at 200k, 300k, ..., where PEN-Net's stays at 1e-5). Training masks: 128x128
-# centre squares or the irregular stand-in, half and half ("center|strokes"), so one model serves both test
-# settings as in the paper (PEN-Net's square configs instead draw the 128x128 square at a random position,
-# flipped, rotated by 0-45 degrees and dilated by 3x3, plus ColorJitter(0.05) on the image: not reproduced).
+# "step" schedule would decay again at 200k, 300k, ..., where PEN-Net's stays at 1e-5). Training masks: PEN-Net's
+# training squares or the irregular stand-in, half and half ("pennet_square|strokes"), so one model serves both
+# test settings as in the paper (validation: the 128x128 centre square or strokes, "center|strokes").
+# ``pennet_square`` is PEN-Net's ``core/dataset.py`` square (every PEN-Net config): 128x128 at a random
+# position, flipped, rotated by 0-45 degrees (canvas enlarged, then resized back) and dilated by 3x3; SRPNet
+# builds on that code and names no training masks of its own. PEN-Net's ColorJitter(0.05) on the image is not
+# reproduced (data.py has no colour augmentation).
 # Table 5's rows are ``srpnet_<dataset>`` with ``--set model.name=pennet model.discriminator=pennet``
 # (Baseline) or ``model.name=pennet`` (+Discriminator), so they differ only in the network; ``pennet_places2``
-# is PEN-Net's own Places2 recipe instead (official batch 16), with the masks above. Pixel range: PEN-Net
+# is PEN-Net's own Places2 recipe instead (official batch 16, ``"mask": "square"``): trained on
+# ``pennet_square`` only, validated on the centre square as PEN-Net's test.py does. Pixel range: PEN-Net
 # computes hole/valid/pyramid L1 on [-1,1] images, so ``pixel_range="minus1_1"`` keeps its weights' balance
 # against the hinge term (on [0,1] the L1 terms would weigh half). Normalisation: PEN-Net divides by the
 # batch's mean hole (valid) ratio, we by each image's ("region"), equal when holes have equal areas.
@@ -194,7 +198,8 @@ _SRPNET_TRAIN_IMAGES = {"celebahq": 28_000, "dtd": 4_512, "facade": 506, "places
 _PLACES365_STANDARD_TRAIN_IMAGES = 1_803_460
 
 
-def _pyramid(model: str, discriminator: str, batch_size: int, train_images: int) -> TrainConfig:
+def _pyramid(model: str, discriminator: str, batch_size: int, train_images: int,
+             masks: MaskConfig = MaskConfig(source="pennet_square|strokes", val_source="center|strokes")) -> TrainConfig:
     """SRPNet / PEN-Net recipe: step decay after 100k iterations, 150k iterations in all."""
     steps_per_epoch = max(train_images // batch_size, 1)
     optim = OptimConfig(
@@ -204,8 +209,7 @@ def _pyramid(model: str, discriminator: str, batch_size: int, train_images: int)
     return TrainConfig(
         model=ModelConfig(name=model, discriminator=discriminator),
         data=DataConfig(root="", preprocess="resize", size=256, flip=True, num_workers=4, val_count=100),
-        masks=MaskConfig(source="center|strokes", val_source="center|strokes"),
-        loss=_PEN_LOSS, optim=optim, batch_size=batch_size, epochs=math.ceil(150_000 / steps_per_epoch),
+        masks=masks, loss=_PEN_LOSS, optim=optim, batch_size=batch_size, epochs=math.ceil(150_000 / steps_per_epoch),
         max_steps=150_000, log_every=100, image_every=2000, val_every=10000, ckpt_every=10000,
     )
 
@@ -294,6 +298,45 @@ def _with_model_kwargs(cfg: TrainConfig, kwargs: dict) -> TrainConfig:
     return dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, kwargs=dict(kwargs)))
 
 
+# --------------------------------------------------------------------------- LG refinement as a plug-in
+# LGNet Sec. IV-D / Table VIII: a backbone followed by LGNet's Net_L and Net_G_att (``<backbone>_lg``,
+# models/lg_plugin.py), trained with "their original setting" -- the backbone's preset -- plus LGNet's terms
+# on the two added stages (notes 1.7): valid 1 / hole 6 L1 on every stage (the pixel terms already apply to
+# every output; both backbones here use 1 / 6), perceptual 0.05, style 120 and TV 0.1 of comp*hole on
+# stages 2 and 3 (outputs 1 and 2), on the raw output and the composite. One LossConfig per run, so where the
+# two recipes differ in a convention the backbone's applies to every stage: MSA-Net normalises the pixel terms
+# over all pixels and computes them and VGG16 on [0,1] (``all_pixels``, ``unit``), LGNet per region and on
+# [-1,1]; PEN-Net agrees with LGNet on both (``region``, ``minus1_1``), and with no VGG terms of its own it takes
+# LGNet's VGG16 input (pool1..pool3 on [-1,1]). The discriminator is the backbone's and judges the first stage:
+# LGNet's D sees only the coarse composite (notes 1.7, trap 1) and PEN-Net's D its output's composite, so for
+# PEN-Net both recipes agree on ``first_composite``; MSA-Net's D judges its raw output (``final_raw``), which
+# in the LG model has no adv_input of its own ("first_raw" would be new in config.py/losses.py): the first
+# composite stands in for it (the D then never sees pixels outside the hole that the network got wrong).
+# One Adam for all three networks (the backbones' recipes): with equal lr and betas that is LGNet's three
+# optimisers. Data, masks, schedule, batch and discriminator: the backbone's preset. Backbones with several
+# outputs of their own (CSTFNet) need their own loss mapping and have no preset yet.
+_LG_TERMS = {"perceptual": 0.05, "style": 120.0, "tv": 0.1}  # LGNet's weights on its stages 2 and 3
+
+
+def _with_lg(backbone: TrainConfig, model: str) -> TrainConfig:
+    """The recipe of a one-output backbone preset for ``model`` (its ``_lg`` version): LGNet's terms added."""
+    loss = backbone.loss
+    own = {name: getattr(loss, name) for name in _LG_TERMS}
+    if any(own.values()) and own != _LG_TERMS:
+        raise InpaintlabError(f"{backbone.model.name}'s perceptual/style/TV weights {own} differ from LGNet's {_LG_TERMS}")
+    if any(own.values()):  # the backbone's own feature terms stay on its output (index 0), LGNet's join them
+        features = dict(feature_outputs=(0, 1, 2))
+    else:
+        features = dict(_LG_TERMS, feature_outputs=(1, 2), feature_images="raw_and_composite", vgg_input="minus1_1",
+                        vgg_layers=("pool1", "pool2", "pool3"), tv_region="hole")
+    adv_input = {"final_composite": "first_composite", "final_raw": "first_composite"}[loss.adv_input]
+    return dataclasses.replace(
+        backbone,
+        model=dataclasses.replace(backbone.model, name=model),
+        loss=dataclasses.replace(loss, adv_input=adv_input, **features),
+    )
+
+
 # ------------------------------------------------------------------------------------ CPU toy presets
 def _tiny(paper: TrainConfig, model: str, discriminator: str, d_kwargs: dict | None = None, aux: dict | None = None,
           steps: int = 40) -> TrainConfig:
@@ -320,17 +363,26 @@ PRESETS: dict[str, TrainConfig] = {
     "msanet_places2": _msanet("msanet", "scene_crop"),
     "pconv_unet_places2": _msanet("pconv_unet", "scene_crop"),
     **{f"srpnet_{name}": _pyramid("srpnet", "srpnet", 64, n) for name, n in _SRPNET_TRAIN_IMAGES.items()},
-    "pennet_places2": _pyramid("pennet", "pennet", 16, _PLACES365_STANDARD_TRAIN_IMAGES),
+    "pennet_places2": _pyramid("pennet", "pennet", 16, _PLACES365_STANDARD_TRAIN_IMAGES,
+                               MaskConfig(source="pennet_square", val_source="center")),
     "cstfnet_celebahq": _cstfnet(),
     "cstfnet_psv": _cstfnet(),
     "cstfnet_places2": _cstfnet(),
     "unet_cicm_places2": _cicm("unet_cicm", "resize"),
     "unet_cicm_celeba": _cicm("unet_cicm", "face_crop"),
 }
+PRESETS.update({  # LGNet Table VIII: PEN_LG first
+    "pennet_lg_places2": _with_lg(PRESETS["pennet_places2"], "pennet_lg"),
+    "srpnet_lg_places2": _with_lg(PRESETS["srpnet_places2"], "srpnet_lg"),
+    "msanet_lg_psv": _with_lg(PRESETS["msanet_psv"], "msanet_lg"),
+    "msanet_lg_places2": _with_lg(PRESETS["msanet_places2"], "msanet_lg"),
+})
 PRESETS.update({
     "msanet_tiny_builtin": _tiny(PRESETS["msanet_places2"], "msanet_tiny", "msanet_tiny", {"use_sigmoid": False}),
     "srpnet_tiny_builtin": _tiny(PRESETS["srpnet_places2"], "srpnet_tiny", "srpnet_tiny"),
     "pennet_tiny_builtin": _tiny(PRESETS["pennet_places2"], "pennet_tiny", "pennet", {"ndf": 8}),
+    "pennet_lg_tiny_builtin": _tiny(PRESETS["pennet_lg_places2"], "pennet_lg_tiny", "pennet", {"ndf": 8}),
+    "msanet_lg_tiny_builtin": _tiny(PRESETS["msanet_lg_psv"], "msanet_lg_tiny", "msanet_tiny", {"use_sigmoid": False}),
     "cstfnet_tiny_builtin": _tiny(PRESETS["cstfnet_places2"], "cstfnet_tiny", "cstfnet_tiny"),
     "unet_cicm_tiny_builtin": _with_model_kwargs(_tiny(PRESETS["unet_cicm_places2"], "unet_cicm_tiny", "cicm_tiny"),
                                                  _CICM_MODEL_KWARGS),

@@ -20,6 +20,7 @@ from . import msanet  # noqa: F401
 from . import srpnet  # noqa: F401
 from . import cstfnet  # noqa: F401
 from . import cicm  # noqa: F401
+from . import lg_plugin  # noqa: F401  (registers <backbone>_lg: LGNet's refinement after a backbone)
 
 __all__ = [
     "create_discriminator",
