@@ -99,6 +99,11 @@ def test_pennet_preset_holds_the_pennet_numbers():
     assert (cfg.loss.hole, cfg.loss.valid, cfg.loss.adv_input) == (6, 1, "final_composite")
     # core/dataset.py, "mask": "square": randomly placed, flipped, rotated, dilated squares; test.py: the centred one
     assert (cfg.masks.source, cfg.masks.val_source) == ("pennet_square", "center")
+    # "iterations": 100e4 with lr * 0.1 ** (min(it, niter_steady=150k) // niter=100k): one decay, never again
+    steps_per_epoch = 1_803_460 // 16
+    assert cfg.max_steps == 1_000_000 and cfg.epochs * steps_per_epoch >= 1_000_000
+    factors = [cfg.optim.lr_factor(it / steps_per_epoch) for it in (99_999, 100_001, 200_001, 999_999)]
+    assert factors[0] == 1.0 and factors[1:] == pytest.approx([0.1, 0.1, 0.1])
     assert all(PRESETS[f"srpnet_{d}"].masks.source == "pennet_square|strokes" for d in ("places2", "celebahq"))
 
 

@@ -192,7 +192,9 @@ class OptimConfig:
     separate_optimizers: one optimiser per entry of the generator's ``param_groups()`` (LGNet: G1, G2,
       G3) instead of one for all. schedule: "constant"; "linear" = ``epochs_constant`` epochs at lr then
       linear decay to 0 over ``epochs_decay`` epochs (pix2pix/LGNet); "step" = lr * gamma every
-      ``step_epochs`` epochs (a fraction allowed: iteration-based recipes). d_lr: D's learning rate;
+      ``step_epochs`` epochs (a fraction allowed: iteration-based recipes), counted only up to
+      ``step_until_epochs`` when set (PEN-Net: lr * 0.1 ** (min(it, 150k) // 100k), one decay in 1e6
+      iterations). d_lr: D's learning rate;
       None = ``lr * d_lr_scale`` (MSA-Net: 0.1). grad_clip: max global grad norm per network (None = off).
     """
 
@@ -209,11 +211,12 @@ class OptimConfig:
     step_epochs: float = 1.0
     gamma: float = 0.1
     grad_clip: float | None = None
+    step_until_epochs: float | None = None
 
     _ranges: ClassVar[dict[str, Range]] = {
         "lr": ABOVE_0, "d_lr": ABOVE_0, "d_lr_scale": ABOVE_0, "betas": FRACTION, "weight_decay": AT_LEAST_0,
         "epochs_constant": AT_LEAST_0, "epochs_decay": AT_LEAST_0, "step_epochs": ABOVE_0,
-        "gamma": Range(0, 1, lo_open=True), "grad_clip": ABOVE_0,
+        "gamma": Range(0, 1, lo_open=True), "grad_clip": ABOVE_0, "step_until_epochs": ABOVE_0,
     }
 
     def __post_init__(self) -> None:
@@ -224,7 +227,8 @@ class OptimConfig:
         if self.schedule == "linear":
             return 1.0 if epoch < self.epochs_constant else max(0.0, 1 - (epoch - self.epochs_constant) / max(self.epochs_decay, 1))
         if self.schedule == "step":
-            return self.gamma ** (epoch // self.step_epochs)
+            steps = epoch if self.step_until_epochs is None else min(epoch, self.step_until_epochs)
+            return self.gamma ** (steps // self.step_epochs)
         return 1.0
 
 

@@ -199,18 +199,20 @@ _PLACES365_STANDARD_TRAIN_IMAGES = 1_803_460
 
 
 def _pyramid(model: str, discriminator: str, batch_size: int, train_images: int,
-             masks: MaskConfig = MaskConfig(source="pennet_square|strokes", val_source="center|strokes")) -> TrainConfig:
-    """SRPNet / PEN-Net recipe: step decay after 100k iterations, 150k iterations in all."""
+             masks: MaskConfig = MaskConfig(source="pennet_square|strokes", val_source="center|strokes"),
+             iterations: int = 150_000) -> TrainConfig:
+    """SRPNet / PEN-Net recipe: one step decay after 100k iterations (PEN-Net's min(it, 150k) // 100k)."""
     steps_per_epoch = max(train_images // batch_size, 1)
     optim = OptimConfig(
         name="adam", lr=1e-4, betas=(0.5, 0.999), separate_optimizers=False, schedule="step", gamma=0.1,
-        step_epochs=100_000 / steps_per_epoch,
+        step_epochs=100_000 / steps_per_epoch, step_until_epochs=150_000 / steps_per_epoch,
     )
     return TrainConfig(
         model=ModelConfig(name=model, discriminator=discriminator),
         data=DataConfig(root="", preprocess="resize", size=256, flip=True, num_workers=4, val_count=100),
-        masks=masks, loss=_PEN_LOSS, optim=optim, batch_size=batch_size, epochs=math.ceil(150_000 / steps_per_epoch),
-        max_steps=150_000, log_every=100, image_every=2000, val_every=10000, ckpt_every=10000,
+        masks=masks, loss=_PEN_LOSS, optim=optim, batch_size=batch_size,
+        epochs=math.ceil(iterations / steps_per_epoch), max_steps=iterations,
+        log_every=100, image_every=2000, val_every=10000, ckpt_every=10000,
     )
 
 
@@ -364,7 +366,7 @@ PRESETS: dict[str, TrainConfig] = {
     "pconv_unet_places2": _msanet("pconv_unet", "scene_crop"),
     **{f"srpnet_{name}": _pyramid("srpnet", "srpnet", 64, n) for name, n in _SRPNET_TRAIN_IMAGES.items()},
     "pennet_places2": _pyramid("pennet", "pennet", 16, _PLACES365_STANDARD_TRAIN_IMAGES,
-                               MaskConfig(source="pennet_square", val_source="center")),
+                               MaskConfig(source="pennet_square", val_source="center"), iterations=1_000_000),
     "cstfnet_celebahq": _cstfnet(),
     "cstfnet_psv": _cstfnet(),
     "cstfnet_places2": _cstfnet(),
