@@ -11,7 +11,7 @@ from torch import nn
 
 from inpaintlab.bench import benchmark, count_parameters, format_report, thop_macs, true_macs
 from inpaintlab.cli import main
-from inpaintlab.types import InpaintOutput
+from inpaintlab.types import InpaintModel, InpaintOutput
 
 SIZE = 8  # image (1,3,8,8) + mask -> 4 input channels
 
@@ -20,7 +20,7 @@ class _SubConv(nn.Conv2d):
     """A Conv2d subclass: thop (exact type lookup) skips it, isinstance counting does not."""
 
 
-class Toy(nn.Module):
+class Toy(InpaintModel):
     """conv -> transposed conv (stride 2) -> BN -> tokens -> linear -> matmul + SDPA (functional)."""
 
     def __init__(self, conv_cls=nn.Conv2d):
@@ -133,7 +133,7 @@ def test_cli_bench_bad_input_is_one_line_error(tmp_path, capsys):
     assert "checkpoint not found" in capsys.readouterr().err
 
 
-class _Stacked(nn.Module):
+class _Stacked(InpaintModel):
     """A ModuleList child (never called itself) holding two convs: (1,4,8,8) -> (1,6,8,8) -> (1,2,8,8)."""
 
     def __init__(self):

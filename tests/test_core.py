@@ -11,7 +11,7 @@ import inpaintlab
 from inpaintlab import InpaintlabError, composite, create_model, list_models
 from inpaintlab.checkpoint import load_checkpoint, load_model, read_header, save_checkpoint
 from inpaintlab.models import register_model
-from inpaintlab.types import InpaintOutput, Sample, check_image_mask
+from inpaintlab.types import InpaintModel, InpaintOutput, Sample, check_image_mask
 
 
 def test_composite_takes_hole_from_pred_and_rest_from_image():
@@ -60,7 +60,7 @@ def test_registry_rejects_unknown_names_and_options():
     assert list_models("nav*") == ["navier_stokes"]
 
 
-class _Tiny(nn.Module):
+class _Tiny(InpaintModel):
     size_multiple = 1
 
     def __init__(self, width: int = 4):

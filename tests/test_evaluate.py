@@ -22,7 +22,7 @@ from inpaintlab.evaluate import BIN_SETS, compare, evaluate, evaluate_models, ma
 from inpaintlab.masks import HOLE_RATIO_BINS, MaskFolder, bin_label, bin_stroke_mask, hole_ratio, ratio_bin
 from inpaintlab.metrics import METRICS
 from inpaintlab.models import create_model
-from inpaintlab.types import InpaintOutput, composite
+from inpaintlab.types import InpaintModel, InpaintOutput, composite
 
 SIZE = 64
 METRIC_NAMES = ("l1", "psnr", "ssim")
@@ -147,7 +147,7 @@ def test_fixed_mask_sets():
         evaluate(create_model("telea"), images, "squares", progress=False)
 
 
-class _Blocky(nn.Module):
+class _Blocky(InpaintModel):
     """Needs H, W divisible by 16; predicts the per-image mean colour of the known pixels."""
 
     size_multiple = 16

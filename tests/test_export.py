@@ -16,10 +16,10 @@ from inpaintlab.checkpoint import save_checkpoint
 from inpaintlab.errors import InpaintlabError
 from inpaintlab.export import export_model
 from inpaintlab.models import create_model
-from inpaintlab.types import InpaintOutput, masked_input
+from inpaintlab.types import InpaintModel, InpaintOutput, masked_input
 
 
-class SmallConvGenerator(nn.Module):
+class SmallConvGenerator(InpaintModel):
     """A two-layer encoder/decoder with the generator contract; H and W must be multiples of 4."""
 
     size_multiple = 4

@@ -22,7 +22,7 @@ from inpaintlab.losses import (
     style_loss,
     total_variation,
 )
-from inpaintlab.types import InpaintOutput
+from inpaintlab.types import InpaintDiscriminator, InpaintOutput
 
 
 def _rand(*shape, seed=0):
@@ -107,7 +107,9 @@ def test_vgg_input_scalings():
     assert np.allclose(scale_for_vgg(x, "imagenet").numpy(), expected, atol=1e-6)
 
 
-class _PatchD(nn.Module):
+class _PatchD(InpaintDiscriminator):
+    takes_mask = False
+
     def __init__(self):
         super().__init__()
         torch.manual_seed(0)
@@ -264,7 +266,7 @@ def test_pixel_norm_all_pixels_and_l2_distance_match_numpy():
         GeneratorLoss(dataclasses.replace(cfg, pixel_norm="hole"))(out, image, mask)
 
 
-class _MaskedHeadsD(nn.Module):
+class _MaskedHeadsD(InpaintDiscriminator):
     """Two heads like SRPNet's: a conv on the image and the mean of the image over the hole, per sample."""
 
     def __init__(self):
@@ -395,3 +397,42 @@ def test_feature_images_raw_only_skips_the_composite():
     expect_comp = (comp.mean(1) - image.mean(1)).abs().mean().item()
     assert float(raw_only(out, image, mask)[1]["g/perceptual"]) == pytest.approx(expect_raw, rel=1e-6)
     assert float(both(out, image, mask)[1]["g/perceptual"]) == pytest.approx(expect_raw + expect_comp, rel=1e-6)
+
+
+# ------------------------------------------------------------- aux weights vs the model's declared aux terms
+
+
+def test_aux_weights_and_declared_terms_are_checked_both_ways():
+    from inpaintlab import create_model
+    from inpaintlab.losses import check_aux_weights
+
+    srpnet = create_model("srpnet_tiny")  # declares {"pyramid": PYRAMID}
+    check_aux_weights(srpnet, LossConfig(aux={"pyramid": 0.5}))
+    with pytest.raises(InpaintlabError, match="'typo_term'.*srpnet_tiny"):
+        check_aux_weights(srpnet, LossConfig(aux={"pyramid": 0.5, "typo_term": 5.0}))
+    with pytest.raises(InpaintlabError, match="srpnet_tiny.*'pyramid'.*loss.aux.pyramid"):
+        check_aux_weights(srpnet, LossConfig())
+    with pytest.raises(InpaintlabError, match="'typo_term'.*lgnet_tiny"):
+        check_aux_weights(create_model("lgnet_tiny"), LossConfig(aux={"typo_term": 5.0}))
+
+
+def test_the_trainer_refuses_a_weight_for_an_aux_term_no_model_returns(tmp_path):
+    from inpaintlab.presets import get_preset
+    from inpaintlab.train import Trainer
+
+    cfg = get_preset("lgnet_tiny_builtin")
+    cfg = dataclasses.replace(cfg, loss=dataclasses.replace(cfg.loss, aux={"typo_term": 5.0}))
+    with pytest.raises(InpaintlabError, match="typo_term"):
+        Trainer(cfg, tmp_path / "run")
+
+
+def test_a_declared_kind_is_enforced_and_undeclared_terms_are_refused():
+    image, mask = torch.rand(1, 3, 16, 16), torch.zeros(1, 1, 16, 16)
+    mask[..., 4:10, 4:10] = 1
+    out = InpaintOutput(pred=torch.rand(1, 3, 16, 16), aux={"extra": torch.tensor(0.3)})
+    cfg = LossConfig(aux={"extra": 1.0})
+    GeneratorLoss(cfg, aux_terms={"extra": "scalar"})(out, image, mask)
+    with pytest.raises(InpaintlabError, match="'extra' it does not declare"):
+        GeneratorLoss(cfg, aux_terms={})(out, image, mask)
+    with pytest.raises(InpaintlabError, match="declared 'pyramid'"):
+        GeneratorLoss(cfg, aux_terms={"extra": "pyramid"})(out, image, mask)

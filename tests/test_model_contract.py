@@ -34,3 +34,82 @@ def test_contract(name):
     assert out.pred.min() >= -1e-6 and out.pred.max() <= 1 + 1e-6, "pred must be in [0,1]"
     # The first thing a generator does is zero the hole: noise in the hole cannot change anything.
     assert torch.allclose(out.pred, out_noisy.pred, atol=1e-6)
+
+
+# ---------------------------------------------------------------------------------- the declared contract
+# Every registered generator declares size_multiple, trainable, exportable, training_inputs, aux_terms and
+# param_groups() (inpaintlab.types.InpaintModel). The tiny variants (and the classical fills) check each
+# declaration against what the model does in a training step.
+
+import copy  # noqa: E402
+
+from inpaintlab import InpaintlabError  # noqa: E402
+from inpaintlab.types import AUX_KINDS, PYRAMID, TRAINING_INPUTS, InpaintModel, ModelSpec  # noqa: E402
+
+SMALL = [m for m in MODELS if m.endswith("_tiny") or m in ("telea", "navier_stokes")]
+
+
+def _box(size: int, top: int, left: int, batch: int = 2) -> torch.Tensor:
+    mask = torch.zeros(batch, 1, size, size)
+    mask[..., top : top + size // 3, left : left + size // 3] = 1
+    return mask
+
+
+def _training_call(model, image, mask, extras):
+    """A deep copy of ``model`` in training mode on the batch: (copy, output) with a fixed seed."""
+    model = copy.deepcopy(model).train()
+    torch.manual_seed(1)
+    return model, model(image, mask, **extras)
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_every_registered_model_declares_its_contract(name):
+    with torch.device("meta"):  # declarations only: no weights are initialised
+        model = create_model(name)
+    assert isinstance(model, InpaintModel) and model.spec == ModelSpec(name, {}) and model.model_name == name
+    assert isinstance(model.size_multiple, int) and model.size_multiple >= 1
+    assert isinstance(model.training_inputs, frozenset) and model.training_inputs <= TRAINING_INPUTS
+    assert set(model.aux_terms.values()) <= set(AUX_KINDS)
+    assert model.exportable <= model.trainable  # only the classical fills have no graph to export
+    groups = model.param_groups()
+    assert sorted(id(p) for ps in groups.values() for p in ps) == sorted(id(p) for p in model.parameters())
+
+
+@pytest.mark.parametrize("name", SMALL)
+def test_declared_contract_matches_a_training_step(name):
+    torch.manual_seed(0)
+    model = create_model(name)
+    size = max(model.size_multiple, 64)
+    image = torch.rand(2, 3, size, size, generator=torch.Generator().manual_seed(0))
+    mask = _box(size, size // 4, size // 3)
+    if model.size_multiple > 1:  # size_multiple holds: a side off the multiple is refused clearly
+        odd = size + model.size_multiple // 2
+        with pytest.raises(InpaintlabError), torch.no_grad():
+            model.eval()(torch.rand(1, 3, odd, odd), torch.zeros(1, 1, odd, odd))
+    if not model.trainable:
+        assert not list(model.parameters()) and not model.training_inputs and not model.aux_terms
+        return
+    extras = {"mask2": _box(size, size // 2, size // 6), "target": image}
+    extras = {key: extras[key] for key in model.training_inputs}
+    trained, out = _training_call(model, image, mask, extras)
+    assert set(out.aux) == set(model.aux_terms), "declared aux terms must be exactly those returned in training"
+    loss = sum(o.mean() for o in out.outputs)
+    for term, kind in model.aux_terms.items():
+        value = out.aux[term]
+        if kind == PYRAMID:
+            assert isinstance(value, tuple) and all(v.shape[:2] == (2, 3) for v in value)
+            loss = loss + sum(v.mean() for v in value)
+        else:
+            assert isinstance(value, torch.Tensor) and value.numel() == 1
+            loss = loss + value.reshape(())
+    loss.backward()
+    starved = [n for n, p in trained.named_parameters() if p.requires_grad and p.grad is None]
+    assert not starved, f"{name}: parameters without a gradient in a training step: {starved[:5]}"
+    # Declared inputs are used: changing one changes what the model returns.
+    changed = {"mask2": _box(size, 0, 0), "target": torch.rand(image.shape, generator=torch.Generator().manual_seed(5))}
+    for key in model.training_inputs:
+        _, again = _training_call(model, image, mask, extras)
+        _, other = _training_call(model, image, mask, {**extras, key: changed[key]})
+        same = lambda a, b: all(torch.equal(a.aux[k], b.aux[k]) for k in a.aux) and torch.equal(a.pred, b.pred)  # noqa: E731
+        assert same(out, again), f"{name}: a training step is not repeatable"
+        assert not same(out, other), f"{name} declares {key!r} but does not use it"

@@ -25,7 +25,7 @@ from inpaintlab.pipeline import (
     fill_paths,
     hole_regions,
 )
-from inpaintlab.types import InpaintOutput
+from inpaintlab.types import InpaintModel, InpaintOutput
 
 from pngs import png_bytes, png_header_only
 
@@ -33,7 +33,7 @@ FILL_VALUE = 0.25  # ConstantFill predicts this everywhere; round(0.25 * 255) = 
 FILL_UINT8 = 64
 
 
-class ConstantFill(nn.Module):
+class ConstantFill(InpaintModel):
     """Predicts a constant and records every (image, mask) it is called with."""
 
     def __init__(self, size_multiple: int = 1):

@@ -17,10 +17,10 @@ from inpaintlab.config import (
 )
 from inpaintlab.models import is_model, register_discriminator, register_model
 from inpaintlab.train import Trainer
-from inpaintlab.types import InpaintOutput, masked_input
+from inpaintlab.types import SCALAR, InpaintDiscriminator, InpaintModel, InpaintOutput, masked_input
 
 
-class TwoStage(nn.Module):
+class TwoStage(InpaintModel):
     """Coarse + refine conv nets (no BatchNorm), optional dropout (draws from the global torch RNG).
 
     Registered under a leading-underscore name, so the registry-wide contract test skips it.
@@ -51,6 +51,19 @@ class TwoStage(nn.Module):
         return {"G1": list(self.g1.parameters()), "G2": list(self.g2.parameters())}
 
 
+class _PatchD(InpaintDiscriminator):
+    """A two-conv patch discriminator that ignores the mask."""
+
+    takes_mask = False
+
+    def __init__(self, ndf: int = 8):
+        super().__init__()
+        self.net = nn.Sequential(nn.Conv2d(3, ndf, 4, 2, 1), nn.LeakyReLU(0.2), nn.Conv2d(ndf, 1, 3, 1, 1))
+
+    def forward(self, image, mask=None):
+        return self.net(image)
+
+
 if not is_model("_train_two_stage"):
 
     @register_model
@@ -59,7 +72,7 @@ if not is_model("_train_two_stage"):
 
     @register_discriminator
     def _train_patch_d(ndf: int = 8) -> nn.Module:
-        return nn.Sequential(nn.Conv2d(3, ndf, 4, 2, 1), nn.LeakyReLU(0.2), nn.Conv2d(ndf, 1, 3, 1, 1))
+        return _PatchD(ndf)
 
 
 def tiny_config(**changes) -> TrainConfig:
@@ -284,10 +297,12 @@ def test_lgnet_gets_one_optimiser_per_subnetwork(tmp_path):
     assert set().union(*(owned[n] for n in ("G1", "G2", "G3"))) == {id(p) for p in trainer.generator.parameters()}
 
 
-class SiameseRecorder(nn.Module):
+class SiameseRecorder(InpaintModel):
     """Declares ``mask2`` and ``target``: records what the trainer passes and returns aux terms built from them."""
 
     size_multiple = 1
+    training_inputs = frozenset({"mask2", "target"})
+    aux_terms = {"pair": SCALAR, "truth": SCALAR}
 
     def __init__(self):
         super().__init__()

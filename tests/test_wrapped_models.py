@@ -12,8 +12,10 @@ from inpaintlab.train import Trainer, training_inputs
 
 
 def test_training_inputs_look_through_compile():
-    for name, expected in (("cstfnet_tiny", ("mask2",)), ("unet_cicm_tiny", ("target",)), ("lgnet_tiny", ())):
-        model = create_model(name)
+    cases = (("cstfnet_tiny", {}, ("mask2",)), ("unet_cicm_tiny", {"ratio_target": "difference"}, ("target",)),
+             ("unet_cicm_tiny", {}, ()), ("lgnet_tiny", {}, ()))
+    for name, kwargs, expected in cases:
+        model = create_model(name, **kwargs)
         assert training_inputs(model) == expected
         assert training_inputs(torch.compile(model)) == expected  # compiled lazily: no compile cost here
 

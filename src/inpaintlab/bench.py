@@ -26,6 +26,7 @@ from torch import Tensor, nn
 from torch.utils.flop_counter import FlopCounterMode, sdpa_flop_count
 
 from .errors import InpaintlabError
+from .types import contract_of
 
 _THOP_CONV = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
 _THOP_CONVT = (nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)
@@ -190,7 +191,7 @@ def gpu_stats(model: nn.Module, size: int, batch: int = 1, repeats: int = 10, wa
 def benchmark(model: nn.Module, *, size: int = 256, batch: int = 1, repeats: int = 10, warmup: int = 2,
               device: str = "cpu", throughput_batch: int = 16, exact_thop_types: bool = False) -> dict[str, Any]:
     """Full cost report of ``model`` (module docstring); device "cuda" adds ``gpu`` (latency, throughput, memory)."""
-    multiple = getattr(model, "size_multiple", 1)
+    multiple = contract_of(model).size_multiple
     if size < 1 or size % multiple:
         raise InpaintlabError(f"--size must be a positive multiple of {multiple} for this model, got {size}")
     if batch < 1 or repeats < 1 or warmup < 0:
@@ -202,7 +203,7 @@ def benchmark(model: nn.Module, *, size: int = 256, batch: int = 1, repeats: int
     model = model.cpu().eval()
     image, mask = bench_inputs(size, 1)
     report = {
-        "model": getattr(model, "model_name", type(model).__name__),
+        "model": contract_of(model).model_name,
         "size": size,
         "params": count_parameters(model),
         "true_macs": true_macs(model, image, mask),

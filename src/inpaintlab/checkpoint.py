@@ -32,6 +32,7 @@ from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
 from .errors import InpaintlabError
+from .types import ModelSpec
 
 FORMAT = "inpaintlab-checkpoint"
 VERSION = 1
@@ -256,12 +257,10 @@ def load_model(path: str | Path, device: str | torch.device = "cpu", ema: bool =
     from .models import create_model
 
     tensors, header = load_checkpoint(path, device, prefixes=("generator_ema", "generator") if ema else ("generator",))
-    spec = header.get("model") or {}
-    if "name" not in spec:
-        raise InpaintlabError(f"{path}: checkpoint header names no model")
-    model = create_model(spec["name"], **spec.get("kwargs", {}))
+    spec = ModelSpec.from_header(header.get("model"), str(path))  # the layout every checkpoint has used
+    model = create_model(spec.name, **spec.kwargs)
     state = sub_state(tensors, "generator_ema") if ema else {}
-    load_weights(model, state or sub_state(tensors, "generator"), f"{path}: weights", spec["name"])
+    load_weights(model, state or sub_state(tensors, "generator"), f"{path}: weights", spec.name)
     model.checkpoint_header = header
     return model.to(device).eval()
 

@@ -42,7 +42,7 @@ from tqdm import tqdm
 from .errors import InpaintlabError
 from .masks import HOLE_RATIO_BINS, MaskFolder, bin_stroke_mask, center_square, lgnet_circles
 from .metrics import MetricTracker
-from .types import composite
+from .types import composite, contract_of
 
 MASK_SETS = ("bins", "center", "circles")
 MaskGetter = Callable[[int], Tensor]
@@ -155,7 +155,7 @@ def _as_mask_tensor(mask: np.ndarray) -> Tensor:
 
 def _padded_forward(model: nn.Module, image: Tensor, mask: Tensor) -> Tensor:
     """model(image, mask).pred with H, W padded up to ``model.size_multiple`` and cropped back."""
-    multiple = getattr(model, "size_multiple", 1)
+    multiple = contract_of(model).size_multiple
     h, w = image.shape[-2:]
     ph, pw = (-h) % multiple, (-w) % multiple
     if ph or pw:
@@ -204,7 +204,7 @@ def evaluate(model: nn.Module, images: Dataset, masks: str | MaskFolder = "bins"
     model = model.to(device).eval()
     tracker = MetricTracker(metrics=tuple(metrics), bins=bins, feature_weights=feature_weights)
     cached: tuple[int, Any] = (-1, None)
-    bar = tqdm(total=len(mine), desc=f"eval {getattr(model, 'model_name', '')}", disable=not progress or rank)
+    bar = tqdm(total=len(mine), desc=f"eval {contract_of(model).model_name}", disable=not progress or rank)
     with torch.no_grad():
         for start in range(0, len(mine), batch_size):
             batch = mine[start:start + batch_size]
@@ -236,8 +236,8 @@ def evaluate(model: nn.Module, images: Dataset, masks: str | MaskFolder = "bins"
     report = {
         "settings": {
             **(settings or {}),
-            "model": getattr(model, "model_name", type(model).__name__),
-            "model_kwargs": getattr(model, "model_kwargs", {}),
+            "model": contract_of(model).model_name,
+            "model_kwargs": contract_of(model).model_kwargs,
             "images": {"count": n_images, "size": size, "preparation": dataset_preparation(images)},
             "masks": mask_info,
             "protocol": "image i paired with mask (i mod n) of each mask group; metrics on the composite, "

@@ -19,6 +19,7 @@ from torch import Tensor, nn
 
 from .bench import bench_inputs
 from .errors import InpaintlabError
+from .types import contract_of
 
 FORMATS = ("onnx", "torchscript")
 
@@ -55,13 +56,13 @@ def export_model(
     """
     if fmt not in FORMATS:
         raise InpaintlabError(f"unknown export format {fmt!r}; expected one of {', '.join(FORMATS)}")
-    if not getattr(model, "trainable", True):
-        name = getattr(model, "model_name", type(model).__name__)
-        raise InpaintlabError(f"{name} is a classical (OpenCV) model with no tensor graph; it cannot be exported")
+    contract = contract_of(model)
+    if not contract.exportable:
+        raise InpaintlabError(f"{contract.model_name} is a classical (OpenCV) model with no tensor graph; it cannot be exported")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     wrapper = PredictionOnly(model.cpu().eval()).eval()
-    inputs = example_inputs(size, int(getattr(model, "size_multiple", 1)))
+    inputs = example_inputs(size, contract.size_multiple)
     with torch.no_grad(), warnings.catch_warnings():
         warnings.filterwarnings("ignore", category=DeprecationWarning)
         warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)  # shape checks, documented above

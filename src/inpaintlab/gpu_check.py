@@ -427,7 +427,7 @@ def _distributed_probe(device: str, probe_model: str) -> dict[str, Any]:
     torch.manual_seed(0)
     model = create_model(probe_model).to(dev)
     ddp = DistributedDataParallel(model, device_ids=[local_rank] if device == "cuda" else None)
-    image, mask = bench_inputs(max(getattr(model, "size_multiple", 1), 64), 2, dev)
+    image, mask = bench_inputs(max(model.size_multiple, 64), 2, dev)
     loss = (ddp(image, mask).pred - image).abs().mean()
     loss.backward()
     grads = [p.grad for p in model.parameters() if p.grad is not None]

@@ -7,7 +7,7 @@ by ``LossConfig.adv_input``, and ``InpaintOutput.aux`` terms are weighted by nam
 is, a tuple of coarser images (``aux["pyramid"]``, coarsest first) gets ``pyramid_l1`` against the
 downsampled ground truth.
 
-Discriminators are called ``D(image, mask)`` when their ``forward`` declares a second parameter (the
+Discriminators are called ``D(image, mask)`` when they declare ``takes_mask`` (``InpaintDiscriminator``; the
 SRPNet local D crops the hole), else ``D(image)``; a D may return one logits map or a list of them
 (SRPNet global + local), and every GAN term is the mean over that list.
 
@@ -24,16 +24,15 @@ MSA-Net (official MANet, implementation-notes 2.1) differs by options only: ``pi
 
 from __future__ import annotations
 
-import inspect
+from typing import Mapping
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torch.nn.parallel import DistributedDataParallel
 
 from .config import LossConfig
 from .errors import InpaintlabError
-from .types import InpaintOutput, composite
+from .types import AUX_KINDS, PYRAMID, SCALAR, InpaintModel, InpaintOutput, composite, discriminator_contract
 
 _IMAGENET_MEAN = (0.485, 0.456, 0.406)
 _IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -170,10 +169,9 @@ def adversarial_images(adv_input: str, out: InpaintOutput, image: Tensor, mask: 
 def discriminator_logits(discriminator: nn.Module, image: Tensor, mask: Tensor) -> list[Tensor]:
     """D's logits maps for (B,3,H,W) ``image`` as a list: ``D(image, mask)`` if D's forward takes a mask.
 
-    ``discriminator`` may be DDP-wrapped; the wrapped module's ``forward`` signature decides.
+    ``discriminator`` may be DDP-wrapped; the wrapped module's declared ``takes_mask`` decides.
     """
-    module = discriminator.module if isinstance(discriminator, DistributedDataParallel) else discriminator
-    takes_mask = len(inspect.signature(module.forward).parameters) >= 2
+    takes_mask = discriminator_contract(discriminator).takes_mask
     logits = discriminator(image, mask) if takes_mask else discriminator(image)
     return list(logits) if isinstance(logits, (list, tuple)) else [logits]
 
@@ -203,6 +201,41 @@ def _pixel_range(name: str):
 # ------------------------------------------------------------------------------------------- modules
 
 
+def aux_kind(name: str, value, declared: Mapping[str, str] | None) -> str:
+    """The kind of aux entry ``name``: the declared one (checked against the value), else inferred."""
+    is_tuple = isinstance(value, (tuple, list))
+    if declared is None:
+        return PYRAMID if is_tuple else SCALAR
+    if name not in declared:
+        raise InpaintlabError(f"the model returns aux term {name!r} it does not declare (aux_terms: "
+                              f"{', '.join(sorted(declared)) or 'none'})")
+    kind = declared[name]
+    if is_tuple != (kind == PYRAMID):
+        raise InpaintlabError(f"aux term {name!r} is declared {kind!r} but the model returned a {type(value).__name__}")
+    return kind
+
+
+def check_aux_weights(model: InpaintModel, cfg: LossConfig) -> None:
+    """Loss weights and the model's declared ``aux_terms`` must match in both directions.
+
+    Raises ``InpaintlabError`` naming the model and the term: a weight for a term the model never returns
+    (a typo, or a preset for another model), or a declared term without a weight (``--set loss.aux.NAME=W``).
+    """
+    name, declared = model.model_name, dict(model.aux_terms)
+    bad_kinds = sorted(k for k, kind in declared.items() if kind not in AUX_KINDS)
+    if bad_kinds:
+        raise InpaintlabError(f"model {name!r} declares aux term {bad_kinds[0]!r} of unknown kind "
+                              f"{declared[bad_kinds[0]]!r}; kinds: {', '.join(AUX_KINDS)}")
+    unused = sorted(set(cfg.aux) - set(declared))
+    if unused:
+        raise InpaintlabError(f"loss.aux weights {unused[0]!r} but model {name!r} returns no such aux term (it declares: "
+                              f"{', '.join(sorted(declared)) or 'none'}); remove it or fix the name")
+    missing = sorted(set(declared) - set(cfg.aux))
+    if missing:
+        raise InpaintlabError(f"model {name!r} returns aux term {missing[0]!r} ({declared[missing[0]]}) but loss.aux "
+                              f"has no weight for it: --set loss.aux.{missing[0]}=W")
+
+
 class GeneratorLoss(nn.Module):
     """Total generator objective ``(total, logs)`` from ``(out, image, mask)``.
 
@@ -213,9 +246,13 @@ class GeneratorLoss(nn.Module):
     logs: detached scalar tensors named ``g/<term>``, ``g/aux/<name>`` and ``g/total``.
     """
 
-    def __init__(self, cfg: LossConfig, discriminator: nn.Module | None = None, features: nn.Module | None = None):
+    def __init__(self, cfg: LossConfig, discriminator: nn.Module | None = None, features: nn.Module | None = None,
+                 aux_terms: Mapping[str, str] | None = None):
         super().__init__()
         self.cfg = cfg
+        # aux_terms: the generator's declared ``{name: kind}`` (the trainer passes it); None infers each kind
+        # from the value (a tuple is a pyramid), for a loss used on its own.
+        self.aux_terms = None if aux_terms is None else dict(aux_terms)
         if cfg.adversarial > 0 and discriminator is None:
             raise InpaintlabError(
                 "loss.adversarial > 0 needs a discriminator: set model.discriminator=NAME or loss.adversarial=0"
@@ -253,7 +290,8 @@ class GeneratorLoss(nn.Module):
                 raise InpaintlabError(
                     f"model returns aux term {name!r} but loss.aux has no weight for it: --set loss.aux.{name}=W"
                 )
-            if isinstance(value, (tuple, list)):  # coarser-scale images, e.g. SRPNet's pyramid outputs
+            kind = aux_kind(name, value, self.aux_terms)
+            if kind == PYRAMID:  # coarser-scale images, e.g. SRPNet's pyramid outputs
                 value = pyramid_l1(tuple(to_range(v) for v in value), target, cfg.pyramid_downsample)
             if value.numel() != 1:
                 raise ValueError(f"aux term {name!r} must be a scalar loss, got shape {tuple(value.shape)}")
@@ -326,6 +364,8 @@ __all__ = [
     "DiscriminatorLoss",
     "GeneratorLoss",
     "adversarial_images",
+    "aux_kind",
+    "check_aux_weights",
     "discriminator_adversarial",
     "discriminator_logits",
     "generator_adversarial",

@@ -39,6 +39,7 @@ from PIL import Image, ImageOps
 from torch import Tensor, nn
 
 from .errors import InpaintlabError
+from .types import contract_of
 
 STRATEGIES = ("pad", "resize", "crop")
 DEFAULT_TRAIN_SIZE = 256
@@ -188,7 +189,7 @@ class InpaintPipeline:
         self.model = model.to(device).eval()
         self.device = torch.device(device)
         self.strategy = _check_strategy(strategy or _card(model).get("default_strategy") or "pad")
-        self.size_multiple = int(getattr(model, "size_multiple", 1))
+        self.size_multiple = int(contract_of(model).size_multiple)
         self.train_size = int(train_size or _header_train_size(model) or DEFAULT_TRAIN_SIZE)
         self.max_side = int(max_side or self.train_size)
         self.crop_margin = self.train_size // 4 if crop_margin is None else int(crop_margin)
@@ -460,12 +461,12 @@ def _check_strategy(strategy: str) -> str:
 
 def _card(model: nn.Module) -> dict:
     """The model card of shipped weights (``pretrained.py``), or {}."""
-    return (getattr(model, "checkpoint_header", None) or {}).get("card") or {}
+    return (contract_of(model).checkpoint_header or {}).get("card") or {}
 
 
 def _header_train_size(model: nn.Module) -> int | None:
     """The side a model works at: a shipped card's ``inference_size``, else the checkpoint's training size."""
-    header = getattr(model, "checkpoint_header", None) or {}
+    header = contract_of(model).checkpoint_header or {}
     size = header.get("inference_size") or ((header.get("config") or {}).get("data") or {}).get("size")
     return int(size) if isinstance(size, int) and size > 0 else None
 

@@ -24,6 +24,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from .errors import InpaintlabError
+from .types import ModelSpec, contract_of
 
 WEIGHTS_DIR = Path(__file__).parent / "weights"
 DEFAULT_MODEL = "lgnet_compact"  # the shipped default: fill, serve, the pipeline and the demo use it
@@ -56,7 +57,7 @@ def load_pretrained_weights(model: nn.Module, name: str) -> nn.Module:
     from .checkpoint import load_weights
 
     card = model_card(name)
-    kwargs = dict(getattr(model, "model_kwargs", {}))
+    kwargs = contract_of(model).model_kwargs
     if kwargs != card["model"]["kwargs"]:
         raise InpaintlabError(f"pretrained {name} was trained with options {card['model']['kwargs']}; got {kwargs}")
     state = load_file(str(WEIGHTS_DIR / f"{name}.safetensors"))
@@ -77,13 +78,14 @@ def write_pretrained(checkpoint: str | Path, out_dir: str | Path, card: dict[str
 
     tensors, header = load_checkpoint(checkpoint, prefixes=("generator_ema", "generator"))
     state = sub_state(tensors, "generator_ema") or sub_state(tensors, "generator")
-    name = header["model"]["name"]
+    spec = ModelSpec.from_header(header.get("model"), str(checkpoint))
+    name = spec.name
     half = {k: (v.half() if v.is_floating_point() else v).contiguous() for k, v in state.items()}
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     weights, card_path = out_dir / f"{name}.safetensors", out_dir / f"{name}.json"
     save_file(half, str(weights))
-    full = {"format": CARD_FORMAT, "model": header["model"], "step": header["step"],
+    full = {"format": CARD_FORMAT, "model": spec.to_header(), "step": header["step"],
             "weights": {"file": weights.name, "dtype": "float16", "ema": bool(sub_state(tensors, "generator_ema"))},
             **card}
     card_path.write_text(json.dumps(full, indent=2) + "\n")

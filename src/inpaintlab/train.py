@@ -20,7 +20,6 @@ each and counted in ``summary.json``.
 from __future__ import annotations
 
 import copy
-import inspect
 import math
 import os
 import random
@@ -42,10 +41,10 @@ from .config import TrainConfig, to_dict
 from .data import collate_samples, worker_errors_in_one_line
 from .errors import InpaintlabError
 from .evaluate import image_grid, strict_json
-from .losses import DiscriminatorLoss, GeneratorLoss
+from .losses import DiscriminatorLoss, GeneratorLoss, check_aux_weights
 from .models import create_discriminator, create_model
 from .run_folder import choose_start, finish, prepare, report_skipped_images
-from .types import composite
+from .types import TRAINING_INPUTS, composite, contract_of
 
 _AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -60,15 +59,11 @@ def _setup_distributed(device: str) -> tuple[int, int, int]:
 
 
 def training_inputs(model: nn.Module) -> tuple[str, ...]:
-    """The optional training inputs ``model.forward`` declares beyond (image, mask): "mask2", "target".
+    """The extra training inputs the generator declares (``InpaintModel.training_inputs``), sorted.
 
-    A ``torch.compile``d or DDP-wrapped generator is looked through to the model it wraps (their own
-    ``forward`` takes ``*args, **kwargs`` and would hide the inputs).
+    A ``torch.compile``d or DDP-wrapped generator is looked through to the model it wraps.
     """
-    while isinstance(model, DistributedDataParallel) or hasattr(model, "_orig_mod"):
-        model = model.module if isinstance(model, DistributedDataParallel) else model._orig_mod
-    params = inspect.signature(model.forward).parameters
-    return tuple(name for name in ("mask2", "target") if name in params)
+    return tuple(sorted(contract_of(model).training_inputs))
 
 
 class Trainer:
@@ -93,9 +88,15 @@ class Trainer:
             torch.cuda.set_device(self.device)
         torch.manual_seed(cfg.seed)  # identical initialisation on every rank
         self.generator = create_model(cfg.model.name, **cfg.model.kwargs).to(self.device)
-        if not getattr(self.generator, "trainable", True) or not any(p.requires_grad for p in self.generator.parameters()):
+        contract = contract_of(self.generator)
+        if not contract.trainable or not any(p.requires_grad for p in self.generator.parameters()):
             raise InpaintlabError(f"model {cfg.model.name!r} has no trainable parameters; pick a network model")
-        self.extra_inputs, self.discriminator = training_inputs(self.generator), None
+        unknown = sorted(contract.training_inputs - TRAINING_INPUTS)
+        if unknown:
+            raise InpaintlabError(f"model {cfg.model.name!r} declares training input {unknown[0]!r}; the trainer supplies "
+                                  f"only {', '.join(sorted(TRAINING_INPUTS))}")
+        check_aux_weights(contract, cfg.loss)  # both directions: a weight per declared term, a term per weight
+        self.extra_inputs, self.discriminator = training_inputs(contract), None
         if cfg.model.discriminator:
             self.discriminator = create_discriminator(cfg.model.discriminator, **cfg.model.discriminator_kwargs).to(self.device)
         if cfg.init_from and not resume:  # fine-tuning: weights from a checkpoint, fresh optimisers, step 0
@@ -104,7 +105,7 @@ class Trainer:
                 if module is not None and sub_state(tensors, prefix):
                     load_weights(module, sub_state(tensors, prefix), f"{cfg.init_from}: {prefix} weights", cfg.model.name)
         self.ema = copy.deepcopy(self.generator).requires_grad_(False) if cfg.ema_decay else None
-        self.g_loss = GeneratorLoss(cfg.loss, self.discriminator).to(self.device)  # G step: plain D, frozen
+        self.g_loss = GeneratorLoss(cfg.loss, self.discriminator, aux_terms=contract.aux_terms).to(self.device)  # G step: plain D, frozen
         self.d_loss = DiscriminatorLoss(cfg.loss)
         ids = [self.device.index] if self.device.type == "cuda" else None
         wrap = lambda m: m if self.world == 1 or m is None else DistributedDataParallel(m, device_ids=ids)  # noqa: E731
@@ -152,7 +153,7 @@ class Trainer:
         """One optimiser per generator ``param_groups()`` entry (or one for all) + one for D, each with LambdaLR."""
         o = self.cfg.optim
         opt_class = torch.optim.AdamW if o.name == "adamw" else torch.optim.Adam
-        groups = getattr(self.generator, "param_groups", lambda: {"generator": self.generator.parameters()})()
+        groups = contract_of(self.generator).param_groups()
         groups = {name: [p for p in params if p.requires_grad] for name, params in groups.items()}
         trainable = [p for p in self.generator.parameters() if p.requires_grad]
         if sorted(id(p) for ps in groups.values() for p in ps) != sorted(map(id, trainable)):
@@ -336,7 +337,7 @@ class Trainer:
         if not self.is_main:
             return path
         header = {
-            "model": {"name": self.cfg.model.name, "kwargs": dict(self.cfg.model.kwargs)},
+            "model": contract_of(self.generator).spec.to_header(),
             "discriminator": {"name": self.cfg.model.discriminator, "kwargs": dict(self.cfg.model.discriminator_kwargs)},
             "config": to_dict(self.cfg),
             "step": self.step, "epoch": self.epoch, "batch_index": self.batch_index, "world_size": self.world,

@@ -7,9 +7,11 @@ with **1 = hole** (missing) and 0 = known.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from types import MappingProxyType
+from typing import Any, Mapping, NamedTuple
 
-from torch import Tensor
+from torch import Tensor, nn
+from torch.nn.parallel import DistributedDataParallel
 
 from .errors import InpaintlabError
 
@@ -35,17 +37,128 @@ class InpaintOutput:
 
     pred: (B,3,H,W) final prediction in [0,1] (not composited).
     stages: intermediate predictions (B,3,H,W) in [0,1], coarse first (e.g. LGNet: (coarse, local)).
-    aux: model-specific named training terms (scalars or tensors), weighted by name in ``LossConfig``.
+    aux: model-specific named training terms, weighted by name in ``LossConfig``: a scalar loss (kind
+    ``SCALAR``) or a tuple of coarser-scale (B,3,h,w) images (kind ``PYRAMID``), as the model's
+    ``aux_terms`` declares.
     """
 
     pred: Tensor
     stages: tuple[Tensor, ...] = ()
-    aux: dict[str, Tensor] = field(default_factory=dict)
+    aux: dict[str, Tensor | tuple[Tensor, ...]] = field(default_factory=dict)
 
     @property
     def outputs(self) -> tuple[Tensor, ...]:
         """All predictions in order: ``(*stages, pred)``."""
         return (*self.stages, self.pred)
+
+
+SCALAR = "scalar"  # aux kind: a scalar loss term, weighted as is
+PYRAMID = "pyramid"  # aux kind: a tuple of coarser-scale images, coarsest first, scored by ``pyramid_l1``
+AUX_KINDS = (SCALAR, PYRAMID)
+TRAINING_INPUTS = frozenset({"mask2", "target"})  # extra inputs a sample can carry beyond (image, mask)
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """What the registry built: a registered ``name`` and the ``kwargs`` given to its factory.
+
+    Checkpoints store it as the header's ``"model": {"name", "kwargs"}`` (``to_header``/``from_header``).
+    """
+
+    name: str
+    kwargs: Mapping[str, Any] = field(default_factory=dict)
+
+    def to_header(self) -> dict[str, Any]:
+        return {"name": self.name, "kwargs": dict(self.kwargs)}
+
+    @classmethod
+    def from_header(cls, header: Mapping[str, Any], where: str = "checkpoint") -> "ModelSpec":
+        """Read a header's ``"model"`` entry (``{"name", "kwargs"}``, the layout every checkpoint has used)."""
+        if not isinstance(header, Mapping) or not isinstance(header.get("name"), str):
+            raise InpaintlabError(f"{where}: header names no model (expected \"model\": {{\"name\", \"kwargs\"}})")
+        kwargs = header.get("kwargs") or {}
+        if not isinstance(kwargs, Mapping):
+            raise InpaintlabError(f"{where}: model kwargs must be a mapping, got {type(kwargs).__name__}")
+        return cls(header["name"], dict(kwargs))
+
+
+class InpaintModel(nn.Module):
+    """The generator contract, declared (DESIGN.md, Models). Every registered generator derives from it.
+
+    ``forward(image (B,3,H,W) [0,1], mask (B,1,H,W) 1 = hole, **extras) -> InpaintOutput``; the engine reads:
+      ``size_multiple``   H and W must be multiples of it (the pipeline and evaluation pad).
+      ``trainable``       False for classical fills: nothing to train.
+      ``exportable``      whether ``export.py`` can trace it (False for OpenCV fills).
+      ``training_inputs`` frozenset of the extra keyword inputs (``TRAINING_INPUTS``) the model uses in
+                          training; the trainer passes exactly these (``target`` = the ground-truth image).
+      ``aux_terms``       ``{name: kind}`` of the ``InpaintOutput.aux`` entries it returns in training mode
+                          (kinds ``SCALAR``, ``PYRAMID``); loss weights are checked against it both ways.
+      ``param_groups()``  named parameter groups (one optimiser each with ``separate_optimizers``).
+      ``spec``            the registry's ``ModelSpec`` (None for a model built by hand).
+      ``checkpoint_header`` the header of the checkpoint or shipped weights it was loaded from, or None.
+    Instance values (set in ``__init__``) override these class defaults where options change them.
+    """
+
+    size_multiple: int = 1
+    trainable: bool = True
+    exportable: bool = True
+    training_inputs: frozenset[str] = frozenset()
+    aux_terms: Mapping[str, str] = MappingProxyType({})
+    spec: ModelSpec | None = None
+    checkpoint_header: dict[str, Any] | None = None
+
+    def param_groups(self) -> dict[str, list[nn.Parameter]]:
+        return {"generator": list(self.parameters())}
+
+    @property
+    def model_name(self) -> str:
+        return self.spec.name if self.spec is not None else type(self).__name__
+
+    @property
+    def model_kwargs(self) -> dict[str, Any]:
+        return dict(self.spec.kwargs) if self.spec is not None else {}
+
+
+class InpaintDiscriminator(nn.Module):
+    """The discriminator contract: ``forward(image, mask=None)`` -> logits map or a list of maps.
+
+    ``takes_mask``: whether the loss passes the (B,1,H,W) mask (a local discriminator crops the hole with it).
+    """
+
+    takes_mask: bool = True
+
+
+def contract_of(model: nn.Module) -> InpaintModel:
+    """The ``InpaintModel`` behind ``model``, looking through DDP and ``torch.compile`` wrappers.
+
+    Raises ``InpaintlabError`` for a module that does not declare the contract.
+    """
+    seen = model
+    while not isinstance(model, InpaintModel):
+        if isinstance(model, DistributedDataParallel):
+            model = model.module
+        elif isinstance(model, nn.Module) and "_orig_mod" in model._modules:  # torch.compile's OptimizedModule
+            model = model._modules["_orig_mod"]
+        else:
+            raise InpaintlabError(
+                f"{type(seen).__name__} does not declare the inpainting model contract: derive it from "
+                "inpaintlab.types.InpaintModel (size_multiple, trainable, exportable, training_inputs, aux_terms)"
+            )
+    return model
+
+
+def discriminator_contract(module: nn.Module) -> InpaintDiscriminator:
+    """The ``InpaintDiscriminator`` behind ``module`` (DDP / compile looked through), else ``InpaintlabError``."""
+    seen = module
+    while not isinstance(module, InpaintDiscriminator):
+        if isinstance(module, DistributedDataParallel):
+            module = module.module
+        elif isinstance(module, nn.Module) and "_orig_mod" in module._modules:
+            module = module._modules["_orig_mod"]
+        else:
+            raise InpaintlabError(f"{type(seen).__name__} does not declare the discriminator contract: derive it "
+                                  "from inpaintlab.types.InpaintDiscriminator (takes_mask)")
+    return module
 
 
 def composite(pred: Tensor, image: Tensor, mask: Tensor) -> Tensor:
@@ -90,4 +203,5 @@ def masked_input(image: Tensor, mask: Tensor) -> Tensor:
     return image * (1 - mask)
 
 
-__all__ = ["Sample", "InpaintOutput", "composite", "check_image_mask", "check_size_multiple", "masked_input"]
+__all__ = ["Sample", "InpaintOutput", "InpaintModel", "InpaintDiscriminator", "ModelSpec", "SCALAR", "PYRAMID",
+           "AUX_KINDS", "TRAINING_INPUTS", "contract_of", "discriminator_contract", "composite", "check_image_mask", "check_size_multiple", "masked_input"]

@@ -1,8 +1,9 @@
 """Registered generators and discriminators (one file per method).
 
-Model attributes read by the tools (optional, with defaults):
-  ``size_multiple`` (int, default 1): H and W must be multiples of it (the pipeline pads).
-  ``trainable`` (bool, default True): False for classical baselines (no parameters to train).
+Every generator derives from ``inpaintlab.types.InpaintModel`` and declares its contract there
+(``size_multiple``, ``trainable``, ``exportable``, ``training_inputs``, ``aux_terms``, ``param_groups()``);
+every discriminator derives from ``InpaintDiscriminator`` (``takes_mask``). The registry checks this and
+records what it built as ``model.spec`` (``ModelSpec(name, kwargs)``), which checkpoints store.
 """
 
 from ._registry import (

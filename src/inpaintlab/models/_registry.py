@@ -14,6 +14,7 @@ from typing import Callable
 from torch import nn
 
 from ..errors import InpaintlabError
+from ..types import InpaintDiscriminator, InpaintModel, ModelSpec
 
 _GENERATORS: dict[str, Callable[..., nn.Module]] = {}
 _DISCRIMINATORS: dict[str, Callable[..., nn.Module]] = {}
@@ -51,8 +52,10 @@ def _create(table: dict, kind: str, name: str, kwargs: dict) -> nn.Module:
                 f"{kind} {name!r} has no option {unknown[0]!r}; it accepts: {', '.join(params) or 'none'}"
             )
     model = fn(**kwargs)
-    model.model_name = name
-    model.model_kwargs = dict(kwargs)
+    base = InpaintModel if kind == "model" else InpaintDiscriminator
+    if not isinstance(model, base):
+        raise InpaintlabError(f"{kind} factory {name!r} returned a {type(model).__name__}, not an {base.__name__}")
+    model.spec = ModelSpec(name, dict(kwargs))  # the one record of what was built; checkpoints store it
     return model
 
 

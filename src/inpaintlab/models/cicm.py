@@ -58,13 +58,13 @@ from torch import Tensor, nn
 
 from ..errors import InpaintlabError
 from ..layers.memory import CICMBlock
-from ..types import InpaintOutput, check_image_mask, masked_input
+from ..types import SCALAR, InpaintModel, InpaintOutput, check_image_mask, masked_input
 from ._registry import register_model
 from .lgnet import LGNet, unet_width
 from .msanet import PConvUNet
 
 
-class MemoryAugmented(nn.Module):
+class MemoryAugmented(InpaintModel):
     """A generator whose layer ``site`` (a submodule of ``backbone``) is followed by a ``CICMBlock``.
 
     ``forward(image (B,3,H,W) [0,1], mask (B,1,H,W) 1 = hole, target=None)`` -> the backbone's
@@ -77,6 +77,12 @@ class MemoryAugmented(nn.Module):
         self.backbone = backbone
         self.cicm = CICMBlock(channels, **cicm_options)
         self.size_multiple = backbone.size_multiple
+        cicm, memory_mode = self.cicm, self.cicm.memory.memory_mode
+        # ratio_target="difference" measures the ratio against the ground truth: training needs it.
+        self.training_inputs = backbone.training_inputs | ({"target"} if cicm.ratio_target == "difference" else set())
+        terms = {"ratio": cicm.ratio is not None, "inter": cicm.use_inter and memory_mode != "merged",
+                 "intra": cicm.use_intra and memory_mode != "anchors_only"}
+        self.aux_terms = {**backbone.aux_terms, **{name: SCALAR for name, on in terms.items() if on}}
         self._call: dict | None = None  # the mask/target of the forward in progress, read by the hook
         site.register_forward_hook(self._augment)  # a bound method: deep copies (EMA) rebind it to the copy
 

@@ -12,14 +12,15 @@ import torch
 from torch import Tensor, nn
 
 from ..errors import InpaintlabError
-from ..types import InpaintOutput, check_image_mask, masked_input
+from ..types import InpaintModel, InpaintOutput, check_image_mask, masked_input
 from ._registry import register_model
 
 
-class OpenCVInpaint(nn.Module):
+class OpenCVInpaint(InpaintModel):
     """``cv2.inpaint`` as a module. image (B,3,H,W) in [0,1], mask (B,1,H,W) 1 = hole."""
 
     trainable = False
+    exportable = False  # no tensor graph to trace
     size_multiple = 1
 
     def __init__(self, method: int, radius: int = 3):

@@ -75,7 +75,7 @@ from torch import Tensor, nn
 from ..errors import InpaintlabError
 from ..layers.blocks import init_pix2pix_weights
 from ..layers.sti import ConcatFusion, StructureTextureFusion, StructureTextureInpainting, pyramid_masks
-from ..types import InpaintOutput, check_image_mask, check_size_multiple, masked_input
+from ..types import SCALAR, InpaintModel, InpaintOutput, check_image_mask, check_size_multiple, masked_input
 from ._registry import register_model
 from .lgnet import unet_width
 
@@ -225,7 +225,7 @@ def decoder_feature_distance(feats1: list[Tensor], feats2: list[Tensor], reducti
     return total
 
 
-class CSTFNet(nn.Module):
+class CSTFNet(InpaintModel):
     """Coarse U-Net + siamese refinement network (module docstring: contract and choices).
 
     ``forward(image (B,3,H,W) [0,1], mask (B,1,H,W) 1 = hole, mask2 (B,1,H,W) or None)`` ->
@@ -279,6 +279,9 @@ class CSTFNet(nn.Module):
             self.projector = projector_head(latent_channels, proj_dim)
             self.predictor = predictor_head(proj_dim, pred_dim or max(proj_dim // 4, 1))
         self.feature_l2 = feature_l2
+        # The siamese branch runs on mask2 in training only when the contrastive terms are on.
+        self.training_inputs = frozenset({"mask2"}) if contrastive else frozenset()
+        self.aux_terms = {"contrastive": SCALAR, "feature_l2": SCALAR} if contrastive else {}
         self.size_multiple = 2 ** max(coarse_downs if coarse else 0, levels)
 
     def run_branch(self, image: Tensor, mask: Tensor) -> Branch:

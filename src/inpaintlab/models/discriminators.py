@@ -29,10 +29,11 @@ from torch.nn.utils.parametrizations import spectral_norm
 
 from ..errors import InpaintlabError
 from ..layers.blocks import init_pix2pix_weights
+from ..types import InpaintDiscriminator
 from ._registry import register_discriminator
 
 
-class SNPatchDiscriminator(nn.Module):
+class SNPatchDiscriminator(InpaintDiscriminator):
     """(B,in_channels,H,W) image in [0,1] -> (B,1,h,w) real/fake logits, one per patch."""
 
     def __init__(self, in_channels: int = 3, ndf: int = 64, n_layers: int = 4, kernel_size: int = 5):
@@ -71,7 +72,7 @@ def lgnet_tiny(in_channels: int = 3, ndf: int = 8, n_layers: int = 4) -> SNPatch
     return SNPatchDiscriminator(in_channels, ndf, n_layers)
 
 
-class MSANetDiscriminator(nn.Module):
+class MSANetDiscriminator(InpaintDiscriminator):
     """MSA-Net patch discriminator (Table 3; official ``Discriminator.py``, EdgeConnect style).
 
     (B,in_channels,H,W) image in [0,1] (fed as is: MSA-Net trains on [0,1]) -> (B,1,h,w) per-patch
@@ -115,7 +116,7 @@ def msanet_tiny(in_channels: int = 3, ndf: int = 8, use_sigmoid: bool = True) ->
     return MSANetDiscriminator(in_channels, ndf, use_sigmoid)
 
 
-class SRPNetDiscriminator(nn.Module):
+class SRPNetDiscriminator(InpaintDiscriminator):
     """SRPNet Table A2 (shared by its global and local discriminators): (B,3,H,W) image in [0,1] -> logits.
 
     Five Conv k5 s2 p1: in -> ndf, 2ndf, 4ndf, 8ndf -> 1, LeakyReLU(0.2) after the first four; logits
@@ -175,7 +176,7 @@ def crop_holes(image: Tensor, mask: Tensor, size: int) -> Tensor:
     return torch.cat(crops, dim=0)
 
 
-class LocalRegionDiscriminator(nn.Module):
+class LocalRegionDiscriminator(InpaintDiscriminator):
     """SRPNet's local D (Sec. 3.4): ``forward(image (B,3,H,W), mask (B,1,H,W))`` -> logits of the inpainted region.
 
     The hole's bounding box is cropped and resized to ``local_size`` (128 = GLCIC's local input, ref. [10];
@@ -193,7 +194,7 @@ class LocalRegionDiscriminator(nn.Module):
         return self.net(crop_holes(image, mask, self.local_size))
 
 
-class GlobalLocalDiscriminator(nn.Module):
+class GlobalLocalDiscriminator(InpaintDiscriminator):
     """SRPNet's multi-scale discriminators: ``forward(image (B,3,H,W), mask (B,1,H,W))`` -> ``[global_logits
     (B,1,h,w), local_logits (B,1,h',w')]``."""
 

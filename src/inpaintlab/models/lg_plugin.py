@@ -37,7 +37,6 @@ unchanged, and so do the extra training inputs its ``forward`` declares (``mask2
 
 from __future__ import annotations
 
-import inspect
 import math
 from collections.abc import Sequence
 
@@ -46,7 +45,7 @@ from torch import Tensor, nn
 
 from ..errors import InpaintlabError
 from ..layers.blocks import init_pix2pix_weights
-from ..types import InpaintOutput, check_image_mask, check_size_multiple, masked_input
+from ..types import InpaintModel, InpaintOutput, check_image_mask, check_size_multiple, masked_input
 from ._registry import create_model, register_model
 from .lgnet import LocalRefineNet, UNetGenerator
 
@@ -57,7 +56,7 @@ BACKBONES = {"pennet": "pennet_tiny", "srpnet": "srpnet_tiny", "msanet": "msanet
              "pconv_unet": "pconv_unet_tiny", "cstfnet": "cstfnet_tiny"}  # full -> tiny backbone
 
 
-class LGRefined(nn.Module):
+class LGRefined(InpaintModel):
     """``backbone`` -> Net_L -> Net_G_att (module docstring). ``forward(image, mask) -> InpaintOutput``."""
 
     def __init__(
@@ -71,7 +70,7 @@ class LGRefined(nn.Module):
         channels_last: bool = True,
     ):
         super().__init__()
-        if not getattr(backbone, "trainable", True):
+        if not backbone.trainable:
             raise InpaintlabError("the LG refinement needs a network backbone; a classical fill has nothing to train")
         self.backbone = backbone
         self.nets = nn.ModuleDict({
@@ -81,12 +80,12 @@ class LGRefined(nn.Module):
         init_pix2pix_weights(self.nets)
         if channels_last:
             self.nets.to(memory_format=torch.channels_last)
-        self.size_multiple = math.lcm(int(getattr(backbone, "size_multiple", 1)), 2**num_downs)
+        self.size_multiple = math.lcm(backbone.size_multiple, 2**num_downs)
+        self.training_inputs, self.aux_terms = backbone.training_inputs, dict(backbone.aux_terms)
 
     def param_groups(self) -> dict[str, list[nn.Parameter]]:
         """``G1`` = backbone (``G1.<name>`` per group if it declares several), ``G2`` = Net_L, ``G3`` = Net_G_att."""
-        own = getattr(self.backbone, "param_groups", None)
-        groups = own() if own is not None else {"": list(self.backbone.parameters())}
+        groups = self.backbone.param_groups()
         first = {"G1" if len(groups) == 1 else f"G1.{name}": list(params) for name, params in groups.items()}
         return {**first, "G2": list(self.nets["L"].parameters()), "G3": list(self.nets["G_att"].parameters())}
 
@@ -95,7 +94,7 @@ class LGRefined(nn.Module):
 
     def _refine(self, image: Tensor, mask: Tensor, **extras) -> InpaintOutput:
         check_image_mask(image, mask)
-        check_size_multiple(image, self.size_multiple, getattr(self, "model_name", "The LG-refined model"))
+        check_size_multiple(image, self.size_multiple, self.model_name)
         image = masked_input(image, mask)
         first = self.backbone(image, mask, **extras)
         known = (image * 2 - 1) * (1 - mask)  # [-1,1], hole = 0
@@ -122,7 +121,7 @@ class LGRefinedTarget(LGRefined):
         return self._refine(image, mask, target=target)
 
 
-def lg_refine(backbone: nn.Module, **options) -> LGRefined:
+def lg_refine(backbone: InpaintModel, **options) -> LGRefined:
     """``backbone`` followed by LGNet's Net_L and Net_G_att; ``options``: ``LG_OPTIONS`` (defaults: full width).
 
     The wrapper's ``forward`` declares the same extra training inputs (``mask2``, ``target``) as the backbone's.
@@ -130,7 +129,7 @@ def lg_refine(backbone: nn.Module, **options) -> LGRefined:
     unknown = sorted(set(options) - set(LG_OPTIONS))
     if unknown:
         raise InpaintlabError(f"the LG refinement has no option {unknown[0]!r}; it accepts: {', '.join(LG_OPTIONS)}")
-    extras = [n for n in ("mask2", "target") if n in inspect.signature(backbone.forward).parameters]
+    extras = sorted(backbone.training_inputs)
     if len(extras) > 1:
         raise InpaintlabError(f"backbones taking both mask2 and target are not supported, got {extras}")
     cls = {"mask2": LGRefinedMask2, "target": LGRefinedTarget}.get(extras[0]) if extras else LGRefined

@@ -47,7 +47,7 @@ from torch import Tensor, nn
 from ..errors import InpaintlabError
 from ..layers.attention import AttentionModule
 from ..layers.blocks import ResnetBlock, init_pix2pix_weights
-from ..types import InpaintOutput, check_image_mask, check_size_multiple, masked_input
+from ..types import InpaintModel, InpaintOutput, check_image_mask, check_size_multiple, masked_input
 from ._registry import register_model
 
 ABLATIONS: dict[str, tuple[str, ...]] = {
@@ -160,7 +160,7 @@ class LocalRefineNet(nn.Module):
         return self.model(x)
 
 
-class LGNet(nn.Module):
+class LGNet(InpaintModel):
     """Coarse -> local -> global inpainting. ``forward(image (B,3,H,W) [0,1], mask (B,1,H,W) 1=hole)``.
 
     Returns ``InpaintOutput(pred, stages)``: ``pred`` is the last stage's raw output and ``stages`` the
@@ -218,7 +218,7 @@ class LGNet(nn.Module):
 
     def forward(self, image: Tensor, mask: Tensor) -> InpaintOutput:
         check_image_mask(image, mask)
-        check_size_multiple(image, self.size_multiple, getattr(self, "model_name", "LGNet"))
+        check_size_multiple(image, self.size_multiple, self.model_name)
         image = masked_input(image, mask)
         known = image * 2 - 1  # [-1,1]; the hole is -1 here and multiplied away below
         x = known * (1 - mask) + mask  # official input: holes filled with +1

@@ -35,7 +35,7 @@ from torch import Tensor, nn
 from ..errors import InpaintlabError
 from ..layers.partial_conv import PartialConv2d
 from ..layers.pixel_attention import PixelAttentionBlock
-from ..types import InpaintOutput, check_image_mask, check_size_multiple, masked_input
+from ..types import InpaintModel, InpaintOutput, check_image_mask, check_size_multiple, masked_input
 from ._registry import register_model
 
 UPSAMPLING_MODES = ("nearest", "nearest-exact", "bilinear", "bicubic", "area")  # F.interpolate's 4-D modes
@@ -64,7 +64,7 @@ def _encoder_kernel(level: int) -> int:
     return 7 if level == 1 else 5 if level in (2, 3) else 3
 
 
-class PConvUNet(nn.Module):
+class PConvUNet(InpaintModel):
     """Partial-convolution U-Net with optional pixelwise attention after chosen decoder stages.
 
     forward(image (B,3,H,W) in [0,1], mask (B,1,H,W) 1 = hole) -> InpaintOutput(pred (B,3,H,W) in [0,1]).

@@ -49,7 +49,9 @@ from torch import Tensor, nn
 from ..errors import InpaintlabError
 from ..layers.atm import AttentionTransfer
 from ..layers.blocks import init_pix2pix_weights
-from ..types import InpaintOutput, check_image_mask, check_size_multiple, masked_input
+from types import MappingProxyType
+
+from ..types import PYRAMID, InpaintModel, InpaintOutput, check_image_mask, check_size_multiple, masked_input
 from ._registry import register_model
 
 LEVEL_WIDTHS = (1, 2, 4, 8, 16, 16)  # encoder channels in units of cnum, shallow to deep
@@ -103,7 +105,7 @@ def conv_act(cin: int, cout: int, stride: int, act: nn.Module) -> nn.Sequential:
     return nn.Sequential(nn.Conv2d(cin, cout, 3, stride, 1), act)
 
 
-class PyramidInpaintNet(nn.Module):
+class PyramidInpaintNet(InpaintModel):
     """PEN-Net / SRPNet generator (module docstring). H and W must be multiples of 64.
 
     ``forward(image (B,3,H,W) [0,1], mask (B,1,H,W) 1 = hole)`` -> ``InpaintOutput(pred (B,3,H,W),
@@ -111,6 +113,7 @@ class PyramidInpaintNet(nn.Module):
     """
 
     size_multiple = 2**LEVELS
+    aux_terms = MappingProxyType({"pyramid": PYRAMID})  # Output1..Output5, scored by pyramid_l1
 
     def __init__(
         self,
