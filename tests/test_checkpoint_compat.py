@@ -62,3 +62,20 @@ def test_the_old_checkpoint_ships(tmp_path):
 def test_the_old_checkpoint_verifies():
     header, hashed = verify_checkpoint(OLD)
     assert hashed and header["model"]["name"] == "lgnet_tiny"
+
+
+def test_a_run_resumes_from_the_old_checkpoint(tmp_path):
+    import dataclasses
+
+    from inpaintlab.config import TrainConfig, from_dict
+    from inpaintlab.train import Trainer
+
+    _, header = load_checkpoint(OLD)
+    cfg = from_dict(TrainConfig, header["config"])
+    cfg = dataclasses.replace(cfg, max_steps=2, ckpt_every=0)
+    trainer = Trainer(cfg, tmp_path / "run", resume=OLD)
+    assert trainer.step == 1 and trainer.generator.spec == ModelSpec("lgnet_tiny", OLD_KWARGS)
+    trainer.fit()
+    assert trainer.step == 2
+    _, new_header = load_checkpoint(trainer.last_checkpoint)
+    assert new_header["model"] == header["model"]  # the spec is written in the same layout
