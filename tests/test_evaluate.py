@@ -162,14 +162,14 @@ class _Blocky(InpaintModel):
 def test_padding_to_size_multiple():
     images = build_dataset("synthetic:2", split="test", size=40)
     report = evaluate(_Blocky(), images, "center", metrics=("mse",), progress=False)
-    # padding adds replicated known pixels, so recompute on the padded image like the evaluator does
+    # padding mirrors image and mask together (the pipeline's rule), so recompute on the padded pair
     expected = []
     for i in range(2):
         image = images[i].image[None]
         mask = torch.zeros(1, 1, 40, 40)
         mask[..., 10:30, 10:30] = 1
-        padded = torch.nn.functional.pad(image, (0, 8, 0, 8), mode="replicate")
-        pmask = torch.nn.functional.pad(mask, (0, 8, 0, 8))
+        both = torch.nn.functional.pad(torch.cat([image, mask], 1), (0, 8, 0, 8), mode="reflect")
+        padded, pmask = both[:, :3], both[:, 3:]
         pred = _Blocky()(padded, pmask).pred[..., :40, :40]
         expected.append(float(METRICS["mse"](composite(pred, image, mask), image)[0]))
     assert report["overall"]["mse"] == pytest.approx(np.mean(expected), rel=1e-6)
@@ -345,3 +345,35 @@ def test_reports_state_units_fixed_decimals_and_how_images_were_sized(tmp_path, 
     builtin = build_dataset("builtin", split="test", size=SIZE)
     assert dataset_preparation(Subset(builtin, [0])).startswith("Built-in photos: short side resized (bicubic)")
     assert "## l1 (%) ↓" in compare([report, report])
+
+
+def test_evaluation_and_the_pipeline_pad_the_same_way():
+    """One padding rule: the evaluator and the pipeline hand the model the same padded image and mask."""
+    from inpaintlab.evaluate import _padded_forward
+    from inpaintlab.pipeline import InpaintPipeline
+
+    class Recorder(InpaintModel):
+        size_multiple = 16
+
+        def __init__(self):
+            super().__init__()
+            self.calls = []
+
+        def forward(self, image, mask):
+            self.calls.append((image.clone(), mask.clone()))
+            return InpaintOutput(pred=torch.zeros_like(image))
+
+    rng = np.random.default_rng(0)
+    pixels = rng.integers(0, 256, (40, 37, 3), dtype=np.uint8)
+    hole = np.zeros((40, 37), np.uint8)
+    hole[30:40, 5:20] = 255  # touches the bottom border: the padded band must stay a hole
+    recorder = Recorder()
+    InpaintPipeline(recorder, strategy="pad")(pixels, hole)
+    image = torch.from_numpy(pixels).permute(2, 0, 1).float()[None] / 255
+    mask = torch.from_numpy(hole > 127).float()[None, None]
+    _padded_forward(recorder, image, mask)
+    (pipe_image, pipe_mask), (eval_image, eval_mask) = recorder.calls
+    assert pipe_image.shape == eval_image.shape == (1, 3, 48, 48)
+    assert torch.equal(pipe_mask, eval_mask) and pipe_mask[0, 0, 40:, 5:20].eq(1).all()
+    known = eval_mask.expand_as(eval_image) == 0
+    assert torch.allclose(pipe_image[known], eval_image[known], atol=1e-6)

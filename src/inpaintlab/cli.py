@@ -176,27 +176,20 @@ def _cmd_eval(args) -> None:
 
 def _leave_torchrun() -> None:
     """Under torchrun: wait for every rank, then close the process group (a no-op otherwise)."""
-    import torch.distributed as dist
+    from .distributed import leave
 
-    if dist.is_available() and dist.is_initialized():
-        dist.barrier()
-        dist.destroy_process_group()
+    leave(barrier=True)
 
 
 def _join_torchrun(args) -> int:
     """Join the process group when started by torchrun (WORLD_SIZE > 1): gloo on CPU, NCCL on
     cuda:LOCAL_RANK (``args.device`` is updated). Returns this process's rank (0 without torchrun)."""
-    import os
+    from .distributed import join
 
-    import torch.distributed as dist
-
-    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
-        return 0
-    if not dist.is_initialized():
-        dist.init_process_group("nccl" if args.device.startswith("cuda") else "gloo")
-    if args.device == "cuda":
-        args.device = f"cuda:{os.environ.get('LOCAL_RANK', '0')}"
-    return dist.get_rank()
+    rank, world, local_rank = join(args.device)
+    if world > 1 and args.device == "cuda":
+        args.device = f"cuda:{local_rank}"
+    return rank
 
 
 def _add_demo(sub) -> None:

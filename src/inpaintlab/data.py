@@ -32,7 +32,7 @@ import importlib.util
 import math
 import numbers
 import struct
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from functools import lru_cache
 from pathlib import Path
 
@@ -44,11 +44,11 @@ from torch import Tensor
 from torch.utils.data import Dataset, default_collate
 
 from .errors import InpaintlabError
+from .masks import MaskSource  # the one definition: source(rng) -> (1,size,size) float, 1 = hole
 from .types import Sample
 
 PREPROCESS_MODES = ("resize", "face_crop", "scene_crop", "crop", "none")
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
-MaskSource = Callable[[np.random.Generator], Tensor]
 
 _RESAMPLE = {"bicubic": Image.Resampling.BICUBIC, "bilinear": Image.Resampling.BILINEAR}
 # what a damaged or foreign file makes PIL raise while opening or decoding it (truncated data: OSError;

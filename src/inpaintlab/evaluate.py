@@ -11,8 +11,9 @@ Protocol (deterministic, the same on one process or many):
   ``"circles"`` (LGNet's circle masks): one fixed group.
 - Pairing: within each group of n masks, image i gets mask ``i mod n`` (LGNet's test script does the
   same). Every image is evaluated once per group.
-- The model runs in eval mode under ``no_grad`` on batches; inputs are padded (image replicate, mask 0 =
-  known) to the model's ``size_multiple`` and cropped back; metrics see ``composite(pred, image, mask)``
+- The model runs in eval mode under ``no_grad`` on batches; inputs are padded to the model's
+  ``size_multiple`` by the pipeline's rule (``types.pad_to_multiple``: image and mask reflected together, so
+  a hole at the border stays a hole) and cropped back; metrics see ``composite(pred, image, mask)``
   only and are binned by the measured hole ratio of each mask (``MetricTracker``).
 - Under ``torch.distributed`` the (image, group) work list is split over ranks (``rank::world``),
   metric states are gathered and rank 0 writes the files.
@@ -39,10 +40,11 @@ from torch import Tensor, nn
 from torch.utils.data import Dataset, Subset
 from tqdm import tqdm
 
+from .distributed import rank_and_world
 from .errors import InpaintlabError
-from .masks import HOLE_RATIO_BINS, MaskFolder, bin_stroke_mask, center_square, lgnet_circles
+from .masks import BIN_SETS, HOLE_RATIO_BINS, MaskFolder, bin_stroke_mask, center_square, lgnet_circles, parse_bins
 from .metrics import MetricTracker
-from .types import composite, contract_of
+from .types import composite, contract_of, pad_to_multiple
 
 MASK_SETS = ("bins", "center", "circles")
 MaskGetter = Callable[[int], Tensor]
@@ -68,7 +70,7 @@ def mask_groups(masks: str | MaskFolder, size: int, n_images: int, bins: Sequenc
     if isinstance(masks, MaskFolder):
         groups = []
         for label, (lo, hi) in zip(labels, bins):
-            indices = np.flatnonzero((masks.ratios > lo) & (masks.ratios <= hi)).tolist()
+            indices = masks.indices_in_range(lo, hi)
             groups.append((label, len(indices), lambda j, ix=indices: masks[ix[j]]))
         if not any(n for _, n, _ in groups):
             raise InpaintlabError(f"no mask in {masks.root} has a hole ratio inside the bins {list(bins)}; "
@@ -98,26 +100,6 @@ def mask_groups(masks: str | MaskFolder, size: int, n_images: int, bins: Sequenc
         circles = [_as_mask_tensor(m) for m in lgnet_circles(size)]
         return [("circles", len(circles), lambda j: circles[j])], {"kind": "circles", "count": len(circles)}
     raise InpaintlabError(f"masks must be a mask folder or one of {MASK_SETS}, got {masks!r}")
-
-
-BIN_SETS = {
-    "nvidia": HOLE_RATIO_BINS,
-    "cicm": ((0.0, 0.2), (0.2, 0.4), (0.4, 0.6)),  # CICM's three groups
-    "msanet": ((0.1, 0.2), (0.3, 0.4), (0.5, 0.6)),  # the bins MSA-Net's tables report
-}
-
-
-def parse_bins(text: str) -> tuple[tuple[float, float], ...]:
-    """Hole-ratio bins from a name in ``BIN_SETS`` or "lo-hi,lo-hi,..." (e.g. "0-0.2,0.2-0.4")."""
-    if text in BIN_SETS:
-        return BIN_SETS[text]
-    try:
-        bins = tuple(tuple(float(v) for v in part.split("-")) for part in text.split(","))
-    except ValueError:
-        bins = ()
-    if not bins or any(len(b) != 2 or not 0 <= b[0] < b[1] <= 1 for b in bins):
-        raise InpaintlabError(f"bad --bins {text!r}; expected one of {', '.join(BIN_SETS)} or lo-hi pairs like 0-0.2,0.2-0.4")
-    return bins
 
 
 def _covered_standard_bins(lo: float, hi: float) -> list[int]:
@@ -154,20 +136,11 @@ def _as_mask_tensor(mask: np.ndarray) -> Tensor:
 
 
 def _padded_forward(model: nn.Module, image: Tensor, mask: Tensor) -> Tensor:
-    """model(image, mask).pred with H, W padded up to ``model.size_multiple`` and cropped back."""
-    multiple = contract_of(model).size_multiple
+    """model(image, mask).pred with H, W padded up to ``model.size_multiple`` (``pad_to_multiple``, the
+    pipeline's rule) and cropped back."""
     h, w = image.shape[-2:]
-    ph, pw = (-h) % multiple, (-w) % multiple
-    if ph or pw:
-        image = F.pad(image, (0, pw, 0, ph), mode="replicate")
-        mask = F.pad(mask, (0, pw, 0, ph))
+    image, mask = pad_to_multiple(image, mask, contract_of(model).size_multiple)
     return model(image, mask).pred[..., :h, :w]
-
-
-def _dist() -> tuple[int, int]:
-    if torch.distributed.is_available() and torch.distributed.is_initialized():
-        return torch.distributed.get_rank(), torch.distributed.get_world_size()
-    return 0, 1
 
 
 def evaluate(model: nn.Module, images: Dataset, masks: str | MaskFolder = "bins", *,
@@ -195,7 +168,7 @@ def evaluate(model: nn.Module, images: Dataset, masks: str | MaskFolder = "bins"
     size = images[0].image.shape[-1]
     groups, mask_info = mask_groups(masks, size, n_images, bins, seed)
     work = [(i, g) for i in range(n_images) for g, (_, n, _) in enumerate(groups) if n]
-    rank, world = _dist()
+    rank, world = rank_and_world()
     mine = work[rank::world]
     shown = set(np.linspace(0, len(mine) - 1, min(grid_size, len(mine))).round().astype(int).tolist())
     samples: list[tuple[Tensor, Tensor, Tensor]] = []
@@ -510,7 +483,7 @@ def evaluate_models(models: Sequence[tuple[str, nn.Module]], images: Dataset, ma
     for label, model in models:
         own = {**(settings or {}), **(model_settings or {}).get(label, {}), "label": label}
         reports.append(evaluate(model, images, masks, out_dir=out / label, settings=own, **kwargs))
-    if _dist()[0] == 0:
+    if rank_and_world()[0] == 0:
         for metric in _metric_names(reports[0]):
             plot_metric(reports, metric, out / f"plot_{metric}.png")
         s = reports[0]["settings"]

@@ -47,6 +47,29 @@ _SPECS = "strokes, bins:<k,...> (k in 0..5), deepfill, qd_imd, box, center, penn
 # ------------------------------------------------------------------------------------------ ratio bins
 
 
+BIN_SETS = {
+    "nvidia": HOLE_RATIO_BINS,
+    "cicm": ((0.0, 0.2), (0.2, 0.4), (0.4, 0.6)),  # CICM's three groups
+    "msanet": ((0.1, 0.2), (0.3, 0.4), (0.5, 0.6)),  # the bins MSA-Net's tables report
+}
+
+
+def parse_bins(text: str) -> tuple[tuple[float, float], ...]:
+    """Hole-ratio bins from a name in ``BIN_SETS`` or "lo-hi,lo-hi,..." (e.g. "0-0.2,0.2-0.4").
+
+    The one parser of bin texts; ``parse_bin_indices`` reads the mask-source form ("bins:0,1").
+    """
+    if text in BIN_SETS:
+        return BIN_SETS[text]
+    try:
+        bins = tuple(tuple(float(v) for v in part.split("-")) for part in text.split(","))
+    except ValueError:
+        bins = ()
+    if not bins or any(len(b) != 2 or not 0 <= b[0] < b[1] <= 1 for b in bins):
+        raise InpaintlabError(f"bad --bins {text!r}; expected one of {', '.join(BIN_SETS)} or lo-hi pairs like 0-0.2,0.2-0.4")
+    return bins
+
+
 def bin_label(k: int, bins: Sequence[tuple[float, float]] = HOLE_RATIO_BINS) -> str:
     """Label of bin ``k`` of ``bins`` as used for JSON/CSV keys, e.g. ``"(0.01,0.1]"``."""
     lo, hi = _bin_bounds(k, bins)
@@ -480,10 +503,13 @@ class MaskFolder:
         """Hole ratio of every item, (len,) float (see ``measure_ratios``)."""
         return self.measure_ratios()
 
+    def indices_in_range(self, lo: float, hi: float) -> list[int]:
+        """Items whose measured ratio lies in (lo, hi] (the evaluator's mask groups)."""
+        return np.flatnonzero((self.ratios > lo) & (self.ratios <= hi)).tolist()
+
     def indices_in_bin(self, k: int) -> list[int]:
         """Items whose measured ratio lies in ``HOLE_RATIO_BINS[k]``."""
-        lo, hi = _bin_bounds(k)
-        return np.flatnonzero((self.ratios > lo) & (self.ratios <= hi)).tolist()
+        return self.indices_in_range(*_bin_bounds(k))
 
 
 def describe_ratios(ratios: np.ndarray) -> str:
@@ -581,7 +607,7 @@ def _drawer(spec: str, size: int, margin: int) -> Callable[[np.random.Generator]
         parts = [_drawer(part, size, margin) for part in spec.split("|")]
         return partial(_random_part, parts)
     if spec == "strokes" or spec.startswith("bins:"):
-        bins = _parse_bins(spec)
+        bins = parse_bin_indices(spec)
         _check_stroke_canvas(size, margin, max(HOLE_RATIO_BINS[k][1] for k in bins))
         return partial(_random_bin_strokes, size, bins, margin)
     if spec in _GENERATORS:
@@ -618,7 +644,8 @@ def _random_item(masks, rng: np.random.Generator) -> np.ndarray:
     return masks.array(index) if isinstance(masks, MaskFolder) else masks[index].copy()
 
 
-def _parse_bins(spec: str) -> list[int]:
+def parse_bin_indices(spec: str) -> list[int]:
+    """Standard-bin indices of a mask-source spec: "strokes" (all six) or "bins:k,..."."""
     if spec == "strokes":
         return list(range(len(HOLE_RATIO_BINS)))
     try:

@@ -39,7 +39,7 @@ from PIL import Image, ImageOps
 from torch import Tensor, nn
 
 from .errors import InpaintlabError
-from .types import contract_of
+from .types import composite, contract_of, pad_to_multiple
 
 STRATEGIES = ("pad", "resize", "crop")
 DEFAULT_TRAIN_SIZE = 256
@@ -289,7 +289,7 @@ class InpaintPipeline:
                 image = torch.stack([j.image for j in chunk]).to(self.device)
                 hole = torch.stack([j.hole for j in chunk]).to(self.device)
                 pred = self.model(image, hole).pred.clamp(0, 1)
-                filled = (pred * hole + image * (1 - hole)).float().cpu()
+                filled = composite(pred, image, hole).float().cpu()
                 for job, out in zip(chunk, filled):
                     _paste(job, out, results[job.index])
 
@@ -303,21 +303,6 @@ def _paste(job: _Job, filled: Tensor, result: np.ndarray) -> None:
     pixels = (filled.clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0).numpy()
     window = result[top : top + box_h, left : left + box_w]
     window[job.paste] = pixels[job.paste]
-
-
-def pad_to_multiple(image: Tensor, hole: Tensor, multiple: int) -> tuple[Tensor, Tensor]:
-    """Pad image (3,h,w) and hole (1,h,w) at the bottom/right up to multiples of ``multiple``.
-
-    Reflect padding for both (so a mirrored hole stays a hole); replicate where the pad is not smaller
-    than the side (reflect needs pad < size). Returns the padded pair.
-    """
-    height, width = image.shape[1:]
-    pad_h, pad_w = (-height) % multiple, (-width) % multiple
-    if pad_h == 0 and pad_w == 0:
-        return image, hole
-    mode = "reflect" if pad_h < height and pad_w < width else "replicate"
-    both = F.pad(torch.cat([image, hole])[None], (0, pad_w, 0, pad_h), mode=mode)[0]
-    return both[:3], both[3:]
 
 
 @dataclass

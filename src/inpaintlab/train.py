@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import copy
 import math
-import os
 import random
 import time
 from contextlib import nullcontext
@@ -37,6 +36,7 @@ from torch.utils.data import DataLoader
 from .checkpoint import (
     load_checkpoint, load_optimizer_parts, load_weights, optimizer_parts, rng_state, save_checkpoint, set_rng_state, sub_state,
 )
+from . import distributed
 from .config import TrainConfig, to_dict
 from .data import collate_samples, worker_errors_in_one_line
 from .errors import InpaintlabError
@@ -47,15 +47,6 @@ from .run_folder import choose_start, finish, prepare, report_skipped_images
 from .types import TRAINING_INPUTS, composite, contract_of
 
 _AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
-
-
-def _setup_distributed(device: str) -> tuple[int, int, int]:
-    """(rank, world size, local rank); joins the torchrun process group when WORLD_SIZE > 1."""
-    if dist.is_available() and not dist.is_initialized() and int(os.environ.get("WORLD_SIZE", "1")) > 1:
-        dist.init_process_group("nccl" if device.startswith("cuda") else "gloo")
-    if dist.is_available() and dist.is_initialized():
-        return dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0"))
-    return 0, 1, 0
 
 
 def training_inputs(model: nn.Module) -> tuple[str, ...]:
@@ -79,7 +70,7 @@ class Trainer:
         if device.startswith("cuda") and not torch.cuda.is_available():
             raise InpaintlabError("--device cuda was requested but no CUDA GPU is visible; use --device cpu")
         self.cfg, self.out = cfg, Path(out_dir)
-        self.rank, self.world, local_rank = _setup_distributed(device)
+        self.rank, self.world, local_rank = distributed.join(device)
         self.is_main = self.rank == 0
         self.start = choose_start(self.out, resume, overwrite, self.is_main)  # fails before anything is built
         resume = self.start.get("from")
@@ -388,14 +379,16 @@ def run_training(cfg: TrainConfig, out_dir: str | Path, device: str = "cpu", res
                  overwrite: bool = False) -> dict[str, float]:
     """Build a ``Trainer`` and ``fit`` it; under torchrun every rank calls this."""
     trainer = Trainer(cfg, out_dir, device=device, resume=resume, overwrite=overwrite)
+    left = False
     try:
         result = trainer.fit()
         if trainer.world > 1:
-            dist.barrier()  # leave together: tearing gloo down while a peer still works can abort it
+            distributed.leave(barrier=True)  # leave together after a run that finished on every rank
+            left = True
         return result
     finally:
-        if trainer.world > 1 and dist.is_initialized():
-            dist.destroy_process_group()
+        if trainer.world > 1 and not left:
+            distributed.leave(barrier=False)
 
 
 __all__ = ["Trainer", "image_grid", "run_training", "training_inputs"]

@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Mapping, NamedTuple
 
+import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
 
@@ -198,10 +200,30 @@ def check_size_multiple(image: Tensor, multiple: int, model_name: str) -> None:
         )
 
 
+def pad_to_multiple(image: Tensor, mask: Tensor, multiple: int) -> tuple[Tensor, Tensor]:
+    """The one padding rule (pipeline and evaluation): pad at the bottom/right up to multiples of ``multiple``.
+
+    image (3,h,w) or (B,3,h,w), mask (1,h,w) or (B,1,h,w), 1 = hole. Both are reflected together, so a
+    hole that touches the border is mirrored and stays a hole, and known pixels mirror known pixels;
+    replicate where the pad is not smaller than the side (reflect needs pad < size). Crop the model's
+    output back with ``[..., :h, :w]``. Returns the padded pair.
+    """
+    height, width = image.shape[-2:]
+    pad_h, pad_w = (-height) % multiple, (-width) % multiple
+    if pad_h == 0 and pad_w == 0:
+        return image, mask
+    mode = "reflect" if pad_h < height and pad_w < width else "replicate"
+    batched = image.ndim == 4
+    both = torch.cat([image, mask.to(image.dtype)], dim=-3)
+    both = F.pad(both if batched else both[None], (0, pad_w, 0, pad_h), mode=mode)
+    both = both if batched else both[0]
+    return both[..., :3, :, :], both[..., 3:, :, :].to(mask.dtype)
+
+
 def masked_input(image: Tensor, mask: Tensor) -> Tensor:
     """Zero the hole: (B,3,H,W) image with hole pixels set to 0. Every generator starts with this."""
     return image * (1 - mask)
 
 
 __all__ = ["Sample", "InpaintOutput", "InpaintModel", "InpaintDiscriminator", "ModelSpec", "SCALAR", "PYRAMID",
-           "AUX_KINDS", "TRAINING_INPUTS", "contract_of", "discriminator_contract", "composite", "check_image_mask", "check_size_multiple", "masked_input"]
+           "AUX_KINDS", "TRAINING_INPUTS", "contract_of", "discriminator_contract", "composite", "pad_to_multiple", "check_image_mask", "check_size_multiple", "masked_input"]
