@@ -13,12 +13,13 @@ import pytest
 import torch
 import torch.multiprocessing as mp
 from PIL import Image
-from torch import nn
 
 from inpaintlab.cli import main
 from inpaintlab.data import build_dataset
 from inpaintlab.errors import InpaintlabError
-from inpaintlab.evaluate import BIN_SETS, compare, evaluate, evaluate_models, mask_groups, parse_bins
+from inpaintlab.evaluate import evaluate, evaluate_models, mask_groups
+from inpaintlab.masks import BIN_SETS, parse_bins
+from inpaintlab.report import compare
 from inpaintlab.masks import HOLE_RATIO_BINS, MaskFolder, bin_label, bin_stroke_mask, hole_ratio, ratio_bin
 from inpaintlab.metrics import METRICS
 from inpaintlab.models import create_model
@@ -309,7 +310,7 @@ def test_cli_eval_with_cicm_groups(tmp_path, capsys):
 
 def test_reports_are_strict_json():
     """A 1-image group has no FID and an exact match has infinite PSNR: both are written as null."""
-    from inpaintlab.evaluate import strict_json
+    from inpaintlab.report import strict_json
 
     text = strict_json({"fid": float("nan"), "bins": [{"psnr": float("inf")}, 1.5]})
     assert json.loads(text, parse_constant=lambda c: pytest.fail(f"non-standard JSON {c}")) == {

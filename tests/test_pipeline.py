@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-from torch import nn
 
 from inpaintlab import cli
 from inpaintlab.checkpoint import save_checkpoint

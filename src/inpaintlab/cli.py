@@ -132,7 +132,9 @@ def _cmd_eval(args) -> None:
     from .checkpoint import load_model
     from .data import build_dataset
     from .errors import InpaintlabError
-    from .evaluate import MASK_SETS, evaluate, evaluate_models, markdown_table, parse_bins
+    from .evaluate import MASK_SETS, evaluate, evaluate_models
+    from .masks import parse_bins
+    from .report import markdown_table
     from .masks import MaskFolder
     from .pretrained import resolve_model
 

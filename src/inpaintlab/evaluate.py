@@ -25,39 +25,26 @@ Protocol (deterministic, the same on one process or many):
 
 from __future__ import annotations
 
-import csv
 import datetime
-import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
-from PIL import Image, ImageDraw, ImageFont
 from torch import Tensor, nn
 from torch.utils.data import Dataset, Subset
 from tqdm import tqdm
 
 from .distributed import rank_and_world
 from .errors import InpaintlabError
-from .masks import BIN_SETS, HOLE_RATIO_BINS, MaskFolder, bin_stroke_mask, center_square, lgnet_circles, parse_bins
+from .masks import HOLE_RATIO_BINS, MaskFolder, bin_stroke_mask, center_square, lgnet_circles
 from .metrics import MetricTracker
+from .report import GRID_ROWS, METRIC_FORMAT, write_comparison, write_report
 from .types import composite, contract_of, pad_to_multiple
 
 MASK_SETS = ("bins", "center", "circles")
 MaskGetter = Callable[[int], Tensor]
-
-#: metric -> (unit, decimals printed in Markdown tables and on the sample grid; JSON/CSV keep every digit)
-METRIC_FORMAT = {
-    "l1": ("%", 2), "l1_relative": ("fraction", 4), "mse": ("", 5), "psnr": ("dB", 2), "psnr_uint8_trunc": ("dB", 2),
-    "psnr_gray": ("dB", 2), "ssim": ("", 4), "ms_ssim": ("", 4), "ssim_win51_uint8": ("", 4), "ssim_gray_win51": ("", 4),
-    "lpips": ("", 4), "fid": ("", 2),
-}
-UNITS_NOTE = ("Units: L1 = mean absolute error in % of the [0,1] range; MSE on [0,1] values; PSNR in dB (data range 1); "
-              "SSIM, MS-SSIM and LPIPS unitless; FID on InceptionV3 pool3 features.")
-GRID_ROWS = ("input (hole white)", "mask (white = hole)", "output (composite)", "ground truth")
 
 
 def mask_groups(masks: str | MaskFolder, size: int, n_images: int, bins: Sequence = HOLE_RATIO_BINS,
@@ -112,22 +99,6 @@ def _covered_standard_bins(lo: float, hi: float) -> list[int]:
         raise InpaintlabError(f"generated masks cover unions of the bins {HOLE_RATIO_BINS}; ({lo:g},{hi:g}] is not one: "
                               "pass a mask folder to use other bins")
     return inside
-
-
-def strict_json(obj: Any, **kwargs: Any) -> str:
-    """JSON text that any parser reads: non-finite numbers (FID of a 1-image group, PSNR of an exact
-    match) become ``null`` instead of Python's non-standard ``NaN``/``Infinity``."""
-
-    def finite(v: Any) -> Any:
-        if isinstance(v, float) and not np.isfinite(v):
-            return None
-        if isinstance(v, dict):
-            return {k: finite(x) for k, x in v.items()}
-        if isinstance(v, (list, tuple)):
-            return [finite(x) for x in v]
-        return v
-
-    return json.dumps(finite(obj), allow_nan=False, **kwargs)
 
 
 def _as_mask_tensor(mask: np.ndarray) -> Tensor:
@@ -237,233 +208,12 @@ def evaluate(model: nn.Module, images: Dataset, masks: str | MaskFolder = "bins"
     return report
 
 
-# ------------------------------------------------------------------------------------------- reports
-
-_LOWER_IS_BETTER = ("l1", "mse", "lpips", "fid")
-
-
-def _metric_names(report: dict[str, Any]) -> list[str]:
-    return list(report["settings"]["metrics"])
-
-
-def _arrow(metric: str) -> str:
-    return "↓" if metric.startswith(_LOWER_IS_BETTER) else "↑"
-
-
 def dataset_preparation(images: Dataset) -> str:
     """How ``images`` (or the dataset a ``Subset`` wraps) brings each image to the evaluation size."""
     while isinstance(images, Subset):
         images = images.dataset
     prepare = getattr(images, "preparation", None)
     return prepare() if callable(prepare) else "not stated by the dataset (its images used as given)"
-
-
-def _fmt(value: Any, metric: str = "") -> str:
-    """``value`` with the fixed decimals of ``metric`` (``METRIC_FORMAT``); "–" for missing or non-finite."""
-    if value is None or (isinstance(value, float) and not np.isfinite(value)):
-        return "–"
-    return f"{value:.{METRIC_FORMAT.get(metric, ('', 4))[1]}f}"
-
-
-def _metric_label(metric: str) -> str:
-    """``"psnr (dB) ↑"``: name, unit when it has one, and which direction is better."""
-    unit = METRIC_FORMAT.get(metric, ("", 4))[0]
-    return f"{metric}{f' ({unit})' if unit else ''} {_arrow(metric)}"
-
-
-def _columns(reports: Sequence[dict[str, Any]]) -> list[str]:
-    """Labels of the bins holding images in any report, in bin order, then "overall"."""
-    labels = reports[0]["settings"]["bin_labels"]
-    return [label for label in labels if any(label in r["bins"] for r in reports)] + ["overall"]
-
-
-def _value(report: dict[str, Any], column: str, metric: str) -> Any:
-    row = report["overall"] if column == "overall" else report["bins"].get(column, {})
-    return row.get(metric)
-
-
-def markdown_table(report: dict[str, Any]) -> str:
-    """One model's table laid out like the papers: metric rows x hole-ratio bin columns (+ overall)."""
-    s = report["settings"]
-    columns = _columns([report])
-    lines = [
-        f"# {s['model']}: {s['masks']['kind']} masks, {s['images']['count']} images at "
-        f"{s['images']['size']}x{s['images']['size']}",
-        "",
-        f"Images: {s['images'].get('preparation', 'preparation not recorded')}. "
-        f"Masks: {s['masks'].get('preparation', s['masks']['kind'])}. {UNITS_NOTE}",
-        "",
-        "| metric | " + " | ".join(columns) + " |",
-        "|---" * (len(columns) + 1) + "|",
-    ]
-    lines.append("| images | " + " | ".join(str(_value(report, c, "count") or 0) for c in columns) + " |")
-    for metric in _metric_names(report):
-        cells = " | ".join(_fmt(_value(report, c, metric), metric) for c in columns)
-        lines.append(f"| {_metric_label(metric)} | {cells} |")
-    lines += ["", f"Masks: {json.dumps(s['masks'])}. Code {s['code_version']}, {s['date']}."]
-    if s["feature_weights"]:
-        lines.append(f"Feature-network weights (LPIPS/FID): {json.dumps(s['feature_weights'])}.")
-    if s["masks"]["kind"] == "generated":
-        lines.append("The generated masks are a seeded synthetic stand-in for the NVIDIA irregular-mask test set.")
-    return "\n".join(lines) + "\n"
-
-
-def compare(reports: Sequence[dict[str, Any]]) -> str:
-    """Markdown putting several models side by side: one table per metric, model rows x bin columns.
-
-    The best value of each column is in bold.
-    """
-    if not reports:
-        raise InpaintlabError("compare needs at least one report")
-    columns = _columns(reports)
-    out = []
-    for metric in _metric_names(reports[0]):
-        out += [f"## {_metric_label(metric)}", "", "| model | " + " | ".join(columns) + " |",
-                "|---" * (len(columns) + 1) + "|"]
-        best = {}
-        for c in columns:
-            values = [v for r in reports if isinstance(v := _value(r, c, metric), (int, float)) and np.isfinite(v)]
-            if values:
-                best[c] = min(values) if _arrow(metric) == "↓" else max(values)
-        for r in reports:
-            cells = []
-            for c in columns:
-                v = _value(r, c, metric)
-                text = _fmt(v, metric)
-                cells.append(f"**{text}**" if len(reports) > 1 and v is not None and v == best.get(c) else text)
-            out.append(f"| {r['settings'].get('label', r['settings']['model'])} | " + " | ".join(cells) + " |")
-        out.append("")
-    return "\n".join(out)
-
-
-def plot_metric(reports: Sequence[dict[str, Any]], metric: str, path: str | Path) -> Path:
-    """PNG of ``metric`` against hole ratio (bin midpoints), one line per report."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    s = reports[0]["settings"]
-    fig, ax = plt.subplots(figsize=(5, 3.5))
-    for r in reports:
-        points = [((lo + hi) / 2, _value(r, label, metric)) for (lo, hi), label in zip(s["bins"], s["bin_labels"])]
-        points = [(x, y) for x, y in points if y is not None and np.isfinite(y)]
-        if points:
-            ax.plot(*zip(*points), marker="o", label=r["settings"].get("label", r["settings"]["model"]))
-    ax.set_xlabel("hole ratio")
-    ax.set_ylabel(_metric_label(metric))
-    ax.grid(alpha=0.3)
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return Path(path)
-
-
-def image_grid(image: Tensor, mask: Tensor, outputs: tuple[Tensor, ...], rows: int = 4) -> Tensor:
-    """(3, rows*H, cols*W) in [0,1]; columns: input (hole grey), each output, final composite, target."""
-    image, mask, outputs = image[:rows].float(), mask[:rows].float(), [o[:rows].float() for o in outputs]
-    columns = [image * (1 - mask) + 0.5 * mask, *outputs, composite(outputs[-1], image, mask), image]
-    return torch.cat([torch.cat(list(col), dim=1) for col in columns], dim=2).clamp(0, 1)
-
-
-def save_image(image: Tensor, path: str | Path) -> Path:
-    """Write a (3,H,W) [0,1] tensor as an 8-bit PNG."""
-    Image.fromarray(image.clamp(0, 1).mul(255).round().byte().permute(1, 2, 0).cpu().numpy()).save(path)
-    return Path(path)
-
-
-def plot_training_curves(metrics_jsonl: str | Path, path: str | Path) -> Path:
-    """PNG of a training run's ``metrics.jsonl``: generator loss and validation PSNR/SSIM against step."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    rows = [json.loads(line) for line in Path(metrics_jsonl).read_text().splitlines() if line.strip()]
-    panels = [("g/total", "generator loss"), ("val/psnr", "validation PSNR (dB)"), ("val/ssim", "validation SSIM")]
-    panels = [(key, title) for key, title in panels if any(key in r for r in rows)]
-    fig, axes = plt.subplots(1, max(len(panels), 1), figsize=(4.2 * max(len(panels), 1), 3.2), squeeze=False)
-    for ax, (key, title) in zip(axes[0], panels):
-        points = [(r["step"], r[key]) for r in rows if r.get(key) is not None and np.isfinite(r[key])]
-        if points:
-            ax.plot(*zip(*points), marker="o" if key.startswith("val/") else None, markersize=3)
-        ax.set_xlabel("step")
-        ax.set_title(title)
-        ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return Path(path)
-
-
-def save_sample_grid(samples: Sequence[tuple[Tensor, Tensor, Tensor]], path: str | Path,
-                     captions: Sequence[tuple[str, str]] = (), corner: tuple[str, str] = ("", "")) -> Path:
-    """PNG grid, one column per sample (image (3,H,W), mask (1,H,W), composite (3,H,W)); rows (``GRID_ROWS``):
-    input with the hole in white, mask, output (composite), ground truth; 2 px white gaps between tiles.
-
-    With ``captions`` (two lines per column, e.g. its hole-ratio bin and its score) the rows are labelled on
-    the left, each column is headed by its caption and ``corner`` says what the two caption lines are.
-    """
-    rows = []
-    for pick in (lambda im, m, c: im * (1 - m) + m, lambda im, m, c: m.expand(3, -1, -1),
-                 lambda im, m, c: c, lambda im, m, c: im):
-        rows.append(torch.cat([F.pad(pick(*s), (1, 1, 1, 1), value=1.0) for s in samples], dim=2))
-    grid = torch.cat(rows, dim=1)
-    if not captions:
-        return save_image(grid, path)
-    tile = grid.shape[1] // len(GRID_ROWS)
-    font = _font(max(10, min(16, tile // 8)))
-    width = lambda text: font.getbbox(text)[2] if text else 0  # noqa: E731
-    line = font.size + 4
-    left = max(width(t) for t in (*GRID_ROWS, *corner)) + 10
-    tiles = Image.fromarray(grid.clamp(0, 1).mul(255).round().byte().permute(1, 2, 0).numpy())
-    canvas = Image.new("RGB", (left + tiles.width, 2 * line + 6 + tiles.height), "white")
-    canvas.paste(tiles, (left, 2 * line + 6))
-    draw = ImageDraw.Draw(canvas)
-    for k, text in enumerate(corner):
-        draw.text((4, 3 + k * line), text, fill=(90, 90, 90), font=font)
-    for r, text in enumerate(GRID_ROWS):
-        draw.text((4, 2 * line + 6 + r * tile + (tile - font.size) // 2), text, fill="black", font=font)
-    for c, pair in enumerate(captions):
-        for k, text in enumerate(pair):
-            draw.text((left + c * tile + (tile - width(text)) // 2, 3 + k * line), text, fill="black", font=font)
-    canvas.save(path)
-    return Path(path)
-
-
-def _font(size: int) -> ImageFont.ImageFont:
-    try:
-        return ImageFont.load_default(size=size)
-    except (TypeError, OSError, ImportError):  # Pillow without FreeType: the fixed bitmap font
-        return ImageFont.load_default()
-
-
-def write_report(report: dict[str, Any], out_dir: str | Path,
-                 samples: Sequence[tuple[Tensor, Tensor, Tensor]] = ()) -> Path:
-    """Write metrics.json, metrics.csv, metrics.md, plot_<metric>.png and samples.png to ``out_dir``."""
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "metrics.json").write_text(strict_json(report, indent=2))
-    metrics = _metric_names(report)
-    with open(out / "metrics.csv", "w", newline="") as fh:
-        writer = csv.writer(fh)
-        writer.writerow(["bin", "images", *metrics])
-        for column in _columns([report]):
-            values = [_value(report, column, m) for m in metrics]
-            writer.writerow([column, _value(report, column, "count") or 0, *values])
-    (out / "metrics.md").write_text(markdown_table(report))
-    for metric in metrics:
-        plot_metric([report], metric, out / f"plot_{metric}.png")
-    if samples:
-        shown = report.get("samples", {})
-        score = shown.get("score")
-        unit = METRIC_FORMAT.get(score, ("", 4))[0]
-        captions = [(c["bin_label"] or "outside the bins", f"{_fmt(c['score'], score)} {unit}".strip())
-                    for c in shown.get("columns", [])]
-        corner = ("hole-ratio bin", f"{score} ({unit})" if unit else str(score or ""))
-        save_sample_grid(samples, out / "samples.png", captions if len(captions) == len(samples) else (), corner)
-    return out
 
 
 def evaluate_models(models: Sequence[tuple[str, nn.Module]], images: Dataset, masks: str | MaskFolder,
@@ -484,22 +234,7 @@ def evaluate_models(models: Sequence[tuple[str, nn.Module]], images: Dataset, ma
         own = {**(settings or {}), **(model_settings or {}).get(label, {}), "label": label}
         reports.append(evaluate(model, images, masks, out_dir=out / label, settings=own, **kwargs))
     if rank_and_world()[0] == 0:
-        for metric in _metric_names(reports[0]):
-            plot_metric(reports, metric, out / f"plot_{metric}.png")
-        s = reports[0]["settings"]
-        lines = [f"# {title}", "", f"{s['images']['count']} images at {s['images']['size']}x{s['images']['size']}, "
-                 f"masks: {json.dumps(s['masks'])}, seed {s['seed']}, code {s['code_version']}, {s['date']}.", "",
-                 f"Images: {s['images']['preparation']}. {UNITS_NOTE}", ""]
-        if s["masks"]["kind"] == "generated":
-            lines += ["The masks are a seeded synthetic stand-in for the NVIDIA irregular-mask test set.", ""]
-        lines += [compare(reports), "## Plots", ""]
-        lines += [f"![{m} against hole ratio](plot_{m}.png)" for m in _metric_names(reports[0])]
-        lines += ["", "## Samples (rows: input, mask, output, ground truth; each column headed by its hole-ratio bin "
-                  "and score)", ""]
-        for label in labels:
-            lines += [f"{label} (`{label}/`: metrics.json, metrics.csv, metrics.md, plots)", "",
-                      f"![{label}]({label}/samples.png)", ""]
-        (out / "README.md").write_text("\n".join(lines) + "\n")
+        write_comparison(reports, labels, out, title)
     return reports
 
 

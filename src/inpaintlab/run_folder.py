@@ -210,7 +210,7 @@ def finish(out: str | Path, start: dict, last_batch: tuple | None, *, skipped_im
     ``summary.json``: ``facts`` (steps, checkpoint, last scalars...), where this segment started (checkpoint
     resumed from, checkpoints skipped and why, what was set aside), the files skipped as unreadable (the union
     over every segment of the run) and the earlier segments' records."""
-    from .evaluate import image_grid, plot_training_curves, save_image, strict_json
+    from .report import image_grid, plot_training_curves, save_image, strict_json
 
     out = Path(out)
     if (out / "metrics.jsonl").exists():

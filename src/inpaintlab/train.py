@@ -40,7 +40,7 @@ from . import distributed
 from .config import TrainConfig, to_dict
 from .data import collate_samples, worker_errors_in_one_line
 from .errors import InpaintlabError
-from .evaluate import image_grid, strict_json
+from .report import image_grid, strict_json
 from .losses import DiscriminatorLoss, GeneratorLoss, check_aux_weights
 from .models import create_discriminator, create_model
 from .run_folder import choose_start, finish, prepare, report_skipped_images

@@ -9,7 +9,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from ..errors import InpaintlabError
 from ..types import InpaintModel, InpaintOutput, check_image_mask, masked_input
