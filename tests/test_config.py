@@ -10,8 +10,18 @@ import pytest
 
 from inpaintlab import InpaintlabError
 from inpaintlab.config import (
-    DataConfig, LossConfig, MaskConfig, ModelConfig, OptimConfig, Range, TrainConfig, apply_overrides, from_dict,
-    load_config, save_config, to_dict,
+    DataConfig,
+    LossConfig,
+    MaskConfig,
+    ModelConfig,
+    OptimConfig,
+    Range,
+    TrainConfig,
+    apply_overrides,
+    from_dict,
+    load_config,
+    save_config,
+    to_dict,
 )
 from inpaintlab.models import list_discriminators, list_models
 from inpaintlab.presets import PRESETS, get_preset, resolve_train_config

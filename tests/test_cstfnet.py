@@ -13,9 +13,9 @@ from inpaintlab.errors import InpaintlabError
 from inpaintlab.layers.blocks import init_pix2pix_weights
 from inpaintlab.layers.cbam import CBAM
 from inpaintlab.layers.sti import ConcatFusion, StructureTextureFusion, StructureTextureInpainting, pyramid_masks
-from inpaintlab.models import create_discriminator, create_model
 from inpaintlab.losses import GeneratorLoss
 from inpaintlab.masks import build_mask_source
+from inpaintlab.models import create_discriminator, create_model
 from inpaintlab.models.cstfnet import CSTFNet, cstfnet, cstfnet_tiny, decoder_feature_distance, simsiam_loss
 from inpaintlab.presets import PRESETS
 from inpaintlab.types import InpaintOutput

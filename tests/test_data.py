@@ -8,9 +8,16 @@ import torch
 from PIL import Image
 from torch.utils.data import DataLoader
 
-from inpaintlab import InpaintlabError, Sample
-from inpaintlab import data
-from inpaintlab.data import ArrayDataset, ImageDataset, build_dataset, builtin_images, collate_samples, load_image, synthetic_images
+from inpaintlab import InpaintlabError, Sample, data
+from inpaintlab.data import (
+    ArrayDataset,
+    ImageDataset,
+    build_dataset,
+    builtin_images,
+    collate_samples,
+    load_image,
+    synthetic_images,
+)
 from inpaintlab.masks import build_mask_source
 
 

@@ -18,11 +18,10 @@ from inpaintlab.cli import main
 from inpaintlab.data import build_dataset
 from inpaintlab.errors import InpaintlabError
 from inpaintlab.evaluate import evaluate, evaluate_models, mask_groups
-from inpaintlab.masks import BIN_SETS, parse_bins
-from inpaintlab.report import compare
-from inpaintlab.masks import HOLE_RATIO_BINS, MaskFolder, bin_label, bin_stroke_mask, hole_ratio, ratio_bin
+from inpaintlab.masks import BIN_SETS, HOLE_RATIO_BINS, MaskFolder, bin_label, bin_stroke_mask, hole_ratio, parse_bins, ratio_bin
 from inpaintlab.metrics import METRICS
 from inpaintlab.models import create_model
+from inpaintlab.report import compare
 from inpaintlab.types import InpaintModel, InpaintOutput, composite
 
 SIZE = 64
@@ -340,8 +339,9 @@ def test_reports_state_units_fixed_decimals_and_how_images_were_sized(tmp_path, 
         assert rows[label], label
         for cell in rows[label]:
             assert re.fullmatch(rf"\d+\.\d{{{places}}}", cell.strip()), (label, cell)
-    from inpaintlab.evaluate import dataset_preparation
     from torch.utils.data import Subset
+
+    from inpaintlab.evaluate import dataset_preparation
 
     builtin = build_dataset("builtin", split="test", size=SIZE)
     assert dataset_preparation(Subset(builtin, [0])).startswith("Built-in photos: short side resized (bicubic)")

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from pngs import png_bytes, png_header_only
 
 from inpaintlab import cli
 from inpaintlab.checkpoint import save_checkpoint
@@ -25,8 +26,6 @@ from inpaintlab.pipeline import (
     hole_regions,
 )
 from inpaintlab.types import InpaintModel, InpaintOutput
-
-from pngs import png_bytes, png_header_only
 
 FILL_VALUE = 0.25  # ConstantFill predicts this everywhere; round(0.25 * 255) = 64 in uint8
 FILL_UINT8 = 64

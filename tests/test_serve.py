@@ -13,13 +13,12 @@ import httpx
 import numpy as np
 import pytest
 from PIL import Image
+from pngs import png_bytes, png_header_only
 
 from inpaintlab import cli
 from inpaintlab.checkpoint import save_checkpoint
 from inpaintlab.models import create_model
 from inpaintlab.serve import ServerLimits, create_app
-
-from pngs import png_bytes, png_header_only
 
 ARTIFACTS = Path(__file__).resolve().parents[1] / "runs" / "test-artifacts"
 LIMITS = ServerLimits(max_upload_bytes=2_000_000, max_pixels=1024 * 1024)

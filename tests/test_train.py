@@ -13,7 +13,15 @@ from inpaintlab import InpaintlabError
 from inpaintlab.checkpoint import load_checkpoint, load_model, sub_state
 from inpaintlab.cli import main
 from inpaintlab.config import (
-    DataConfig, LossConfig, MaskConfig, ModelConfig, OptimConfig, TrainConfig, load_config, save_config, to_dict,
+    DataConfig,
+    LossConfig,
+    MaskConfig,
+    ModelConfig,
+    OptimConfig,
+    TrainConfig,
+    load_config,
+    save_config,
+    to_dict,
 )
 from inpaintlab.models import is_model, register_discriminator, register_model
 from inpaintlab.train import Trainer

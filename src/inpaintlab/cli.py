@@ -133,10 +133,9 @@ def _cmd_eval(args) -> None:
     from .data import build_dataset
     from .errors import InpaintlabError
     from .evaluate import MASK_SETS, evaluate, evaluate_models
-    from .masks import parse_bins
-    from .report import markdown_table
-    from .masks import MaskFolder
+    from .masks import MaskFolder, parse_bins
     from .pretrained import resolve_model
+    from .report import markdown_table
 
     if not args.models:
         raise InpaintlabError("give at least one --model NAME or --checkpoint PATH")

@@ -29,7 +29,6 @@ from typing import Any, ClassVar, Literal
 
 from .errors import InpaintlabError
 
-
 # --------------------------------------------------------------------------------------------------
 # Valid ranges of numeric fields.
 

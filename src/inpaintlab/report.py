@@ -24,7 +24,6 @@ from torch import Tensor
 from .errors import InpaintlabError
 from .types import composite
 
-
 #: metric -> (unit, decimals printed in Markdown tables and on the sample grid; JSON/CSV keep every digit)
 METRIC_FORMAT = {
     "l1": ("%", 2), "l1_relative": ("fraction", 4), "mse": ("", 5), "psnr": ("dB", 2), "psnr_uint8_trunc": ("dB", 2),

@@ -33,16 +33,23 @@ from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 
-from .checkpoint import (
-    load_checkpoint, load_optimizer_parts, load_weights, optimizer_parts, rng_state, save_checkpoint, set_rng_state, sub_state,
-)
 from . import distributed
+from .checkpoint import (
+    load_checkpoint,
+    load_optimizer_parts,
+    load_weights,
+    optimizer_parts,
+    rng_state,
+    save_checkpoint,
+    set_rng_state,
+    sub_state,
+)
 from .config import TrainConfig, to_dict
 from .data import collate_samples, worker_errors_in_one_line
 from .errors import InpaintlabError
-from .report import image_grid, strict_json
 from .losses import DiscriminatorLoss, GeneratorLoss, check_aux_weights
 from .models import create_discriminator, create_model
+from .report import image_grid, strict_json
 from .run_folder import choose_start, finish, prepare, report_skipped_images
 from .types import TRAINING_INPUTS, composite, contract_of
 

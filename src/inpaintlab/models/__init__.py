@@ -6,6 +6,9 @@ every discriminator derives from ``InpaintDiscriminator`` (``takes_mask``). The 
 records what it built as ``model.spec`` (``ModelSpec(name, kwargs)``), which checkpoints store.
 """
 
+# Importing a model file registers its factories; lg_plugin registers <backbone>_lg (LGNet's refinement
+# after a backbone), classical registers telea and navier_stokes.
+from . import cicm, classical, cstfnet, discriminators, lg_plugin, lgnet, msanet, srpnet  # noqa: F401
 from ._registry import (
     create_discriminator,
     create_model,
@@ -15,13 +18,6 @@ from ._registry import (
     register_discriminator,
     register_model,
 )
-from . import classical  # noqa: F401  (registers telea, navier_stokes)
-from . import lgnet, discriminators  # noqa: F401
-from . import msanet  # noqa: F401
-from . import srpnet  # noqa: F401
-from . import cstfnet  # noqa: F401
-from . import cicm  # noqa: F401
-from . import lg_plugin  # noqa: F401  (registers <backbone>_lg: LGNet's refinement after a backbone)
 
 __all__ = [
     "create_discriminator",

@@ -41,6 +41,7 @@ from SRPNet's other Table A1 changes. Parameters: ``srpnet`` 20,801,778, ``penne
 from __future__ import annotations
 
 import inspect
+from types import MappingProxyType
 
 import torch
 import torch.nn.functional as F
@@ -49,8 +50,6 @@ from torch import Tensor, nn
 from ..errors import InpaintlabError
 from ..layers.atm import AttentionTransfer
 from ..layers.blocks import init_pix2pix_weights
-from types import MappingProxyType
-
 from ..types import PYRAMID, InpaintModel, InpaintOutput, check_image_mask, check_size_multiple, masked_input
 from ._registry import register_model
 
