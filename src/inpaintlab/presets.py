@@ -95,7 +95,7 @@ _TINY = dataclasses.replace(
 #    NVIDIA masks read at 256 px and cropped to 128 px (``masks.drawn_size=256``), so holes have the size
 #    test holes have; evaluation stays at 256 px. Batch 16 (fastest per image measured, docs/results.md).
 #  * EMA of G (decay 0.999) is what gets shipped; bf16 autocast (measured, docs/results.md).
-#  * schedule: LGNet's constant-then-linear-decay, shortened to 26 + 26 epochs of ~2,000 images (~2 h on one core here).
+#  * schedule: LGNet's constant-then-linear-decay, shortened to 21 + 21 epochs of ~2,000 images (about two hours on one core beside other work).
 # data.root and masks.source are the lists of ``inpaintlab split`` (nothing held out is trained on):
 #   inpaintlab train --preset lgnet_compact_cpu --set data.root=SPLIT/train_images.txt \
 #       --set masks.source=SPLIT/train_masks.txt --set data.val_root=SPLIT/heldout_images.txt \
@@ -107,7 +107,7 @@ _LGNET_COMPACT_CPU = dataclasses.replace(
     data=DataConfig(root="", preprocess="crop", size=128, flip=True, num_workers=0, val_count=32),
     masks=MaskConfig(source="", val_source="", drawn_size=256),
     loss=dataclasses.replace(_LGNET_LOSS, perceptual=0.0, style=0.0),
-    optim=dataclasses.replace(_LGNET_OPTIM, epochs_constant=26, epochs_decay=26),
+    optim=dataclasses.replace(_LGNET_OPTIM, epochs_constant=21, epochs_decay=21),
     batch_size=16,
     amp="bf16",
     ema_decay=0.999,
