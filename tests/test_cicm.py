@@ -15,7 +15,7 @@ from inpaintlab.export import example_inputs, export_model
 from inpaintlab.layers.memory import CICMBlock, CrossImageMemory
 from inpaintlab.losses import adversarial_images
 from inpaintlab.models import create_discriminator, create_model
-from inpaintlab.models.cicm import lgnet_cicm, msanet_cicm, unet_cicm
+from inpaintlab.models.cicm import FULL, lgnet_cicm, msanet_cicm, unet_cicm
 from inpaintlab.presets import PRESETS
 from inpaintlab.types import composite
 
@@ -438,8 +438,11 @@ def test_unet15_is_the_15_block_unet_and_the_discriminator_gives_logits():
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")  # torch.jit.load
 def test_paper_defaults_and_torchscript_export(tmp_path):
     for factory in (unet_cicm, lgnet_cicm, msanet_cicm):
-        params = inspect.signature(factory).parameters
-        assert (params["sets"].default, params["set_size"].default, params["memory_depth"].default) == (13, 40, 4)
+        with torch.device("meta"):
+            model = factory()  # the paper's memory: 13 sets of 40 features at the 16x16 (depth 4) features
+        assert tuple(model.cicm.memory.features.shape[:2]) == (13, 40) and model.cicm.memory.features.shape[2] > 0
+        assert model.size_multiple == 256
+    assert FULL == {"memory_depth": 4, "sets": 13, "set_size": 40}
     assert inspect.signature(CrossImageMemory).parameters["momentum"].default == 0.5  # beta of Eq. 3
     torch.manual_seed(0)
     model = create_model("unet_cicm_tiny", augment_fraction=0.5).eval()

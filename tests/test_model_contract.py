@@ -113,3 +113,17 @@ def test_declared_contract_matches_a_training_step(name):
         same = lambda a, b: all(torch.equal(a.aux[k], b.aux[k]) for k in a.aux) and torch.equal(a.pred, b.pred)  # noqa: E731
         assert same(out, again), f"{name}: a training step is not repeatable"
         assert not same(out, other), f"{name} declares {key!r} but does not use it"
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_the_registry_checks_the_options_of_every_model(name):
+    with pytest.raises(InpaintlabError, match="has no option 'no_such_option'"):
+        create_model(name, no_such_option=1)  # checked before anything is built
+
+
+def test_the_registry_checks_the_options_of_every_discriminator():
+    from inpaintlab.models import create_discriminator, list_discriminators
+
+    for name in list_discriminators():
+        with pytest.raises(InpaintlabError, match=f"discriminator '{name}' has no option 'no_such_option'"):
+            create_discriminator(name, no_such_option=1)

@@ -1,5 +1,9 @@
 """Model registry (timm style): a factory registered under its own function name.
 
+The one factory idiom: a factory takes ``**options`` and returns ``build(target, options, **defaults)``;
+``build`` checks the options against ``target``'s keyword arguments (the registry's check, for every
+model), so a variant states only what differs (its defaults, and ``fixed`` arguments it pins).
+
 >>> from inpaintlab.models import list_models
 >>> "telea" in list_models()
 True
@@ -9,7 +13,7 @@ from __future__ import annotations
 
 import fnmatch
 import inspect
-from typing import Callable
+from typing import Any, Callable, Iterable, Mapping
 
 from torch import nn
 
@@ -38,6 +42,31 @@ def register_discriminator(fn: Callable[..., nn.Module]) -> Callable[..., nn.Mod
     return _register(_DISCRIMINATORS, "discriminator", fn)
 
 
+class UnknownOption(InpaintlabError):
+    """Raised by ``build``; the registry rewords it with the model's name."""
+
+    def __init__(self, option: str, accepted: list[str]):
+        super().__init__(f"no option {option!r}; it accepts: {', '.join(accepted) or 'none'}")
+        self.option, self.accepted = option, accepted
+
+
+def build(target: Callable[..., nn.Module], options: Mapping[str, Any], /, *, fixed: Mapping[str, Any] | None = None,
+          extra: Iterable[str] = (), **defaults: Any) -> nn.Module:
+    """``target(**{**defaults, **options, **fixed})`` after checking ``options``.
+
+    Accepted options: ``target``'s named keyword arguments plus ``extra`` (names it forwards through its own
+    ``**kwargs``), less the ``fixed`` ones. An unknown option raises ``UnknownOption``.
+    """
+    fixed = dict(fixed or {})
+    params = inspect.signature(target).parameters
+    named = [n for n, p in params.items() if p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)]
+    accepted = [n for n in (*named, *extra) if n not in fixed]
+    unknown = sorted(set(options) - set(accepted))
+    if unknown:
+        raise UnknownOption(unknown[0], accepted)
+    return target(**{**defaults, **options, **fixed})
+
+
 def _create(table: dict, kind: str, name: str, kwargs: dict) -> nn.Module:
     if name not in table:
         close = fnmatch.filter(sorted(table), f"*{name.split('_')[0]}*")
@@ -51,7 +80,11 @@ def _create(table: dict, kind: str, name: str, kwargs: dict) -> nn.Module:
             raise InpaintlabError(
                 f"{kind} {name!r} has no option {unknown[0]!r}; it accepts: {', '.join(params) or 'none'}"
             )
-    model = fn(**kwargs)
+    try:
+        model = fn(**kwargs)
+    except UnknownOption as err:
+        raise InpaintlabError(f"{kind} {name!r} has no option {err.option!r}; it accepts: "
+                              f"{', '.join(err.accepted) or 'none'}") from None
     base = InpaintModel if kind == "model" else InpaintDiscriminator
     if not isinstance(model, base):
         raise InpaintlabError(f"{kind} factory {name!r} returned a {type(model).__name__}, not an {base.__name__}")

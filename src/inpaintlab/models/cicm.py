@@ -54,12 +54,14 @@ sees them).
 
 from __future__ import annotations
 
+import inspect
+
 from torch import Tensor, nn
 
 from ..errors import InpaintlabError
-from ..layers.memory import CICMBlock
+from ..layers.memory import CICMBlock, CrossImageMemory
 from ..types import SCALAR, InpaintModel, InpaintOutput, check_image_mask, masked_input
-from ._registry import register_model
+from ._registry import build, register_model
 from .lgnet import LGNet, unet_width
 from .msanet import PConvUNet
 
@@ -114,78 +116,86 @@ def _check_depth(memory_depth: int, num_downs: int) -> None:
         raise InpaintlabError(f"memory_depth must be an integer in 1..{num_downs} (stride-2 steps), got {memory_depth!r}")
 
 
-def _unet_cicm(ngf: int, num_downs: int, memory_depth: int, sets: int, set_size: int, options: dict) -> MemoryAugmented:
+def _unet_cicm(ngf: int, num_downs: int, memory_depth: int, sets: int, set_size: int, **options) -> MemoryAugmented:
     _check_depth(memory_depth, num_downs)
     backbone = LGNet(ngf_unet=ngf, num_downs=num_downs, stages="C")
     site = backbone.nets["C"].encoder[memory_depth - 1]
     return MemoryAugmented(backbone, site, unet_width(ngf, memory_depth), sets=sets, set_size=set_size, **options)
 
 
-def _lgnet_cicm(ngf: int, num_downs: int, memory_depth: int, sets: int, set_size: int, options: dict) -> MemoryAugmented:
+def _lgnet_cicm(ngf: int, num_downs: int, memory_depth: int, sets: int, set_size: int, **options) -> MemoryAugmented:
     _check_depth(memory_depth, num_downs)
     backbone = LGNet(ngf_unet=ngf, ngf_local=ngf, num_downs=num_downs)
     site = backbone.nets["G_att"].encoder[memory_depth - 1]
     return MemoryAugmented(backbone, site, unet_width(ngf, memory_depth), sets=sets, set_size=set_size, **options)
 
 
-def _msanet_cicm(layers: int, base: int, memory_depth: int, sets: int, set_size: int, options: dict) -> MemoryAugmented:
+def _msanet_cicm(layers: int, base_channels: int, memory_depth: int, sets: int, set_size: int, **options) -> MemoryAugmented:
     _check_depth(memory_depth, layers)
-    backbone = PConvUNet(layers=layers, base_channels=base)
+    backbone = PConvUNet(layers=layers, base_channels=base_channels)
+    base = base_channels
     channels = [base, 2 * base, 4 * base] + [8 * base] * (layers - 3)  # output of Encode_i at index i-1
     return MemoryAugmented(backbone, backbone.encoders[memory_depth - 1], channels[memory_depth - 1],
                            sets=sets, set_size=set_size, **options)
 
 
+def _unet15(ngf: int, num_downs: int) -> LGNet:
+    return LGNet(ngf_unet=ngf, num_downs=num_downs, stages="C")
+
+
+# Options a CICM model forwards to its CICMBlock and CrossImageMemory (besides its own memory_depth, sets, set_size).
+CICM_OPTIONS = tuple(
+    name for cls in (CICMBlock, CrossImageMemory) for name, p in inspect.signature(cls).parameters.items()
+    if p.kind is not p.VAR_KEYWORD and name not in ("channels", "sets", "set_size")
+)
+FULL = {"memory_depth": 4, "sets": 13, "set_size": 40}  # the paper's memory: 13 sets of 40 at 16x16
+TINY = {"memory_depth": 3, "sets": 5, "set_size": 8}
+
+
 @register_model
-def unet15(ngf: int = 64, num_downs: int = 8) -> LGNet:
+def unet15(**options) -> LGNet:
     """The paper's 15-layer U-Net backbone without CICM (pix2pix ``unet_256``: 8 convolutions + 8 transposed
     convolutions, the module docstring says why; 54,414,979 parameters)."""
-    return LGNet(ngf_unet=ngf, num_downs=num_downs, stages="C")
+    return build(_unet15, options, ngf=64, num_downs=8)
 
 
 @register_model
-def unet15_tiny(ngf: int = 8, num_downs: int = 6) -> LGNet:
+def unet15_tiny(**options) -> LGNet:
     """``unet15`` for CPU tests: base width 8, 6 downsamplings (64x64 inputs)."""
-    return LGNet(ngf_unet=ngf, num_downs=num_downs, stages="C")
+    return build(_unet15, options, ngf=8, num_downs=6)
 
 
 @register_model
-def unet_cicm(ngf: int = 64, num_downs: int = 8, memory_depth: int = 4, sets: int = 13, set_size: int = 40,
-              **options) -> MemoryAugmented:
+def unet_cicm(**options) -> MemoryAugmented:
     """UNet-CICM (Tables 1-4): ``unet15`` with CICM on the 16x16 encoder features at 256x256."""
-    return _unet_cicm(ngf, num_downs, memory_depth, sets, set_size, options)
+    return build(_unet_cicm, options, extra=CICM_OPTIONS, ngf=64, num_downs=8, **FULL)
 
 
 @register_model
-def unet_cicm_tiny(ngf: int = 8, num_downs: int = 6, memory_depth: int = 3, sets: int = 5, set_size: int = 8,
-                   **options) -> MemoryAugmented:
+def unet_cicm_tiny(**options) -> MemoryAugmented:
     """``unet_cicm`` for CPU tests: 64x64 inputs, CICM on the 8x8 encoder features (32 channels)."""
-    return _unet_cicm(ngf, num_downs, memory_depth, sets, set_size, options)
+    return build(_unet_cicm, options, extra=CICM_OPTIONS, ngf=8, num_downs=6, **TINY)
 
 
 @register_model
-def lgnet_cicm(ngf: int = 64, num_downs: int = 8, memory_depth: int = 4, sets: int = 13, set_size: int = 40,
-               **options) -> MemoryAugmented:
+def lgnet_cicm(**options) -> MemoryAugmented:
     """LGNet with CICM on Net_G's 16x16 encoder features at 256x256 (the global stage, before its decoder)."""
-    return _lgnet_cicm(ngf, num_downs, memory_depth, sets, set_size, options)
+    return build(_lgnet_cicm, options, extra=CICM_OPTIONS, ngf=64, num_downs=8, **FULL)
 
 
 @register_model
-def lgnet_cicm_tiny(ngf: int = 8, num_downs: int = 6, memory_depth: int = 3, sets: int = 5, set_size: int = 8,
-                    **options) -> MemoryAugmented:
+def lgnet_cicm_tiny(**options) -> MemoryAugmented:
     """``lgnet_cicm`` for CPU tests (``lgnet_tiny`` widths, 64x64 inputs, CICM at 8x8)."""
-    return _lgnet_cicm(ngf, num_downs, memory_depth, sets, set_size, options)
+    return build(_lgnet_cicm, options, extra=CICM_OPTIONS, ngf=8, num_downs=6, **TINY)
 
 
 @register_model
-def msanet_cicm(layers: int = 8, base_channels: int = 64, memory_depth: int = 4, sets: int = 13, set_size: int = 40,
-                **options) -> MemoryAugmented:
+def msanet_cicm(**options) -> MemoryAugmented:
     """MSA-Net with CICM on the Encode_4 output (16x16, 512 channels at 256x256)."""
-    return _msanet_cicm(layers, base_channels, memory_depth, sets, set_size, options)
+    return build(_msanet_cicm, options, extra=CICM_OPTIONS, layers=8, base_channels=64, **FULL)
 
 
 @register_model
-def msanet_cicm_tiny(layers: int = 6, base_channels: int = 8, memory_depth: int = 3, sets: int = 5, set_size: int = 8,
-                     **options) -> MemoryAugmented:
+def msanet_cicm_tiny(**options) -> MemoryAugmented:
     """``msanet_cicm`` for CPU tests (``msanet_tiny`` widths, 64x64 inputs, CICM on Encode_3 at 8x8)."""
-    return _msanet_cicm(layers, base_channels, memory_depth, sets, set_size, options)
+    return build(_msanet_cicm, options, extra=CICM_OPTIONS, layers=6, base_channels=8, **TINY)

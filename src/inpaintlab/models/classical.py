@@ -13,7 +13,7 @@ from torch import Tensor
 
 from ..errors import InpaintlabError
 from ..types import InpaintModel, InpaintOutput, check_image_mask, masked_input
-from ._registry import register_model
+from ._registry import build, register_model
 
 
 class OpenCVInpaint(InpaintModel):
@@ -44,15 +44,15 @@ class OpenCVInpaint(InpaintModel):
 
 
 @register_model
-def telea(radius: int = 3) -> OpenCVInpaint:
-    """Telea (2004) fast-marching inpainting (``cv2.INPAINT_TELEA``)."""
-    return OpenCVInpaint(cv2.INPAINT_TELEA, radius)
+def telea(**options) -> OpenCVInpaint:
+    """Telea (2004) fast-marching inpainting (``cv2.INPAINT_TELEA``); option ``radius`` (default 3)."""
+    return build(OpenCVInpaint, options, fixed={"method": cv2.INPAINT_TELEA})
 
 
 @register_model
-def navier_stokes(radius: int = 3) -> OpenCVInpaint:
-    """Bertalmio et al. (2001) Navier-Stokes inpainting (``cv2.INPAINT_NS``)."""
-    return OpenCVInpaint(cv2.INPAINT_NS, radius)
+def navier_stokes(**options) -> OpenCVInpaint:
+    """Bertalmio et al. (2001) Navier-Stokes inpainting (``cv2.INPAINT_NS``); option ``radius`` (default 3)."""
+    return build(OpenCVInpaint, options, fixed={"method": cv2.INPAINT_NS})
 
 
 CLASSICAL_MODELS = ("telea", "navier_stokes")  # registered methods with nothing to learn

@@ -76,7 +76,7 @@ from ..errors import InpaintlabError
 from ..layers.blocks import init_pix2pix_weights
 from ..layers.sti import ConcatFusion, StructureTextureFusion, StructureTextureInpainting, pyramid_masks
 from ..types import SCALAR, InpaintModel, InpaintOutput, check_image_mask, check_size_multiple, masked_input
-from ._registry import register_model
+from ._registry import build, register_model
 from .lgnet import unet_width
 
 LEVEL_WIDTHS = (1, 2, 4, 8, 16, 16)  # refinement encoder widths in units of cnum, shallow to deep
@@ -321,34 +321,12 @@ class CSTFNet(InpaintModel):
 
 
 @register_model
-def cstfnet(
-    structure: bool = True,
-    texture: bool = True,
-    coarse: bool = True,
-    contrastive: bool = True,
-    fusion: str = "stf",
-    cascade: bool = False,
-    softmax_scale: float = 10.0,
-    stf_gate: str = "none",
-    feature_l2: str = "normalized",
-    refine_init: str = "kaiming",
-) -> CSTFNet:
-    """CSTFNet at 256x256 (Net_C 8 downsamplings, 6-level refinement); kwargs = Table 4 ablations and choices."""
-    return CSTFNet(ngf=64, coarse_downs=8, cnum=32, levels=6, **locals())
+def cstfnet(**options) -> CSTFNet:
+    """CSTFNet at 256x256 (Net_C 8 downsamplings, 6-level refinement); options = Table 4 ablations and choices."""
+    return build(CSTFNet, options)
 
 
 @register_model
-def cstfnet_tiny(
-    structure: bool = True,
-    texture: bool = True,
-    coarse: bool = True,
-    contrastive: bool = True,
-    fusion: str = "stf",
-    cascade: bool = False,
-    softmax_scale: float = 10.0,
-    stf_gate: str = "none",
-    feature_l2: str = "normalized",
-    refine_init: str = "kaiming",
-) -> CSTFNet:
+def cstfnet_tiny(**options) -> CSTFNet:
     """Small CSTFNet for CPU tests at 64x64: Net_C ngf 8 with 6 downsamplings, 4 refinement levels at cnum 8."""
-    return CSTFNet(ngf=8, coarse_downs=6, cnum=8, levels=4, **locals())
+    return build(CSTFNet, options, ngf=8, coarse_downs=6, cnum=8, levels=4)

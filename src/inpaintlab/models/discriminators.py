@@ -30,7 +30,7 @@ from torch.nn.utils.parametrizations import spectral_norm
 from ..errors import InpaintlabError
 from ..layers.blocks import init_pix2pix_weights
 from ..types import InpaintDiscriminator
-from ._registry import register_discriminator
+from ._registry import build, register_discriminator
 
 
 class SNPatchDiscriminator(InpaintDiscriminator):
@@ -60,16 +60,16 @@ class SNPatchDiscriminator(InpaintDiscriminator):
 
 
 @register_discriminator
-def lgnet(in_channels: int = 3, ndf: int = 64, n_layers: int = 4) -> SNPatchDiscriminator:
+def lgnet(**options) -> SNPatchDiscriminator:
     """LGNet's SN patch discriminator (official layout; 27x27 logits at 256x256, where the paper's text
     says 32x32: the official k5/p1 convolutions give 27x27)."""
-    return SNPatchDiscriminator(in_channels, ndf, n_layers)
+    return build(SNPatchDiscriminator, options)
 
 
 @register_discriminator
-def lgnet_tiny(in_channels: int = 3, ndf: int = 8, n_layers: int = 4) -> SNPatchDiscriminator:
+def lgnet_tiny(**options) -> SNPatchDiscriminator:
     """Same design with ``ndf=8`` for CPU tests (3x3 logits at 64x64)."""
-    return SNPatchDiscriminator(in_channels, ndf, n_layers)
+    return build(SNPatchDiscriminator, options, ndf=8)
 
 
 class MSANetDiscriminator(InpaintDiscriminator):
@@ -105,15 +105,15 @@ class MSANetDiscriminator(InpaintDiscriminator):
 
 
 @register_discriminator
-def msanet(in_channels: int = 3, ndf: int = 64, use_sigmoid: bool = True) -> MSANetDiscriminator:
+def msanet(**options) -> MSANetDiscriminator:
     """MSA-Net's discriminator (Table 3): SN on all 5 convs, sigmoid; 30x30 map at 256x256."""
-    return MSANetDiscriminator(in_channels, ndf, use_sigmoid)
+    return build(MSANetDiscriminator, options)
 
 
 @register_discriminator
-def msanet_tiny(in_channels: int = 3, ndf: int = 8, use_sigmoid: bool = True) -> MSANetDiscriminator:
+def msanet_tiny(**options) -> MSANetDiscriminator:
     """Same design with ``ndf=8`` for CPU tests (6x6 map at 64x64)."""
-    return MSANetDiscriminator(in_channels, ndf, use_sigmoid)
+    return build(MSANetDiscriminator, options, ndf=8)
 
 
 class SRPNetDiscriminator(InpaintDiscriminator):
@@ -208,61 +208,55 @@ class GlobalLocalDiscriminator(InpaintDiscriminator):
 
 
 @register_discriminator
-def srpnet_global(ndf: int = 64, use_spectral_norm: bool = True, last_lrelu: bool = False) -> SRPNetDiscriminator:
+def srpnet_global(**options) -> SRPNetDiscriminator:
     """SRPNet global D (Table A2) on the whole image; 7x7 logits at 256x256."""
-    return SRPNetDiscriminator(3, ndf, use_spectral_norm, last_lrelu)
+    return build(SRPNetDiscriminator, options, fixed={"in_channels": 3})
 
 
 @register_discriminator
-def srpnet_local(
-    ndf: int = 64, local_size: int = 128, use_spectral_norm: bool = True, last_lrelu: bool = False
-) -> LocalRegionDiscriminator:
+def srpnet_local(**options) -> LocalRegionDiscriminator:
     """SRPNet local D (Table A2) on the hole's bounding box resized to ``local_size``; 3x3 logits at 128."""
-    return LocalRegionDiscriminator(ndf, local_size, use_spectral_norm, last_lrelu)
+    return build(LocalRegionDiscriminator, options)
 
 
 @register_discriminator
-def srpnet(
-    ndf: int = 64, local_size: int = 128, use_spectral_norm: bool = True, last_lrelu: bool = False
-) -> GlobalLocalDiscriminator:
+def srpnet(**options) -> GlobalLocalDiscriminator:
     """SRPNet global + local D: ``[global_logits, local_logits]`` (Table 5 "+Discriminator" rows)."""
-    return GlobalLocalDiscriminator(ndf, local_size, use_spectral_norm, last_lrelu)
+    return build(GlobalLocalDiscriminator, options)
 
 
 @register_discriminator
-def srpnet_tiny(
-    ndf: int = 8, local_size: int = 64, use_spectral_norm: bool = True, last_lrelu: bool = False
-) -> GlobalLocalDiscriminator:
+def srpnet_tiny(**options) -> GlobalLocalDiscriminator:
     """``srpnet`` with ``ndf=8`` and 64x64 local crops for CPU tests (1x1 logits at 64x64)."""
-    return GlobalLocalDiscriminator(ndf, local_size, use_spectral_norm, last_lrelu)
+    return build(GlobalLocalDiscriminator, options, ndf=8, local_size=64)
 
 
 @register_discriminator
-def pennet(in_channels: int = 3, ndf: int = 64, n_layers: int = 4) -> SNPatchDiscriminator:
+def pennet(**options) -> SNPatchDiscriminator:
     """PEN-Net's SN-PatchGAN (notes 3.2: the layout LGNet copied); Table 5 "Baseline" row."""
-    return SNPatchDiscriminator(in_channels, ndf, n_layers)
+    return build(SNPatchDiscriminator, options)
 
 
 @register_discriminator
-def cstfnet(in_channels: int = 3, ndf: int = 64, n_layers: int = 4) -> SNPatchDiscriminator:
+def cstfnet(**options) -> SNPatchDiscriminator:
     """CSTFNet's D: the paper takes its LSGAN recipe (Eqs. 5-6) from LGNet [36], so LGNet's SN patch D (raw logits)."""
-    return SNPatchDiscriminator(in_channels, ndf, n_layers)
+    return build(SNPatchDiscriminator, options)
 
 
 @register_discriminator
-def cstfnet_tiny(in_channels: int = 3, ndf: int = 8, n_layers: int = 4) -> SNPatchDiscriminator:
+def cstfnet_tiny(**options) -> SNPatchDiscriminator:
     """``cstfnet`` D with ``ndf=8`` for CPU tests (3x3 logits at 64x64)."""
-    return SNPatchDiscriminator(in_channels, ndf, n_layers)
+    return build(SNPatchDiscriminator, options, ndf=8)
 
 
 @register_discriminator
-def cicm(in_channels: int = 3, ndf: int = 64, n_layers: int = 4) -> SNPatchDiscriminator:
+def cicm(**options) -> SNPatchDiscriminator:
     """CICM's C in the relativistic loss (Eqs. 5-6): the paper names no design, so the SN patch D of PEN-Net /
     LGNet (raw logits, as ``sigmoid(C(x) - E[C(y)])`` needs); 27x27 logits at 256x256."""
-    return SNPatchDiscriminator(in_channels, ndf, n_layers)
+    return build(SNPatchDiscriminator, options)
 
 
 @register_discriminator
-def cicm_tiny(in_channels: int = 3, ndf: int = 8, n_layers: int = 4) -> SNPatchDiscriminator:
+def cicm_tiny(**options) -> SNPatchDiscriminator:
     """``cicm`` D with ``ndf=8`` for CPU tests (3x3 logits at 64x64)."""
-    return SNPatchDiscriminator(in_channels, ndf, n_layers)
+    return build(SNPatchDiscriminator, options, ndf=8)

@@ -48,7 +48,7 @@ from ..errors import InpaintlabError
 from ..layers.attention import AttentionModule
 from ..layers.blocks import ResnetBlock, init_pix2pix_weights
 from ..types import InpaintModel, InpaintOutput, check_image_mask, check_size_multiple, masked_input
-from ._registry import register_model
+from ._registry import build, register_model
 
 ABLATIONS: dict[str, tuple[str, ...]] = {
     "C": ("C",),
@@ -234,73 +234,30 @@ class LGNet(InpaintModel):
 
 
 @register_model
-def lgnet(
-    ngf_unet: int = 64,
-    ngf_local: int = 64,
-    num_downs: int = 8,
-    attention_levels: Sequence[int] = (4, 3, 2),
-    stages: str = "C+L+G_att",
-    share_weights: bool = False,
-    use_fast_attention: bool = True,
-    channels_last: bool = True,
-) -> LGNet:
-    """LGNet as published (115,002,185 parameters); kwargs select Table VI ablations and sizes."""
-    return LGNet(**locals())
+def lgnet(**options) -> LGNet:
+    """LGNet as published (115,002,185 parameters); options (``LGNet``'s arguments) select Table VI ablations and sizes."""
+    return build(LGNet, options)
 
 
 @register_model
-def lgnet_light(
-    ngf_unet: int = 48,
-    ngf_local: int = 64,
-    num_downs: int = 8,
-    attention_levels: Sequence[int] = (4, 3, 2),
-    stages: str = "C+L+G_att",
-    use_fast_attention: bool = True,
-    channels_last: bool = True,
-) -> LGNet:
+def lgnet_light(**options) -> LGNet:
     """LGNet_light: U-Nets at base width 48, local net at 64 (67,095,337 parameters)."""
-    return LGNet(share_weights=False, **locals())
+    return build(LGNet, options, ngf_unet=48, fixed={"share_weights": False})
 
 
 @register_model
-def lgnet_share(
-    ngf_unet: int = 64,
-    ngf_local: int = 64,
-    num_downs: int = 8,
-    attention_levels: Sequence[int] = (4, 3, 2),
-    stages: str = "C+L+G_att",
-    use_fast_attention: bool = True,
-    channels_last: bool = True,
-) -> LGNet:
+def lgnet_share(**options) -> LGNet:
     """LGNet_share: Net_C shares Net_G's U-Net weights (60,587,206 parameters)."""
-    return LGNet(share_weights=True, **locals())
+    return build(LGNet, options, fixed={"share_weights": True})
 
 
 @register_model
-def lgnet_tiny(
-    ngf_unet: int = 8,
-    ngf_local: int = 8,
-    num_downs: int = 6,
-    attention_levels: Sequence[int] = (4, 3, 2),
-    stages: str = "C+L+G_att",
-    share_weights: bool = False,
-    use_fast_attention: bool = True,
-    channels_last: bool = True,
-) -> LGNet:
+def lgnet_tiny(**options) -> LGNet:
     """Small LGNet for CPU tests: 64x64 inputs, attention at 4x4, 8x8 and 16x16."""
-    return LGNet(**locals())
+    return build(LGNet, options, ngf_unet=8, ngf_local=8, num_downs=6)
 
 
 @register_model
-def lgnet_compact(
-    ngf_unet: int = 16,
-    ngf_local: int = 16,
-    num_downs: int = 7,
-    attention_levels: Sequence[int] = (4, 3, 2),
-    stages: str = "C+L+G_att",
-    share_weights: bool = False,
-    use_fast_attention: bool = True,
-    channels_last: bool = True,
-) -> LGNet:
+def lgnet_compact(**options) -> LGNet:
     """LGNet at base width 16 with 7 downsamplings (multiples of 128 px): the CPU-trained default model."""
-    return LGNet(**locals())
+    return build(LGNet, options, ngf_unet=16, ngf_local=16, num_downs=7)

@@ -36,7 +36,7 @@ from ..errors import InpaintlabError
 from ..layers.partial_conv import PartialConv2d
 from ..layers.pixel_attention import PixelAttentionBlock
 from ..types import InpaintModel, InpaintOutput, check_image_mask, check_size_multiple, masked_input
-from ._registry import register_model
+from ._registry import build, register_model
 
 UPSAMPLING_MODES = ("nearest", "nearest-exact", "bilinear", "bicubic", "area")  # F.interpolate's 4-D modes
 
@@ -145,48 +145,31 @@ class PConvUNet(InpaintModel):
 # ------------------------------------------------------------------------------------------- factories
 
 
+ATTENTION_OPTIONS = ("propagate_size", "softmax_scale", "normalize_queries", "squeeze_ratio")  # PixelAttentionBlock's
+
+
 @register_model
-def msanet(
-    propagate_size: int = 3,
-    softmax_scale: float = 1.0,
-    normalize_queries: bool = False,
-    squeeze_ratio: float = 1.0,
-    upsampling: str = "nearest",
-    straight_through_clamp: bool = True,
-    freeze_encoder_bn: bool = False,
-) -> PConvUNet:
+def msanet(**options) -> PConvUNet:
     """MSA-Net generator, official configuration (33,686,356 parameters; H, W multiples of 256)."""
-    return PConvUNet(**locals())
+    return build(PConvUNet, options, extra=ATTENTION_OPTIONS)
 
 
 @register_model
-def msanet_tiny(
-    propagate_size: int = 3,
-    softmax_scale: float = 1.0,
-    normalize_queries: bool = False,
-    squeeze_ratio: float = 1.0,
-    upsampling: str = "nearest",
-    straight_through_clamp: bool = True,
-    freeze_encoder_bn: bool = False,
-) -> PConvUNet:
+def msanet_tiny(**options) -> PConvUNet:
     """MSA-Net for CPU tests: 6 stages, base width 8 (H, W multiples of 64); attention at 8x8 and 16x16 for 64x64."""
-    return PConvUNet(layers=6, base_channels=8, **locals())
+    return build(PConvUNet, options, extra=ATTENTION_OPTIONS, layers=6, base_channels=8)
 
 
 @register_model
-def pconv_unet(
-    upsampling: str = "nearest", straight_through_clamp: bool = True, freeze_encoder_bn: bool = False
-) -> PConvUNet:
+def pconv_unet(**options) -> PConvUNet:
     """Liu et al. (2018) partial-convolution U-Net: MSA-Net without attention (32,865,236 parameters)."""
-    return PConvUNet(attention_levels=(), **locals())
+    return build(PConvUNet, options, fixed={"attention_levels": ()})
 
 
 @register_model
-def pconv_unet_tiny(
-    upsampling: str = "nearest", straight_through_clamp: bool = True, freeze_encoder_bn: bool = False
-) -> PConvUNet:
+def pconv_unet_tiny(**options) -> PConvUNet:
     """``pconv_unet`` for CPU tests: 6 stages, base width 8."""
-    return PConvUNet(layers=6, base_channels=8, attention_levels=(), **locals())
+    return build(PConvUNet, options, fixed={"attention_levels": ()}, layers=6, base_channels=8)
 
 
 # ------------------------------------------------------------------------------- attention visualisation

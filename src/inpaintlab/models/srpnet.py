@@ -40,7 +40,6 @@ from SRPNet's other Table A1 changes. Parameters: ``srpnet`` 20,801,778, ``penne
 
 from __future__ import annotations
 
-import inspect
 from types import MappingProxyType
 
 import torch
@@ -51,7 +50,7 @@ from ..errors import InpaintlabError
 from ..layers.atm import AttentionTransfer
 from ..layers.blocks import init_pix2pix_weights
 from ..types import PYRAMID, InpaintModel, InpaintOutput, check_image_mask, check_size_multiple, masked_input
-from ._registry import register_model
+from ._registry import build, register_model
 
 LEVEL_WIDTHS = (1, 2, 4, 8, 16, 16)  # encoder channels in units of cnum, shallow to deep
 LEVELS = len(LEVEL_WIDTHS)
@@ -181,34 +180,25 @@ class PyramidInpaintNet(InpaintModel):
 PENNET_STYLE = {"residual_blocks": False, "atm_out": "pennet", "atm_fill": "all", "last_relu": True}
 
 
-def _build(defaults: dict, kwargs: dict) -> PyramidInpaintNet:
-    """PyramidInpaintNet from preset ``defaults`` overridden by user ``kwargs`` (unknown keys rejected)."""
-    accepted = list(inspect.signature(PyramidInpaintNet).parameters)
-    unknown = sorted(set(kwargs) - set(accepted))
-    if unknown:
-        raise InpaintlabError(f"SRPNet/PEN-Net have no option {unknown[0]!r}; they accept: {', '.join(accepted)}")
-    return PyramidInpaintNet(**{**defaults, **kwargs})
-
-
 @register_model
-def srpnet(**kwargs) -> PyramidInpaintNet:
+def srpnet(**options) -> PyramidInpaintNet:
     """SRPNet generator (Table A1): residual pyramid encoder, 1x1 ATMConv, multi-layer decoder; 20,801,778 params."""
-    return _build({}, kwargs)
+    return build(PyramidInpaintNet, options)
 
 
 @register_model
-def srpnet_tiny(**kwargs) -> PyramidInpaintNet:
+def srpnet_tiny(**options) -> PyramidInpaintNet:
     """SRPNet with ``cnum=8`` (8..128 channels) for CPU tests at 64x64."""
-    return _build({"cnum": 8}, kwargs)
+    return build(PyramidInpaintNet, options, cnum=8)
 
 
 @register_model
-def pennet(**kwargs) -> PyramidInpaintNet:
+def pennet(**options) -> PyramidInpaintNet:
     """PEN-Net baseline (notes 3.2): no residual blocks, dilated ATN fuse, whole-map transfer; 10,231,538 params."""
-    return _build(PENNET_STYLE, kwargs)
+    return build(PyramidInpaintNet, options, **PENNET_STYLE)
 
 
 @register_model
-def pennet_tiny(**kwargs) -> PyramidInpaintNet:
+def pennet_tiny(**options) -> PyramidInpaintNet:
     """PEN-Net with ``cnum=8`` for CPU tests at 64x64."""
-    return _build({**PENNET_STYLE, "cnum": 8}, kwargs)
+    return build(PyramidInpaintNet, options, **PENNET_STYLE, cnum=8)
