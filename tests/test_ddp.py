@@ -12,12 +12,13 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 from torch import nn
+from toys import PatchD
 
 from inpaintlab.checkpoint import load_checkpoint
 from inpaintlab.config import DataConfig, LossConfig, MaskConfig, ModelConfig, OptimConfig, TrainConfig
 from inpaintlab.models import is_model, register_discriminator, register_model
 from inpaintlab.train import Trainer
-from inpaintlab.types import InpaintDiscriminator, InpaintModel, InpaintOutput, masked_input
+from inpaintlab.types import InpaintModel, InpaintOutput, masked_input
 
 
 class _Refine(InpaintModel):
@@ -38,19 +39,6 @@ class _Refine(InpaintModel):
         return {"G1": list(self.coarse.parameters()), "G2": list(self.fine.parameters())}
 
 
-class _PatchD(InpaintDiscriminator):
-    """A two-conv patch discriminator that ignores the mask."""
-
-    takes_mask = False
-
-    def __init__(self, ndf: int = 8):
-        super().__init__()
-        self.net = nn.Sequential(nn.Conv2d(3, ndf, 4, 2, 1), nn.LeakyReLU(0.2), nn.Conv2d(ndf, 1, 3, 1, 1))
-
-    def forward(self, image, mask=None):
-        return self.net(image)
-
-
 if not is_model("_ddp_refine"):
 
     @register_model
@@ -59,7 +47,7 @@ if not is_model("_ddp_refine"):
 
     @register_discriminator
     def _ddp_patch_d(ndf: int = 8) -> nn.Module:
-        return _PatchD(ndf)
+        return PatchD(ndf)
 
 
 def _config(batch_size: int) -> TrainConfig:

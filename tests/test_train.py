@@ -8,6 +8,7 @@ import pytest
 import torch
 from PIL import Image
 from torch import nn
+from toys import PatchD
 
 from inpaintlab import InpaintlabError
 from inpaintlab.checkpoint import load_checkpoint, load_model, sub_state
@@ -25,7 +26,7 @@ from inpaintlab.config import (
 )
 from inpaintlab.models import is_model, register_discriminator, register_model
 from inpaintlab.train import Trainer
-from inpaintlab.types import SCALAR, InpaintDiscriminator, InpaintModel, InpaintOutput, masked_input
+from inpaintlab.types import SCALAR, InpaintModel, InpaintOutput, masked_input
 
 
 class TwoStage(InpaintModel):
@@ -59,19 +60,6 @@ class TwoStage(InpaintModel):
         return {"G1": list(self.g1.parameters()), "G2": list(self.g2.parameters())}
 
 
-class _PatchD(InpaintDiscriminator):
-    """A two-conv patch discriminator that ignores the mask."""
-
-    takes_mask = False
-
-    def __init__(self, ndf: int = 8):
-        super().__init__()
-        self.net = nn.Sequential(nn.Conv2d(3, ndf, 4, 2, 1), nn.LeakyReLU(0.2), nn.Conv2d(ndf, 1, 3, 1, 1))
-
-    def forward(self, image, mask=None):
-        return self.net(image)
-
-
 if not is_model("_train_two_stage"):
 
     @register_model
@@ -80,7 +68,7 @@ if not is_model("_train_two_stage"):
 
     @register_discriminator
     def _train_patch_d(ndf: int = 8) -> nn.Module:
-        return _PatchD(ndf)
+        return PatchD(ndf)
 
 
 def tiny_config(**changes) -> TrainConfig:
