@@ -360,3 +360,27 @@ def test_readme_examples_run_as_written(tmp_path, monkeypatch):
     for line in README_SHELL:
         assert cli.main(shlex.split(line)[1:]) == 0, line
     assert np.asarray(Image.open("filled/street.png")).shape == (120, 480, 3)
+
+
+def test_smooth_regions_are_refilled_by_telea_and_textured_ones_keep_the_model():
+    from inpaintlab.pipeline import band_gradient, fill_smooth_regions
+
+    rng = np.random.default_rng(0)
+    picture = np.full((64, 128, 3), 120, np.uint8)
+    picture[:, 64:] = rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)  # right half: texture
+    hole = np.zeros((64, 128), bool)
+    hole[20:40, 20:40] = True  # in the flat half
+    hole[20:40, 90:110] = True  # in the textured half
+    assert band_gradient(picture, hole & (np.arange(128) < 64), hole) == 0.0
+    assert band_gradient(picture, hole & (np.arange(128) >= 64), hole) > 30  # uniform noise: about 42
+    model_fill = picture.copy()
+    model_fill[hole] = 7
+    result = model_fill.copy()
+    assert fill_smooth_regions(picture, hole, result, threshold=1.5) == 1
+    telea = cv2.inpaint(picture, hole.astype(np.uint8) * 255, 3, cv2.INPAINT_TELEA)
+    np.testing.assert_array_equal(result[20:40, 20:40], telea[20:40, 20:40])
+    assert np.abs(result[20:40, 20:40].astype(int) - 120).max() <= 4  # Telea on a flat colour: the colour
+    assert (result[20:40, 90:110] == 7).all()  # the textured region keeps the model's fill
+    pipe = InpaintPipeline(ConstantFill(), smooth_threshold=1.5)
+    np.testing.assert_array_equal(pipe(picture, hole)[20:40, 20:40], result[20:40, 20:40])
+    assert (InpaintPipeline(ConstantFill())(picture, hole)[hole] != 120).all()  # off unless asked (or carded)

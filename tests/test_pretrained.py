@@ -56,6 +56,31 @@ def test_ship_writes_fp16_ema_weights_and_a_card(shipped, tiny_checkpoint):
     assert (shipped / "lgnet_tiny.safetensors").stat().st_size < tiny_checkpoint.stat().st_size / 4
 
 
+def test_ema_averages_batchnorm_statistics_like_the_weights(tiny_checkpoint):
+    from inpaintlab.checkpoint import load_checkpoint, sub_state
+
+    tensors, header = load_checkpoint(tiny_checkpoint)
+    live, ema = sub_state(tensors, "generator"), sub_state(tensors, "generator_ema")
+    means = [k for k in live if k.endswith("running_mean")]
+    assert means and all(not torch.equal(live[k], ema[k]) for k in means)  # not copied from the live model
+    assert all(torch.equal(live[k], ema[k]) for k in live if k.endswith("num_batches_tracked"))
+
+
+def test_ship_can_recalibrate_batchnorm_on_the_run_own_data(tiny_checkpoint, tmp_path):
+    card = tmp_path / "card.json"
+    card.write_text(json.dumps({"summary": "s", "inference_size": 64}))
+    assert cli.main(["ship", str(tiny_checkpoint), "--card", str(card), "--out", str(tmp_path / "w"),
+                     "--recalibrate-bn", "2"]) == 0
+    shipped = json.loads((tmp_path / "w" / "lgnet_tiny.json").read_text())
+    assert shipped["batchnorm"]["recalibrated_batches"] == 2 and shipped["batchnorm"]["layers"] > 10
+    with safe_open(str(tmp_path / "w" / "lgnet_tiny.safetensors"), "pt") as handle:
+        ours = {k: handle.get_tensor(k) for k in handle.keys()}
+    reference = load_model(tiny_checkpoint).state_dict()  # the EMA weights: unchanged; BN statistics: new
+    assert all(torch.equal(ours[k], reference[k].half()) for k in reference if k.endswith(".weight"))
+    means = [k for k in reference if k.endswith("running_mean")]
+    assert all(not torch.equal(ours[k], reference[k].half()) for k in means)
+
+
 def test_pretrained_model_is_the_checkpoint_ema_in_fp16(shipped, tiny_checkpoint):
     model = create_model("lgnet_tiny", pretrained=True)
     reference = load_model(tiny_checkpoint)  # EMA weights, fp32

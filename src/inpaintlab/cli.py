@@ -405,6 +405,9 @@ def _add_ship(sub) -> None:
     p.add_argument("--card", required=True, help="JSON file with the card's fields (summary, inference_size, "
                                                 "default_strategy, data, wall time, held-out table, commands)")
     p.add_argument("--out", help="folder (default: the package's weights folder, what `pretrained=True` reads)")
+    p.add_argument("--recalibrate-bn", type=int, default=0, metavar="BATCHES",
+                   help="re-estimate BatchNorm statistics of the EMA generator on this many training batches of "
+                        "the run's own data (default 0 = keep the checkpoint's)")
     p.set_defaults(func=_cmd_ship)
 
 
@@ -424,7 +427,7 @@ def _cmd_ship(args) -> None:
     missing = [k for k in ("summary", "inference_size") if k not in card]
     if not isinstance(card, dict) or missing:
         raise InpaintlabError(f"card file {path} must be a JSON object with at least {missing or 'summary, inference_size'}")
-    weights, card_path = write_pretrained(args.checkpoint, args.out or WEIGHTS_DIR, card)
+    weights, card_path = write_pretrained(args.checkpoint, args.out or WEIGHTS_DIR, card, args.recalibrate_bn)
     print(f"wrote {weights} ({weights.stat().st_size / 1e6:.1f} MB) and {card_path}")
 
 

@@ -173,6 +173,10 @@ class InpaintPipeline:
     crop_margin: context added around each hole box by ``crop`` (default ``train_size // 4``).
     merge_distance: hole boxes closer than this (pixels) share one crop (default ``crop_margin``).
     batch_size: work items per forward pass in ``batch``.
+    smooth_threshold: a hole region whose surrounding known band (``SMOOTH_BAND`` pixels wide) changes by
+      less than this many grey levels per pixel on average (flat colour, gradients, defocused backgrounds)
+      is filled by Telea instead of the network, which is where Telea is at its best; None = a shipped
+      model's card value, 0 = never. The other regions keep the network's fill.
     """
 
     def __init__(
@@ -185,6 +189,7 @@ class InpaintPipeline:
         crop_margin: int | None = None,
         merge_distance: int | None = None,
         batch_size: int = 8,
+        smooth_threshold: float | None = None,
     ):
         self.model = model.to(device).eval()
         self.device = torch.device(device)
@@ -195,6 +200,7 @@ class InpaintPipeline:
         self.crop_margin = self.train_size // 4 if crop_margin is None else int(crop_margin)
         self.merge_distance = self.crop_margin if merge_distance is None else int(merge_distance)
         self.batch_size = int(batch_size)
+        self.smooth_threshold = _card(model).get("smooth_threshold") if smooth_threshold is None else smooth_threshold
         if min(self.size_multiple, self.train_size, self.max_side, self.batch_size) < 1 or self.crop_margin < 0:
             raise InpaintlabError("size_multiple, train_size, max_side and batch_size must be >= 1, crop_margin >= 0")
 
@@ -239,6 +245,9 @@ class InpaintPipeline:
             if hole.any():
                 jobs += self._jobs(index, picture, hole, strategy)
         self._run(jobs, results)
+        if self.smooth_threshold:
+            for picture, hole, result in zip(pictures, holes, results):
+                fill_smooth_regions(picture, hole, result, self.smooth_threshold)
         for index, image in enumerate(images):  # the input's alpha comes back untouched, hole pixels included
             alpha = alpha_channel(image)
             if alpha is not None:
@@ -333,6 +342,38 @@ def hole_regions(hole: np.ndarray, merge_distance: int) -> tuple[np.ndarray, lis
                 merged = True
                 break
     return labels, regions
+
+
+SMOOTH_BAND = 8  # pixels of known context around a hole region that decide whether it is smooth
+
+
+def band_gradient(picture: np.ndarray, region: np.ndarray, hole: np.ndarray, band: int = SMOOTH_BAND) -> float:
+    """Mean absolute grey-level change per pixel (horizontal and vertical neighbours) of the known pixels
+    within ``band`` pixels of ``region`` (H,W) bool; inf when no known pixel is that close."""
+    ring = cv2.dilate(region.astype(np.uint8), np.ones((2 * band + 1, 2 * band + 1), np.uint8)).astype(bool) & ~hole
+    if not ring.any():
+        return float("inf")
+    grey = picture.astype(np.float32).mean(axis=2)
+    dy, dx = np.zeros_like(grey), np.zeros_like(grey)
+    dy[1:] = np.abs(np.diff(grey, axis=0))
+    dx[:, 1:] = np.abs(np.diff(grey, axis=1))
+    known = ~hole  # a difference counts only between two known pixels
+    dy[1:] *= known[1:] & known[:-1]
+    dx[:, 1:] *= known[:, 1:] & known[:, :-1]
+    return float(((dx + dy) / 2)[ring].mean())
+
+
+def fill_smooth_regions(picture: np.ndarray, hole: np.ndarray, result: np.ndarray, threshold: float) -> int:
+    """Refill with Telea, in ``result`` (H,W,3) uint8, each 8-connected hole region whose known band is
+    smoother than ``threshold`` (``band_gradient``). Returns how many regions were refilled."""
+    labels, regions = hole_regions(hole, merge_distance=0)
+    smooth = [r for r in regions if band_gradient(picture, np.isin(labels, r.ids), hole) < threshold]
+    if smooth:
+        telea = cv2.inpaint(np.ascontiguousarray(picture), hole.astype(np.uint8) * 255, 3, cv2.INPAINT_TELEA)
+        for region in smooth:
+            inside = np.isin(labels, region.ids)
+            result[inside] = telea[inside]
+    return len(smooth)
 
 
 def _box_gap(a: tuple, b: tuple) -> int:
@@ -465,7 +506,9 @@ __all__ = [
     "InpaintPipeline",
     "UnsupportedImageError",
     "alpha_channel",
+    "band_gradient",
     "crop_box",
+    "fill_smooth_regions",
     "decode_image",
     "fill_paths",
     "hole_regions",

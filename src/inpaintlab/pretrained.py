@@ -19,6 +19,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
@@ -68,18 +69,62 @@ def load_pretrained_weights(model: nn.Module, name: str) -> nn.Module:
     return model.eval()
 
 
-def write_pretrained(checkpoint: str | Path, out_dir: str | Path, card: dict[str, Any]) -> tuple[Path, Path]:
+@torch.no_grad()
+def recalibrate_batchnorm(model: nn.Module, config: dict[str, Any], batches: int, seed: int = 0) -> int:
+    """Re-estimate every BatchNorm's running mean/var of ``model`` on ``batches`` training batches of the run
+    that made it (``config``: the checkpoint's training config: its data, masks and batch size).
+
+    Why: the trainer's EMA averages weights but takes the live model's running statistics, which belong to
+    the live weights; before the learning rate has decayed, EMA weights with those statistics give washed-out
+    fills. The estimate is the plain average over the batches (momentum None), in train mode, without any
+    weight update; nothing held out is used. Returns the number of BatchNorm layers recalibrated.
+    """
+    from .data import build_dataset, collate_samples
+    from .masks import build_mask_source
+
+    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    if not norms or batches < 1:
+        return 0
+    data, masks = config["data"], config["masks"]
+    source = build_mask_source(masks["source"], data["size"], margin=masks.get("margin", 0),
+                               drawn_size=masks.get("drawn_size", 0))
+    dataset = build_dataset(data["root"], size=data["size"], preprocess=data["preprocess"], flip=data["flip"],
+                            mask_source=source, seed=seed)
+    order = np.random.default_rng(seed).permutation(len(dataset))
+    momenta = [m.momentum for m in norms]
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None  # cumulative average
+    model.train()
+    size = config["batch_size"]
+    for b in range(batches):
+        batch = collate_samples([dataset[int(order[(b * size + i) % len(order)])] for i in range(size)])
+        model(batch.image, batch.mask)
+    for m, momentum in zip(norms, momenta):
+        m.momentum = momentum
+    model.eval()
+    return len(norms)
+
+
+def write_pretrained(checkpoint: str | Path, out_dir: str | Path, card: dict[str, Any],
+                     bn_batches: int = 0) -> tuple[Path, Path]:
     """Ship a training checkpoint: its EMA generator (else the live one) as fp16 safetensors plus ``card``.
 
-    Writes ``out_dir/<model name>.safetensors`` and ``.json``; the card gets the model spec and step from
-    the checkpoint header. Returns both paths.
+    ``bn_batches`` > 0 first re-estimates BatchNorm statistics on that many training batches
+    (``recalibrate_batchnorm``). Writes ``out_dir/<model name>.safetensors`` and ``.json``; the card gets the
+    model spec and step from the checkpoint header. Returns both paths.
     """
-    from .checkpoint import load_checkpoint, sub_state
+    from .checkpoint import load_checkpoint, load_model, sub_state
 
     tensors, header = load_checkpoint(checkpoint, prefixes=("generator_ema", "generator"))
     state = sub_state(tensors, "generator_ema") or sub_state(tensors, "generator")
     spec = ModelSpec.from_header(header.get("model"), str(checkpoint))
     name = spec.name
+    if bn_batches:
+        model = load_model(checkpoint)
+        card = {**card, "batchnorm": {"recalibrated_batches": bn_batches, "layers": recalibrate_batchnorm(
+            model, header["config"], bn_batches), "batch_size": header["config"]["batch_size"]}}
+        state = model.state_dict()
     half = {k: (v.half() if v.is_floating_point() else v).contiguous() for k, v in state.items()}
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -233,8 +233,11 @@ class Trainer:
     def _update_ema(self) -> None:
         for ema_param, param in zip(self.ema.parameters(), self.generator.parameters()):
             ema_param.lerp_(param, 1.0 - self.cfg.ema_decay)
-        for ema_buffer, buffer in zip(self.ema.buffers(), self.generator.buffers()):
-            ema_buffer.copy_(buffer)
+        for ema_buffer, buffer in zip(self.ema.buffers(), self.generator.buffers()):  # BN statistics follow the
+            if ema_buffer.is_floating_point():  # averaged weights (taken live they fit only the live weights)
+                ema_buffer.lerp_(buffer, 1.0 - self.cfg.ema_decay)
+            else:
+                ema_buffer.copy_(buffer)
 
     def fit(self) -> dict[str, float]:
         """Train until ``total_steps``; returns the last logged scalars (and validation metrics)."""
