@@ -461,7 +461,11 @@ def _cmd_strategies(args) -> None:
         pictures = photos + smooth_backgrounds(512, 512, photos[0][1])
     else:
         pictures = [(name, load_image(path)) for path, name in _find_images(args.images)]
-    pipes = {strategy: (InpaintPipeline(model, train_size=args.size), strategy) for strategy in STRATEGIES}
+    pipes = {strategy: (InpaintPipeline(model, train_size=args.size, smooth_threshold=0), strategy)
+             for strategy in STRATEGIES}  # the network alone
+    shipped = InpaintPipeline(model, train_size=args.size)
+    if shipped.smooth_threshold:  # a shipped model's card turns on the Telea fill of smooth regions
+        pipes["shipped_default"] = (shipped, None)
     pipes["telea"] = (InpaintPipeline.from_checkpoint("telea"), "pad")
     ratios = [float(r) for r in args.ratios.split(",") if r.strip()]
     report = compare_strategies(pipes, pictures, ratios, args.seeds)
