@@ -227,7 +227,8 @@ train.Trainer(tiny_config(max_steps=8, ckpt_every=2), {run!r}).fit()
 @pytest.mark.parametrize("moment,resumed_step", [("mid-write", 2), ("after-rename", 4)])
 def test_kill_9_inside_a_checkpoint_write_leaves_a_resumable_run(tmp_path, straight, moment, resumed_step):
     run = tmp_path / "run"
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    threads = str(torch.get_num_threads())  # the child computes with as many threads as this process: same bits
+    env = {**os.environ, "OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads}
     child = subprocess.Popen([sys.executable, "-c", _CHILD.format(tests=str(TESTS), moment=moment, run=str(run))],
                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env, text=True)
     try:

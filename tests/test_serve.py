@@ -170,8 +170,8 @@ def test_serve_cli_serves_the_page_and_api_until_stopped(tmp_path):
 
 @pytest.fixture(scope="module")
 def server_app():
-    """The app that ``live_server`` (conftest.py) serves to this module."""
-    return create_app(limits=LIMITS)
+    """The app that ``live_server`` (conftest.py) serves to this module: Telea, whose output is known exactly."""
+    return create_app(models=["telea"], limits=LIMITS)
 
 
 def test_load_200_requests_8_concurrent_with_hostile_uploads_mixed_in(live_server):
