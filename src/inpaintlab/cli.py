@@ -83,17 +83,13 @@ def _cmd_bench(args) -> None:
         variants = tuple(v.strip() for v in args.variants.split(",") if v.strip())
         report = train_throughput(cfg, variants, steps=args.steps, device=args.device)
         print(format_train_report(report))
-        if args.json:
-            Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-            Path(args.json).write_text(json.dumps(report, indent=2))
-            print(f"wrote {args.json}")
-        return
-    model = load_model(args.checkpoint) if args.checkpoint else create_model(args.model)
-    report = benchmark(model, size=args.size, batch=args.batch, repeats=args.repeats, device=args.device,
-                       throughput_batch=args.throughput_batch)
-    if args.checkpoint:
-        report["checkpoint"] = str(args.checkpoint)
-    print(format_report(report))
+    else:
+        model = load_model(args.checkpoint) if args.checkpoint else create_model(args.model)
+        report = benchmark(model, size=args.size, batch=args.batch, repeats=args.repeats, device=args.device,
+                           throughput_batch=args.throughput_batch)
+        if args.checkpoint:
+            report["checkpoint"] = str(args.checkpoint)
+        print(format_report(report))
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(report, indent=2))
@@ -424,9 +420,9 @@ def _cmd_ship(args) -> None:
         card = json.loads(path.read_text())
     except json.JSONDecodeError as err:
         raise InpaintlabError(f"card file {path} is not JSON: {err}") from None
-    missing = [k for k in ("summary", "inference_size") if k not in card]
-    if not isinstance(card, dict) or missing:
-        raise InpaintlabError(f"card file {path} must be a JSON object with at least {missing or 'summary, inference_size'}")
+    required = ("summary", "inference_size")
+    if not isinstance(card, dict) or any(k not in card for k in required):
+        raise InpaintlabError(f"card file {path} must be a JSON object with at least {', '.join(required)}")
     weights, card_path = write_pretrained(args.checkpoint, args.out or WEIGHTS_DIR, card, args.recalibrate_bn)
     print(f"wrote {weights} ({weights.stat().st_size / 1e6:.1f} MB) and {card_path}")
 
@@ -452,10 +448,10 @@ def _cmd_strategies(args) -> None:
 
     from .data import _find_images, builtin_photo_paths, load_image
     from .pipeline import STRATEGIES, InpaintPipeline
-    from .pretrained import DEFAULT_MODEL
+    from .pretrained import DEFAULT_MODEL, resolve_model
     from .strategy_check import compare_strategies, markdown, smooth_backgrounds
 
-    model = InpaintPipeline.from_checkpoint(args.checkpoint or args.model or DEFAULT_MODEL).model
+    model = resolve_model(args.checkpoint or args.model or DEFAULT_MODEL)
     if args.images == "builtin":
         photos = [(name, load_image(path)) for name, (path, split) in builtin_photo_paths().items() if split == "test"]
         pictures = photos + smooth_backgrounds(512, 512, photos[0][1])

@@ -347,32 +347,48 @@ def hole_regions(hole: np.ndarray, merge_distance: int) -> tuple[np.ndarray, lis
 SMOOTH_BAND = 8  # pixels of known context around a hole region that decide whether it is smooth
 
 
+def _grey_change(picture: np.ndarray, hole: np.ndarray) -> np.ndarray:
+    """(H,W) float32: mean absolute grey-level change to the upper and left neighbours, counted only between
+    two known pixels."""
+    grey = picture.astype(np.float32).mean(axis=2)
+    known = ~hole
+    dy, dx = np.zeros_like(grey), np.zeros_like(grey)
+    dy[1:] = np.abs(np.diff(grey, axis=0)) * (known[1:] & known[:-1])
+    dx[:, 1:] = np.abs(np.diff(grey, axis=1)) * (known[:, 1:] & known[:, :-1])
+    return (dx + dy) / 2
+
+
+def _band_mean(change: np.ndarray, region: np.ndarray, hole: np.ndarray, band: int) -> float:
+    """Mean of ``change`` over the known pixels within ``band`` pixels of ``region``; inf when there are none."""
+    ring = cv2.dilate(region.astype(np.uint8), np.ones((2 * band + 1, 2 * band + 1), np.uint8)).astype(bool) & ~hole
+    return float(change[ring].mean()) if ring.any() else float("inf")
+
+
 def band_gradient(picture: np.ndarray, region: np.ndarray, hole: np.ndarray, band: int = SMOOTH_BAND) -> float:
     """Mean absolute grey-level change per pixel (horizontal and vertical neighbours) of the known pixels
     within ``band`` pixels of ``region`` (H,W) bool; inf when no known pixel is that close."""
-    ring = cv2.dilate(region.astype(np.uint8), np.ones((2 * band + 1, 2 * band + 1), np.uint8)).astype(bool) & ~hole
-    if not ring.any():
-        return float("inf")
-    grey = picture.astype(np.float32).mean(axis=2)
-    dy, dx = np.zeros_like(grey), np.zeros_like(grey)
-    dy[1:] = np.abs(np.diff(grey, axis=0))
-    dx[:, 1:] = np.abs(np.diff(grey, axis=1))
-    known = ~hole  # a difference counts only between two known pixels
-    dy[1:] *= known[1:] & known[:-1]
-    dx[:, 1:] *= known[:, 1:] & known[:, :-1]
-    return float(((dx + dy) / 2)[ring].mean())
+    return _band_mean(_grey_change(picture, hole), region, hole, band)
 
 
 def fill_smooth_regions(picture: np.ndarray, hole: np.ndarray, result: np.ndarray, threshold: float) -> int:
     """Refill with Telea, in ``result`` (H,W,3) uint8, each 8-connected hole region whose known band is
-    smoother than ``threshold`` (``band_gradient``). Returns how many regions were refilled."""
+    smoother than ``threshold`` (``band_gradient``). Returns how many regions were refilled.
+
+    The change map is computed once; each region is measured inside its box grown by the band.
+    """
     labels, regions = hole_regions(hole, merge_distance=0)
-    smooth = [r for r in regions if band_gradient(picture, np.isin(labels, r.ids), hole) < threshold]
+    change = _grey_change(picture, hole)
+    smooth = []
+    for region in regions:
+        y0, x0, y1, x1 = region.box
+        window = (slice(max(0, y0 - SMOOTH_BAND), y1 + SMOOTH_BAND), slice(max(0, x0 - SMOOTH_BAND), x1 + SMOOTH_BAND))
+        inside = np.isin(labels[window], region.ids)
+        if _band_mean(change[window], inside, hole[window], SMOOTH_BAND) < threshold:
+            smooth.append((window, inside))
     if smooth:
         telea = cv2.inpaint(np.ascontiguousarray(picture), hole.astype(np.uint8) * 255, 3, cv2.INPAINT_TELEA)
-        for region in smooth:
-            inside = np.isin(labels, region.ids)
-            result[inside] = telea[inside]
+        for window, inside in smooth:
+            result[window][inside] = telea[window][inside]
     return len(smooth)
 
 

@@ -74,10 +74,11 @@ def recalibrate_batchnorm(model: nn.Module, config: dict[str, Any], batches: int
     """Re-estimate every BatchNorm's running mean/var of ``model`` on ``batches`` training batches of the run
     that made it (``config``: the checkpoint's training config: its data, masks and batch size).
 
-    Why: the trainer's EMA averages weights but takes the live model's running statistics, which belong to
-    the live weights; before the learning rate has decayed, EMA weights with those statistics give washed-out
-    fills. The estimate is the plain average over the batches (momentum None), in train mode, without any
-    weight update; nothing held out is used. Returns the number of BatchNorm layers recalibrated.
+    Why: running statistics estimated along the way belong to earlier weights (checkpoints written before the
+    trainer averaged them in its EMA even took the live model's, which left EMA fills washed out until the
+    learning rate decayed). The estimate is the plain average over the batches (momentum None), in train
+    mode, without any weight update; nothing held out is used. Returns the number of BatchNorm layers
+    recalibrated.
     """
     from .data import build_dataset, collate_samples
     from .masks import build_mask_source
@@ -114,14 +115,16 @@ def write_pretrained(checkpoint: str | Path, out_dir: str | Path, card: dict[str
     (``recalibrate_batchnorm``). Writes ``out_dir/<model name>.safetensors`` and ``.json``; the card gets the
     model spec and step from the checkpoint header. Returns both paths.
     """
-    from .checkpoint import load_checkpoint, load_model, sub_state
+    from .checkpoint import load_checkpoint, load_weights, sub_state
+    from .models import create_model
 
     tensors, header = load_checkpoint(checkpoint, prefixes=("generator_ema", "generator"))
     state = sub_state(tensors, "generator_ema") or sub_state(tensors, "generator")
     spec = ModelSpec.from_header(header.get("model"), str(checkpoint))
     name = spec.name
     if bn_batches:
-        model = load_model(checkpoint)
+        model = create_model(name, **spec.kwargs)
+        load_weights(model, state, f"{checkpoint}: weights", name)
         card = {**card, "batchnorm": {"recalibrated_batches": bn_batches, "layers": recalibrate_batchnorm(
             model, header["config"], bn_batches), "batch_size": header["config"]["batch_size"]}}
         state = model.state_dict()

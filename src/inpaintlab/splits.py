@@ -70,13 +70,13 @@ def make_split(root: str | Path, out: str | Path, image_fraction: float = 0.1, m
         ratios = masks.measure_ratios(progress=progress)
         bins = np.array([-1 if ratio_bin(r) is None else ratio_bin(r) for r in ratios])
         per_bin = {}
-        held: set[int] = set()
+        held_masks: set[int] = set()
         for k in range(len(HOLE_RATIO_BINS)):
             members = sorted(np.flatnonzero(bins == k).tolist(), key=lambda i: _hash(masks.files[i].name))
-            held.update(members[:masks_per_bin])
+            held_masks.update(members[:masks_per_bin])
             per_bin[bin_label(k)] = {"train": max(0, len(members) - masks_per_bin), "heldout": min(len(members), masks_per_bin)}
-        lists["heldout_masks"] += [str(masks.files[i]) for i in sorted(held)]
-        lists["train_masks"] += [str(p) for i, p in enumerate(masks.files) if i not in held]
+        lists["heldout_masks"] += [str(masks.files[i]) for i in sorted(held_masks)]
+        lists["train_masks"] += [str(p) for i, p in enumerate(masks.files) if i not in held_masks]
         summary["masks"][folder.name] = {"per_bin": per_bin, "outside_bins_train": int(np.count_nonzero(bins < 0))}
     out.mkdir(parents=True, exist_ok=True)
     for name, paths in lists.items():

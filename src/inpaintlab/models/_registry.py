@@ -102,10 +102,8 @@ def create_model(name: str, pretrained: bool = False, **kwargs) -> nn.Module:
         return _create(_GENERATORS, "model", name, kwargs)
     from ..pretrained import load_pretrained_weights, model_card
 
-    card_kwargs = model_card(name)["model"]["kwargs"]
-    if any(card_kwargs.get(key, object()) != value for key, value in kwargs.items()):
-        raise InpaintlabError(f"pretrained {name} was trained with options {card_kwargs}; got {kwargs}")
-    return load_pretrained_weights(_create(_GENERATORS, "model", name, dict(card_kwargs)), name)
+    card_kwargs = model_card(name)["model"]["kwargs"]  # other options fail load_pretrained_weights's check
+    return load_pretrained_weights(_create(_GENERATORS, "model", name, {**card_kwargs, **kwargs}), name)
 
 
 def create_discriminator(name: str, **kwargs) -> nn.Module:
