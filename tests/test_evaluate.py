@@ -14,6 +14,7 @@ import torch
 import torch.multiprocessing as mp
 from PIL import Image
 
+from inpaintlab.checkpoint import save_checkpoint
 from inpaintlab.cli import main
 from inpaintlab.data import build_dataset
 from inpaintlab.errors import InpaintlabError
@@ -21,7 +22,7 @@ from inpaintlab.evaluate import evaluate, evaluate_models, mask_groups
 from inpaintlab.masks import BIN_SETS, HOLE_RATIO_BINS, MaskFolder, bin_label, bin_stroke_mask, hole_ratio, parse_bins, ratio_bin
 from inpaintlab.metrics import METRICS
 from inpaintlab.models import create_model
-from inpaintlab.report import compare
+from inpaintlab.report import compare, save_comparison_grid
 from inpaintlab.types import InpaintModel, InpaintOutput, composite
 
 SIZE = 64
@@ -189,6 +190,27 @@ def test_compare_and_evaluate_models(tmp_path):
     for label in ("telea", "ns"):
         assert json.loads((tmp_path / label / "metrics.json").read_text())["settings"]["label"] == label
     assert (tmp_path / "plot_psnr.png").is_file()
+    grid = np.asarray(Image.open(tmp_path / "samples.png"))  # every model on the same pairs, one row each
+    single = np.asarray(Image.open(tmp_path / "telea" / "samples.png"))  # input, mask, output, ground truth
+    assert grid.shape[0] == single.shape[0]  # input, telea, ns, ground truth: four rows of the same tiles
+    assert abs(grid.shape[1] - single.shape[1]) < SIZE  # the same columns (the label margins differ)
+    assert "![every model](samples.png)" in readme
+
+
+def test_comparison_grid_rows_are_input_each_model_and_ground_truth(tmp_path):
+    image, mask = torch.rand(3, 16, 16), torch.zeros(1, 16, 16)
+    mask[:, 4:12, 4:12] = 1
+    red, blue = composite(torch.tensor([1.0, 0, 0]).view(3, 1, 1).expand(3, 16, 16), image, mask), \
+        composite(torch.tensor([0, 0, 1.0]).view(3, 1, 1).expand(3, 16, 16), image, mask)
+    save_comparison_grid({"red": [(image, mask, red)], "blue": [(image, mask, blue)]}, tmp_path / "g.png")
+    grid = np.asarray(Image.open(tmp_path / "g.png")).astype(int)
+    assert grid.shape == (4 * 18, 18, 3)
+    tile = lambda r: grid[r * 18 + 1: r * 18 + 17, 1:17]  # noqa: E731
+    assert (tile(0)[4:12, 4:12] == 255).all()  # input with the hole white
+    assert (tile(1)[8, 8] == (255, 0, 0)).all() and (tile(2)[8, 8] == (0, 0, 255)).all()
+    np.testing.assert_array_equal(tile(3), (image.permute(1, 2, 0) * 255).round().numpy())
+    with pytest.raises(InpaintlabError, match="same masks"):
+        save_comparison_grid({"a": [(image, mask, red)], "b": [(image, 1 - mask, blue)]}, tmp_path / "h.png")
 
 
 def _free_port() -> int:
@@ -238,6 +260,19 @@ def test_cli_eval_one_and_two_models(tmp_path, capsys):
     assert (tmp_path / "two" / "telea" / "metrics.json").is_file()
     assert (tmp_path / "two" / "navier_stokes" / "samples.png").is_file()
     assert "| navier_stokes" in (tmp_path / "two" / "README.md").read_text()
+
+
+def test_cli_eval_names_checkpoint_rows_with_label_equals_path(tmp_path):
+    model = create_model("lgnet_tiny")
+    header = {"model": {"name": "lgnet_tiny", "kwargs": {}}, "step": 3}
+    paths = [save_checkpoint(tmp_path / f"run{k}" / "step_3.safetensors",
+                             {f"generator.{n}": v for n, v in model.state_dict().items()}, header) for k in (0, 1)]
+    base = ["eval", "--images", "synthetic:1", "--size", "64", "--metrics", "psnr", "--masks", "center"]
+    assert main([*base, "--checkpoint", f"seed0={paths[0]}", "--checkpoint", f"seed1={paths[1]}",
+                 "--checkpoint", str(paths[0]), "--out", str(tmp_path / "out")]) == 0
+    for label, path in (("seed0", paths[0]), ("seed1", paths[1]), ("step_3", paths[0])):
+        report = json.loads((tmp_path / "out" / label / "metrics.json").read_text())
+        assert report["settings"]["checkpoint"] == str(path)
 
 
 def _bad_inputs(tmp_path):

@@ -7,12 +7,13 @@ import torch
 
 from inpaintlab.config import TrainConfig, load_config, save_config
 from inpaintlab.models import create_discriminator, create_model
-from inpaintlab.presets import PRESETS
+from inpaintlab.presets import COMPARE_IMAGES_PER_S, COMPARE_ROWS, COMPARE_SECONDS, PRESETS
 from inpaintlab.train import Trainer
 
 TINY = sorted(name for name in PRESETS if name.endswith("_tiny_builtin"))
 CPU_VARIANTS = sorted(name for name in PRESETS if name.endswith("_cpu"))  # named compact recipes
-PAPER = sorted(name for name in PRESETS if name not in TINY + CPU_VARIANTS)
+COMPARE = sorted(name for name in PRESETS if name.startswith("compare_"))  # the equal-budget comparison
+PAPER = sorted(name for name in PRESETS if name not in TINY + CPU_VARIANTS + COMPARE)
 
 
 def test_the_requested_presets_exist():
@@ -164,3 +165,57 @@ def test_cstfnet_presets_weigh_the_size_independent_eq20_and_name_the_mask_stand
 def test_every_preset_round_trips_through_json_and_toml(tmp_path, name, suffix):
     path = save_config(PRESETS[name], tmp_path / f"cfg{suffix}")
     assert load_config(path) == PRESETS[name]
+
+
+# ------------------------------------------------------------------ equal-budget comparison (issue 16)
+COMPARE_PAPER = {"lgnet": "lgnet_places2", "msanet": "msanet_places2", "pconv_unet": "pconv_unet_places2",
+                 "cstfnet": "cstfnet_places2", "srpnet": "srpnet_places2", "pennet": "pennet_places2",
+                 "pennet_lg": "pennet_lg_places2", "unet_cicm": "unet_cicm_places2", "unet15": "unet_cicm_places2"}
+
+
+def test_the_comparison_has_every_row_the_issue_names():
+    assert set(COMPARE_ROWS) == set(COMPARE_PAPER) == set(COMPARE_IMAGES_PER_S)
+    assert COMPARE == sorted(f"compare_{row}" for row in COMPARE_ROWS)
+
+
+@pytest.mark.parametrize("row", sorted(COMPARE_PAPER))
+def test_comparison_rows_share_one_rule_and_keep_their_papers_losses_and_optimiser(row):
+    cfg, paper = COMPARE_ROWS[row], PRESETS[COMPARE_PAPER[row]]
+    assert (cfg.data.preprocess, cfg.data.size, cfg.masks.drawn_size, cfg.batch_size, cfg.amp, cfg.seed) == \
+        ("crop", 128, 256, 16, "bf16", 0)
+    assert cfg.data.root == cfg.masks.source == ""  # the split's lists come from the command line
+    steps = round(COMPARE_SECONDS * COMPARE_IMAGES_PER_S[row] / cfg.batch_size)
+    assert cfg.max_steps == steps and cfg.epochs * (2024 // 16) >= steps  # the budget, never cut by epochs
+    assert cfg.ema_decay == pytest.approx(1 - 5 / steps, abs=1e-4)
+    assert cfg.loss.perceptual == cfg.loss.style == 0  # no pretrained VGG16 offline
+    same = dataclasses.replace(cfg.loss, perceptual=paper.loss.perceptual, style=paper.loss.style)
+    if row == "unet15":  # CICM's recipe without the memory's terms
+        same = dataclasses.replace(same, aux=paper.loss.aux)
+    assert same == paper.loss
+    assert dataclasses.replace(cfg.optim, schedule=paper.optim.schedule) == paper.optim
+    assert cfg.model.discriminator == paper.model.discriminator and cfg.model.discriminator_kwargs["ndf"] == 32
+
+
+def test_each_papers_baseline_keeps_its_methods_width():
+    kwargs = {row: cfg.model.kwargs for row, cfg in COMPARE_ROWS.items()}
+    assert kwargs["msanet"] == kwargs["pconv_unet"]  # MSA-Net vs the PConv U-Net
+    assert kwargs["srpnet"] == kwargs["pennet"]  # SRPNet Table 5
+    assert {k: v for k, v in kwargs["unet_cicm"].items() if k in kwargs["unet15"]} == kwargs["unet15"]  # CICM Table 3
+    lg = {k: kwargs["pennet_lg"][k] for k in ("ngf_unet", "ngf_local", "num_downs")}
+    assert kwargs["pennet_lg"] == {**kwargs["pennet"], **lg} and lg == {
+        "ngf_unet": kwargs["lgnet"]["ngf_unet"], "ngf_local": kwargs["lgnet"]["ngf_local"],
+        "num_downs": kwargs["lgnet"]["num_downs"]}  # LGNet Table VIII: PEN + LGNet's own stages
+
+
+@pytest.mark.parametrize("row", sorted(COMPARE_PAPER))
+def test_comparison_row_trains_one_step_at_its_crop_size(tmp_path, row):
+    cfg = COMPARE_ROWS[row]
+    cfg = dataclasses.replace(cfg, batch_size=2, data=dataclasses.replace(cfg.data, root="synthetic:2", val_count=0),
+                              masks=dataclasses.replace(cfg.masks, source="strokes", val_source="strokes"))
+    trainer = Trainer(cfg, tmp_path)
+    sample = next(iter(trainer._loader(0, 0)))
+    assert sample.image.shape[-2:] == (128, 128)
+    logs = trainer.train_step(sample.image, sample.mask, sample.mask2)
+    assert torch.isfinite(logs["g/total"]) and torch.isfinite(logs["d/loss"])
+    for name in cfg.loss.aux:
+        assert torch.isfinite(logs[f"g/aux/{name}"])

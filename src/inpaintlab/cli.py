@@ -104,7 +104,7 @@ def _add_eval(sub) -> None:
     p.add_argument("--model", dest="models", action="append", type=lambda v: ("model", v), default=[],
                    help="registered model name (repeatable)")
     p.add_argument("--checkpoint", dest="models", action="append", type=lambda v: ("checkpoint", v),
-                   help="inpaintlab checkpoint file (repeatable)")
+                   help="inpaintlab checkpoint file, or LABEL=FILE to name its row (repeatable)")
     p.add_argument("--images", required=True, help="image folder, .txt list, 'builtin' or 'synthetic:N'")
     p.add_argument("--masks", default="bins", help="mask folder or .txt list, or bins (generated, default), center, circles")
     p.add_argument("--bins", default="nvidia",
@@ -146,8 +146,11 @@ def _cmd_eval(args) -> None:
     images = build_dataset(args.images, split="test", size=args.size)
     models, per_model = [], {}
     for kind, value in args.models:
+        label = value
+        if kind == "checkpoint":
+            named = "=" in value and not Path(value).exists()
+            label, value = value.split("=", 1) if named else (Path(value).stem, value)
         model = load_model(value, args.device) if kind == "checkpoint" else resolve_model(value, args.device)
-        label = Path(value).stem if kind == "checkpoint" else value
         label = label if label not in per_model else f"{label}_{len(models)}"
         models.append((label, model))
         per_model[label] = {kind: str(value)}

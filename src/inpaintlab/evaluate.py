@@ -115,11 +115,26 @@ def _padded_forward(model: nn.Module, image: Tensor, mask: Tensor) -> Tensor:
 
 
 def evaluate(model: nn.Module, images: Dataset, masks: str | MaskFolder = "bins", *,
-             metrics: Sequence[str] = ("l1", "psnr", "ssim"), bins: Sequence = HOLE_RATIO_BINS,
-             batch_size: int = 8, device: str | torch.device = "cpu", out_dir: str | Path | None = None,
-             max_images: int | None = None, grid_size: int = 8, seed: int = 0, progress: bool = True,
-             settings: dict[str, Any] | None = None, feature_weights: Any = "pretrained") -> dict[str, Any]:
+             out_dir: str | Path | None = None, **kwargs) -> dict[str, Any]:
     """Run the protocol (module docstring) and return the report; rank 0 writes it to ``out_dir``.
+
+    kwargs: those of ``evaluate_with_samples`` (metrics, bins, batch_size, device, max_images, grid_size, seed,
+    progress, settings, feature_weights).
+    """
+    report, samples = evaluate_with_samples(model, images, masks, **kwargs)
+    if out_dir is not None and rank_and_world()[0] == 0:
+        write_report(report, out_dir, samples)
+    return report
+
+
+def evaluate_with_samples(model: nn.Module, images: Dataset, masks: str | MaskFolder = "bins", *,
+                          metrics: Sequence[str] = ("l1", "psnr", "ssim"), bins: Sequence = HOLE_RATIO_BINS,
+                          batch_size: int = 8, device: str | torch.device = "cpu", max_images: int | None = None,
+                          grid_size: int = 8, seed: int = 0, progress: bool = True,
+                          settings: dict[str, Any] | None = None, feature_weights: Any = "pretrained",
+                          ) -> tuple[dict[str, Any], list[tuple[Tensor, Tensor, Tensor]]]:
+    """``(report, samples)``: the protocol's report and its sample grid's columns (image (3,S,S), mask
+    (1,S,S), composite (3,S,S)), which are the same images and masks for every model on the same inputs.
 
     Predictions are clamped to [0,1] before compositing. The sample grid (``grid_size`` pairs evenly
     spaced over the work list) comes from rank 0's share when distributed.
@@ -203,9 +218,7 @@ def evaluate(model: nn.Module, images: Dataset, masks: str | MaskFolder = "bins"
         "per_image": tracker.per_image(),
         "samples": {"rows": list(GRID_ROWS), "score": score, "columns": columns},
     }
-    if out_dir is not None and rank == 0:
-        write_report(report, out_dir, samples)
-    return report
+    return report, samples
 
 
 def dataset_preparation(images: Dataset) -> str:
@@ -229,12 +242,16 @@ def evaluate_models(models: Sequence[tuple[str, nn.Module]], images: Dataset, ma
     if len(set(labels)) != len(labels):
         raise InpaintlabError(f"model labels must be unique, got {labels}")
     out = Path(out_dir)
-    reports = []
+    reports, samples = [], []
     for label, model in models:
         own = {**(settings or {}), **(model_settings or {}).get(label, {}), "label": label}
-        reports.append(evaluate(model, images, masks, out_dir=out / label, settings=own, **kwargs))
+        report, shown = evaluate_with_samples(model, images, masks, settings=own, **kwargs)
+        if rank_and_world()[0] == 0:
+            write_report(report, out / label, shown)
+        reports.append(report)
+        samples.append(shown)
     if rank_and_world()[0] == 0:
-        write_comparison(reports, labels, out, title)
+        write_comparison(reports, labels, out, title, samples)
     return reports
 
 

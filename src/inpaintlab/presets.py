@@ -392,6 +392,73 @@ PRESETS.update({
 })
 
 
+# ------------------------------------------------------------- equal-budget CPU comparison (issue 16)
+# The five papers side by side at one budget on this CPU: ``compare_<row>`` presets, one per row of the
+# table in docs/results.md. One rule for every row, from ``lgnet_compact_cpu`` (the measured fastest CPU
+# recipe): 128 px native-scale crops with flips, masks read at 256 and cropped (held-out-scale holes), bf16
+# autocast, batch 16, seed 0; the data and mask lists come from ``inpaintlab split`` on the command line, the
+# same for every row. From each paper: its losses, adversarial form, optimiser, lr and betas, and its
+# discriminator at half width. Differences from the papers, the same for every row: no perceptual/style
+# terms (no pretrained VGG16 exists offline), NVIDIA masks for every row (PEN-Net's squares and the stroke
+# stand-ins are off), constant lr (the budget ends long before any paper's first lr change: LGNet decays
+# after 100 epochs, PEN-Net/SRPNet after 100k iterations, the others never), and the EMA of the weights is
+# evaluated, with a time constant of a fifth of the run (decay 1 - 5/steps).
+# Budget: COMPARE_SECONDS of one-thread training each, turned into steps with the images/s that
+# ``inpaintlab bench --train compare_<row> --variants bf16 --steps 3`` measured on the 2-core CPU (one
+# thread, nothing else running; table in docs/results.md). Widths: each family's width was chosen so its
+# main method costs about what LGNet at width 16 costs per image; a paper's own baseline keeps that
+# method's width, as the papers' pairs do, and gets more steps in the same time. CSTFNet cannot match:
+# its structure-texture attention runs at every level of the refinement, from H/2 down (a 64x64 map of
+# patches at 128 px), whatever the width, so at its narrowest it costs three times more and gets a third
+# of the images.
+COMPARE_SECONDS = 720
+COMPARE_IMAGES_PER_S = {"lgnet": 15.58, "msanet": 15.40, "pconv_unet": 18.02, "cstfnet": 5.06, "srpnet": 11.23,
+                        "pennet": 11.58, "pennet_lg": 8.32, "unet_cicm": 16.59, "unet15": 15.68}
+
+
+def _compare(row: str, paper: TrainConfig, model: str, kwargs: dict, d_kwargs: dict) -> TrainConfig:
+    """``paper``'s recipe under the equal-budget rule above, for ``model`` built with ``kwargs``."""
+    batch = 16
+    steps = round(COMPARE_SECONDS * COMPARE_IMAGES_PER_S[row] / batch)
+    return dataclasses.replace(
+        paper,
+        model=ModelConfig(name=model, kwargs={**paper.model.kwargs, **kwargs}, discriminator=paper.model.discriminator,
+                          discriminator_kwargs={**paper.model.discriminator_kwargs, **d_kwargs}),
+        data=DataConfig(root="", preprocess="crop", size=128, flip=True, num_workers=0, val_count=32),
+        masks=MaskConfig(source="", val_source="", drawn_size=256, val_bins=paper.masks.val_bins),
+        loss=dataclasses.replace(paper.loss, perceptual=0.0, style=0.0),
+        optim=dataclasses.replace(paper.optim, schedule="constant"),
+        batch_size=batch, seed=0, epochs=math.ceil(steps / (2024 // batch)) + 1, max_steps=steps,
+        amp="bf16", ema_decay=round(1 - 5 / steps, 4), log_every=25, image_every=250, val_every=250, ckpt_every=100,
+        keep_checkpoints=2,
+    )
+
+
+_LG_COMPACT = {"ngf_unet": 16, "ngf_local": 16, "num_downs": 7}
+_PYRAMID_COMPACT = {"cnum": 12}
+_PCONV_COMPACT = {"layers": 7, "base_channels": 40}
+_UNET_COMPACT = {"ngf": 48, "num_downs": 7}
+_HALF_D = {"ndf": 32}
+_UNET15_RECIPE = dataclasses.replace(  # CICM's recipe without its memory terms: the backbone row of Table 3
+    PRESETS["unet_cicm_places2"], model=dataclasses.replace(PRESETS["unet_cicm_places2"].model, kwargs={}),
+    loss=dataclasses.replace(PRESETS["unet_cicm_places2"].loss, aux={}),
+)
+COMPARE_ROWS: dict[str, TrainConfig] = {
+    "lgnet": _compare("lgnet", _lgnet(), "lgnet", _LG_COMPACT, _HALF_D),
+    "msanet": _compare("msanet", PRESETS["msanet_places2"], "msanet", _PCONV_COMPACT, _HALF_D),
+    "pconv_unet": _compare("pconv_unet", PRESETS["pconv_unet_places2"], "pconv_unet", _PCONV_COMPACT, _HALF_D),
+    "cstfnet": _compare("cstfnet", PRESETS["cstfnet_places2"], "cstfnet",
+                        {"ngf": 16, "coarse_downs": 7, "cnum": 8, "levels": 5}, _HALF_D),
+    "srpnet": _compare("srpnet", PRESETS["srpnet_places2"], "srpnet", _PYRAMID_COMPACT, {**_HALF_D, "local_size": 64}),
+    "pennet": _compare("pennet", PRESETS["pennet_places2"], "pennet", _PYRAMID_COMPACT, _HALF_D),
+    "pennet_lg": _compare("pennet_lg", PRESETS["pennet_lg_places2"], "pennet_lg", {**_PYRAMID_COMPACT, **_LG_COMPACT},
+                          _HALF_D),
+    "unet_cicm": _compare("unet_cicm", PRESETS["unet_cicm_places2"], "unet_cicm", _UNET_COMPACT, _HALF_D),
+    "unet15": _compare("unet15", _UNET15_RECIPE, "unet15", _UNET_COMPACT, _HALF_D),
+}
+PRESETS.update({f"compare_{row}": cfg for row, cfg in COMPARE_ROWS.items()})
+
+
 def get_preset(name: str) -> TrainConfig:
     """The ``TrainConfig`` of preset ``name``; unknown names raise ``InpaintlabError`` listing the presets,
     those of the same model family (the part before the first "_") first."""
@@ -413,4 +480,4 @@ def resolve_train_config(
     return cfg, preset or Path(config_file).stem
 
 
-__all__ = ["PRESETS", "get_preset", "resolve_train_config"]
+__all__ = ["COMPARE_ROWS", "COMPARE_SECONDS", "PRESETS", "get_preset", "resolve_train_config"]

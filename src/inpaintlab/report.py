@@ -4,7 +4,7 @@ The protocol (``evaluate.py``) and the trainer (``train.py``, ``run_folder.py``)
 ``write_report`` (metrics.json, .csv, .md, plot_<metric>.png, samples.png), ``write_comparison`` (several
 models side by side), ``markdown_table`` / ``compare`` (tables laid out like the papers': metric rows x
 bin columns), ``plot_metric``, ``plot_training_curves``, ``image_grid`` / ``save_image`` /
-``save_sample_grid``, and ``strict_json`` (JSON any parser reads).
+``save_sample_grid`` / ``save_comparison_grid``, and ``strict_json`` (JSON any parser reads).
 """
 
 from __future__ import annotations
@@ -213,25 +213,48 @@ def save_sample_grid(samples: Sequence[tuple[Tensor, Tensor, Tensor]], path: str
     With ``captions`` (two lines per column, e.g. its hole-ratio bin and its score) the rows are labelled on
     the left, each column is headed by its caption and ``corner`` says what the two caption lines are.
     """
-    rows = []
-    for pick in (lambda im, m, c: im * (1 - m) + m, lambda im, m, c: m.expand(3, -1, -1),
-                 lambda im, m, c: c, lambda im, m, c: im):
-        rows.append(torch.cat([F.pad(pick(*s), (1, 1, 1, 1), value=1.0) for s in samples], dim=2))
-    grid = torch.cat(rows, dim=1)
+    tiles = [[im * (1 - m) + m for im, m, _ in samples], [m.expand(3, -1, -1) for _, m, _ in samples],
+             [c for _, _, c in samples], [im for im, _, _ in samples]]
+    return save_labelled_grid(list(zip(GRID_ROWS, tiles)), path, captions, corner)
+
+
+def save_comparison_grid(samples: dict[str, Sequence[tuple[Tensor, Tensor, Tensor]]], path: str | Path,
+                         captions: Sequence[tuple[str, str]] = (), corner: tuple[str, str] = ("", "")) -> Path:
+    """PNG grid of several models on the same (image, mask) pairs: ``samples`` maps a model's label to its
+    ``(image (3,H,W), mask (1,H,W), composite (3,H,W))`` columns, the same images and masks for every model.
+
+    Rows: input with the hole in white, one row per model (its composite), ground truth.
+    """
+    first = next(iter(samples.values()))
+    for label, columns in samples.items():
+        if len(columns) != len(first) or any(not torch.equal(a[1], b[1]) for a, b in zip(columns, first)):
+            raise InpaintlabError(f"the comparison grid needs the same masks for every model; {label!r} differs")
+    rows = [("input (hole white)", [im * (1 - m) + m for im, m, _ in first])]
+    rows += [(label, [c for _, _, c in columns]) for label, columns in samples.items()]
+    rows.append(("ground truth", [im for im, _, _ in first]))
+    return save_labelled_grid(rows, path, captions, corner)
+
+
+def save_labelled_grid(rows: Sequence[tuple[str, Sequence[Tensor]]], path: str | Path,
+                       captions: Sequence[tuple[str, str]] = (), corner: tuple[str, str] = ("", "")) -> Path:
+    """PNG of ``rows`` = [(row label, [(3,H,W) tiles in [0,1]])], all rows with the same number of tiles;
+    2 px white gaps. With ``captions`` (two lines per column) the rows are labelled on the left, each column
+    is headed by its caption and ``corner`` says what the two caption lines are."""
+    grid = torch.cat([torch.cat([F.pad(t, (1, 1, 1, 1), value=1.0) for t in tiles], dim=2) for _, tiles in rows], dim=1)
     if not captions:
         return save_image(grid, path)
-    tile = grid.shape[1] // len(GRID_ROWS)
+    tile = grid.shape[1] // len(rows)
     font = _font(max(10, min(16, tile // 8)))
     width = lambda text: font.getbbox(text)[2] if text else 0  # noqa: E731
     line = font.size + 4
-    left = max(width(t) for t in (*GRID_ROWS, *corner)) + 10
+    left = max(width(t) for t in (*(label for label, _ in rows), *corner)) + 10
     tiles = Image.fromarray(grid.clamp(0, 1).mul(255).round().byte().permute(1, 2, 0).numpy())
     canvas = Image.new("RGB", (left + tiles.width, 2 * line + 6 + tiles.height), "white")
     canvas.paste(tiles, (left, 2 * line + 6))
     draw = ImageDraw.Draw(canvas)
     for k, text in enumerate(corner):
         draw.text((4, 3 + k * line), text, fill=(90, 90, 90), font=font)
-    for r, text in enumerate(GRID_ROWS):
+    for r, (text, _) in enumerate(rows):
         draw.text((4, 2 * line + 6 + r * tile + (tile - font.size) // 2), text, fill="black", font=font)
     for c, pair in enumerate(captions):
         for k, text in enumerate(pair):
@@ -264,23 +287,38 @@ def write_report(report: dict[str, Any], out_dir: str | Path,
     for metric in metrics:
         plot_metric([report], metric, out / f"plot_{metric}.png")
     if samples:
-        shown = report.get("samples", {})
-        score = shown.get("score")
-        unit = METRIC_FORMAT.get(score, ("", 4))[0]
-        captions = [(c["bin_label"] or "outside the bins", f"{_fmt(c['score'], score)} {unit}".strip())
-                    for c in shown.get("columns", [])]
-        corner = ("hole-ratio bin", f"{score} ({unit})" if unit else str(score or ""))
+        captions, corner = _sample_captions(report, with_score=True)
         save_sample_grid(samples, out / "samples.png", captions if len(captions) == len(samples) else (), corner)
     return out
 
 
+def _sample_captions(report: dict[str, Any], with_score: bool) -> tuple[list[tuple[str, str]], tuple[str, str]]:
+    """(captions, corner) of a report's sample columns: each column's hole-ratio bin and, ``with_score``,
+    its score; without, its measured hole ratio (the same for every model)."""
+    shown = report.get("samples", {})
+    score = shown.get("score")
+    unit = METRIC_FORMAT.get(score, ("", 4))[0]
+    if not with_score:
+        return ([(c["bin_label"] or "outside the bins", f"hole {100 * (c['ratio'] or 0):.0f} %")
+                 for c in shown.get("columns", [])], ("hole-ratio bin", "measured hole"))
+    captions = [(c["bin_label"] or "outside the bins", f"{_fmt(c['score'], score)} {unit}".strip())
+                for c in shown.get("columns", [])]
+    return captions, ("hole-ratio bin", f"{score} ({unit})" if unit else str(score or ""))
 
-def write_comparison(reports: Sequence[dict[str, Any]], labels: Sequence[str], out_dir: str | Path, title: str) -> Path:
+
+
+def write_comparison(reports: Sequence[dict[str, Any]], labels: Sequence[str], out_dir: str | Path, title: str,
+                     samples: Sequence[Sequence[tuple[Tensor, Tensor, Tensor]]] = ()) -> Path:
     """The side-by-side page of several models' reports (each already written to ``out_dir/<label>/``):
-    ``out_dir/README.md`` (``compare`` tables + links) and ``out_dir/plot_<metric>.png`` (one line per model)."""
+    ``out_dir/README.md`` (``compare`` tables + links), ``out_dir/plot_<metric>.png`` (one line per model)
+    and, given each model's sample columns (``samples[k]`` for ``labels[k]``, the same images and masks),
+    ``out_dir/samples.png``: every model on the same images, one row each."""
     out = Path(out_dir)
     for metric in _metric_names(reports[0]):
         plot_metric(reports, metric, out / f"plot_{metric}.png")
+    if samples:
+        captions, corner = _sample_captions(reports[0], with_score=False)
+        save_comparison_grid(dict(zip(labels, samples)), out / "samples.png", captions, corner)
     s = reports[0]["settings"]
     lines = [f"# {title}", "", f"{s['images']['count']} images at {s['images']['size']}x{s['images']['size']}, "
              f"masks: {json.dumps(s['masks'])}, seed {s['seed']}, code {s['code_version']}, {s['date']}.", "",
@@ -289,6 +327,9 @@ def write_comparison(reports: Sequence[dict[str, Any]], labels: Sequence[str], o
         lines += ["The masks are a seeded synthetic stand-in for the NVIDIA irregular-mask test set.", ""]
     lines += [compare(reports), "## Plots", ""]
     lines += [f"![{m} against hole ratio](plot_{m}.png)" for m in _metric_names(reports[0])]
+    if samples:
+        lines += ["", "## Every model on the same images and masks (rows: input, each model, ground truth)", "",
+                  "![every model](samples.png)"]
     lines += ["", "## Samples (rows: input, mask, output, ground truth; each column headed by its hole-ratio bin "
               "and score)", ""]
     for label in labels:
