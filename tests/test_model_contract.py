@@ -44,7 +44,8 @@ def test_contract(name):
 import copy  # noqa: E402
 
 from inpaintlab import InpaintlabError  # noqa: E402
-from inpaintlab.types import AUX_KINDS, PYRAMID, TRAINING_INPUTS, InpaintModel, ModelSpec  # noqa: E402
+from inpaintlab.data import TRAINING_INPUTS  # noqa: E402
+from inpaintlab.types import AUX_KINDS, PYRAMID, InpaintModel, ModelSpec  # noqa: E402
 
 SMALL = [m for m in MODELS if m.endswith("_tiny") or m in ("telea", "navier_stokes")]
 

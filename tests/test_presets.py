@@ -46,7 +46,7 @@ def test_tiny_preset_runs_one_train_step_on_synthetic_data(tmp_path, name):
     trainer = Trainer(cfg, tmp_path)
     sample = next(iter(trainer._loader(0, 0)))
     before = [p.detach().clone() for p in trainer.generator.parameters()]
-    logs = trainer.train_step(sample.image, sample.mask, sample.mask2)
+    logs = trainer.train_step(sample.image, sample.mask, sample.extras)
     assert torch.isfinite(logs["g/total"]) and torch.isfinite(logs["d/loss"])
     for name_ in cfg.loss.aux:  # every weighted aux term was produced and logged
         assert torch.isfinite(logs[f"g/aux/{name_}"])
@@ -215,7 +215,7 @@ def test_comparison_row_trains_one_step_at_its_crop_size(tmp_path, row):
     trainer = Trainer(cfg, tmp_path)
     sample = next(iter(trainer._loader(0, 0)))
     assert sample.image.shape[-2:] == (128, 128)
-    logs = trainer.train_step(sample.image, sample.mask, sample.mask2)
+    logs = trainer.train_step(sample.image, sample.mask, sample.extras)
     assert torch.isfinite(logs["g/total"]) and torch.isfinite(logs["d/loss"])
     for name in cfg.loss.aux:
         assert torch.isfinite(logs[f"g/aux/{name}"])

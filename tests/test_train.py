@@ -349,23 +349,73 @@ def test_declared_extra_inputs_get_a_second_mask_and_the_ground_truth(tmp_path):
     plain.set_epoch(0)
     order = np.random.default_rng([cfg.seed, 0]).permutation(len(plain)).tolist()
     first = plain[order[0]]
-    assert first.mask2 is None
+    assert first.extras == {}
     assert torch.equal(calls[0]["mask"][0], first.mask) and torch.equal(calls[0]["image"][0], first.image)
     rng = np.random.default_rng([cfg.seed, 0, order[0]]).spawn(3)[2]
     assert torch.equal(calls[0]["mask2"][0], trainer.train_set.mask_source(rng).float())
 
 
-def test_collate_samples_batches_optional_second_masks():
+def test_collate_samples_stacks_each_extra_input():
     from inpaintlab.data import collate_samples
     from inpaintlab.types import Sample
 
-    with_pair = [Sample(torch.full((3, 4, 4), float(i)), torch.zeros(1, 4, 4), f"n{i}", torch.ones(1, 4, 4)) for i in range(3)]
+    with_pair = [Sample(torch.full((3, 4, 4), float(i)), torch.zeros(1, 4, 4), f"n{i}", {"mask2": torch.ones(1, 4, 4)})
+                 for i in range(3)]
     batch = collate_samples(with_pair)
-    assert batch.image.shape == (3, 3, 4, 4) and batch.mask2.shape == (3, 1, 4, 4) and list(batch.name) == ["n0", "n1", "n2"]
+    assert batch.image.shape == (3, 3, 4, 4) and batch.extras["mask2"].shape == (3, 1, 4, 4)
+    assert list(batch.name) == ["n0", "n1", "n2"]
     assert torch.equal(batch.image[:, 0, 0, 0], torch.tensor([0.0, 1.0, 2.0]))
-    assert collate_samples([s._replace(mask2=None) for s in with_pair]).mask2 is None
-    with pytest.raises(InpaintlabError, match="mask2"):
-        collate_samples([with_pair[0], with_pair[1]._replace(mask2=None)])
+    assert collate_samples([s._replace(extras={}) for s in with_pair]).extras == {}
+    with pytest.raises(InpaintlabError, match="different extra inputs"):
+        collate_samples([with_pair[0], with_pair[1]._replace(extras={})])
+
+
+class EdgeRecorder(InpaintModel):
+    """Declares a kind of input the shipped data path does not make (``edges``) and records it."""
+
+    size_multiple = 1
+    training_inputs = frozenset({"edges"})
+    aux_terms = {"edge": SCALAR}
+
+    def __init__(self):
+        super().__init__()
+        self.net = nn.Conv2d(4, 3, 3, padding=1)
+        self.seen: list[dict] = []
+
+    def forward(self, image, mask, edges=None):
+        self.seen.append({"image": image, "edges": edges})
+        pred = torch.sigmoid(self.net(torch.cat([masked_input(image, mask), mask], 1)))
+        aux = {"edge": (pred.mean(1, keepdim=True) - edges).abs().mean()} if self.training else {}
+        return InpaintOutput(pred=pred, aux=aux)
+
+
+if not is_model("_train_edges"):
+
+    @register_model
+    def _train_edges() -> nn.Module:
+        return EdgeRecorder()
+
+
+def test_a_new_kind_of_input_touches_the_data_path_and_the_model_only(tmp_path, monkeypatch):
+    """A model declaring an input the data path makes (one ``EXTRA_INPUTS`` entry) trains through the
+    unchanged trainer; an input nobody makes is refused by name, before training."""
+    from inpaintlab import data, train
+
+    cfg = tiny_config(model=ModelConfig(name="_train_edges"), masks=MaskConfig(source="strokes", val_source="strokes"),
+                      loss=LossConfig(aux={"edge": 1.0}), data=DataConfig(root="synthetic:8", size=64, val_count=0),
+                      max_steps=1, ema_decay=None)
+    with pytest.raises(InpaintlabError, match="'edges'; the data path makes only mask2, target"):
+        Trainer(cfg, tmp_path / "refused")
+    edges = lambda dataset, image, rng: image.mean(0, keepdim=True).diff(dim=-1, prepend=image[:1, :, :1])  # noqa: E731
+    monkeypatch.setitem(data.EXTRA_INPUTS, "edges", edges)
+    monkeypatch.setattr(train, "TRAINING_INPUTS", frozenset(data.EXTRA_INPUTS))
+    trainer = Trainer(cfg, tmp_path / "trained")
+    trainer.fit()
+    call = trainer.generator.seen[0]
+    assert call["edges"].shape == (cfg.batch_size, 1, 64, 64)
+    assert torch.equal(call["edges"][0], edges(None, call["image"][0], None))
+    with pytest.raises(InpaintlabError, match="extra input 'edges', which the batch does not carry"):
+        trainer.train_step(call["image"], torch.zeros_like(call["image"][:, :1]))
 
 
 def test_discriminator_lr_scale_and_validation_groups(tmp_path):

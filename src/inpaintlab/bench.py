@@ -283,7 +283,7 @@ def train_throughput(cfg, variants: tuple[str, ...] = TRAIN_VARIANTS, steps: int
             try:
                 trainer = Trainer(run_cfg, tmp, device=device)
                 batch = collate_samples([trainer.train_set[i % len(trainer.train_set)] for i in range(cfg.batch_size)])
-                image, mask, mask2 = batch.image, batch.mask, batch.mask2
+                image, mask, extras = batch.image, batch.mask, batch.extras
                 layout = torch.channels_last if "channels_last" in parts else torch.contiguous_format
                 for module in (trainer.generator, trainer.discriminator, trainer.ema):  # whatever the model's default
                     if module is not None:
@@ -293,12 +293,12 @@ def train_throughput(cfg, variants: tuple[str, ...] = TRAIN_VARIANTS, steps: int
                     trainer.g_train = torch.compile(trainer.generator)
                     if trainer.discriminator is not None:
                         trainer.d_train = torch.compile(trainer.discriminator)
-                first = {k: float(v) for k, v in trainer.train_step(image, mask, mask2).items()}
+                first = {k: float(v) for k, v in trainer.train_step(image, mask, extras).items()}
                 for _ in range(max(warmup - 1, 0)):
-                    trainer.train_step(image, mask, mask2)
+                    trainer.train_step(image, mask, extras)
                 start = time.perf_counter()
                 for _ in range(steps):
-                    trainer.train_step(image, mask, mask2)
+                    trainer.train_step(image, mask, extras)
                 seconds = (time.perf_counter() - start) / steps
             except Exception as err:  # a variant that cannot run here is reported, the others still run
                 results[variant] = {"error": f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"}

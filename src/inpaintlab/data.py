@@ -22,8 +22,10 @@ images (``"synthetic"``). Preprocessing follows the papers (``PREPROCESS_MODES``
 Randomness: item ``i`` in epoch ``e`` draws everything from ``np.random.default_rng([seed, e, i])``,
 spawned into one stream for geometry (crop, flip) and one for the mask, so a sample does not depend on
 worker count or access order, and the mask does not change when crop/flip options change.
-``second_mask=True`` adds ``Sample.mask2`` from the same mask source on a third, independent stream (the
-first two are unchanged by it); batch such samples with ``collate_samples``.
+Extra training inputs (``EXTRA_INPUTS``): ``extra_inputs=("mask2",)`` puts in ``Sample.extras`` what a
+model declares in ``training_inputs``; each kind has its own stream after those two (``mask2``, a second
+mask from the same source, on the third), so asking for one changes nothing else. A new kind of input is
+one entry of ``EXTRA_INPUTS`` and the model that declares it; batch such samples with ``collate_samples``.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ import importlib.util
 import math
 import numbers
 import struct
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from functools import lru_cache
 from pathlib import Path
 
@@ -143,12 +145,22 @@ def _preprocess(rgb: np.ndarray, name: str, size: int, mode: str, interpolation:
 # Datasets.
 
 
+#: The extra training inputs the data path makes (``InpaintModel.training_inputs`` names them):
+#: name -> fn(dataset, image (3,S,S) after crop and flip, the input's own rng) -> tensor. Order fixes each
+#: one's random stream (append new kinds at the end so existing streams stay put).
+EXTRA_INPUTS: dict[str, Callable[[_SampleDataset, Tensor, np.random.Generator], Tensor]] = {
+    "mask2": lambda dataset, image, rng: dataset._mask(rng),  # a second independent mask (CSTFNet's siamese pair)
+    "target": lambda dataset, image, rng: image,  # the ground truth, not the hole-zeroed input (CICM "difference")
+}
+TRAINING_INPUTS = frozenset(EXTRA_INPUTS)
+
+
 class _SampleDataset(Dataset):
     """Shared ``Sample`` logic; subclasses provide ``__len__`` and ``_read(i) -> (rgb, name)``."""
 
     def __init__(self, size: int = 256, preprocess: str = "resize", flip: bool = False,
                  mask_source: MaskSource | None = None, seed: int = 0, interpolation: str = "bicubic",
-                 scene_short_side: int | None = None, second_mask: bool = False):
+                 scene_short_side: int | None = None, extra_inputs: Iterable[str] = ()):
         if preprocess not in PREPROCESS_MODES:
             raise InpaintlabError(f"preprocess must be one of {PREPROCESS_MODES}, got {preprocess!r}")
         if interpolation not in _RESAMPLE:
@@ -165,7 +177,11 @@ class _SampleDataset(Dataset):
                                   "masks.build_mask_source(spec, size)")
         self.size, self.preprocess, self.flip = size, preprocess, flip
         self.mask_source, self.seed, self.interpolation = mask_source, int(seed), interpolation
-        self.second_mask = second_mask
+        self.extra_inputs = tuple(sorted(extra_inputs))
+        unknown = [name for name in self.extra_inputs if name not in EXTRA_INPUTS]
+        if unknown:
+            raise InpaintlabError(f"unknown extra training input {unknown[0]!r}; the data path makes "
+                                  f"{', '.join(EXTRA_INPUTS)} (data.EXTRA_INPUTS)")
         self.epoch = 0
 
     def _read(self, index: int) -> tuple[np.ndarray, str]:
@@ -198,20 +214,22 @@ class _SampleDataset(Dataset):
         self.epoch = int(epoch)
 
     def __getitem__(self, index: int) -> Sample:
-        """Sample(image (3,S,S) float32 [0,1], mask (1,S,S) float32 {0,1}, name, mask2 (1,S,S) or None)."""
+        """Sample(image (3,S,S) float32 [0,1], mask (1,S,S) float32 {0,1}, name, extras {name: tensor})."""
         n = len(self)
         if not -n <= index < n:
             raise IndexError(f"index {index} out of range for a dataset of {n} images")
         index %= n
         rgb, name = self._read(index)
-        geometry_rng, mask_rng, mask2_rng = np.random.default_rng([self.seed, self.epoch, index]).spawn(3)
+        geometry_rng, mask_rng, *extra_rngs = np.random.default_rng([self.seed, self.epoch, index]).spawn(
+            2 + len(EXTRA_INPUTS))
         rgb = _preprocess(rgb, name, self.size, self.preprocess, self.interpolation,
                           self.scene_short_side, geometry_rng)
         if self.flip and geometry_rng.random() < 0.5:
             rgb = rgb[:, ::-1]
         image = torch.from_numpy(np.array(rgb)).permute(2, 0, 1).float().div_(255.0)
-        mask2 = self._mask(mask2_rng) if self.second_mask else None
-        return Sample(image, self._mask(mask_rng), name, mask2)
+        streams = dict(zip(EXTRA_INPUTS, extra_rngs))
+        extras = {name: EXTRA_INPUTS[name](self, image, streams[name]) for name in self.extra_inputs}
+        return Sample(image, self._mask(mask_rng), name, extras)
 
     def _mask(self, rng: np.random.Generator) -> Tensor:
         if self.mask_source is None:
@@ -240,8 +258,8 @@ class ImageDataset(_SampleDataset):
     def __init__(self, source: str | Path | Sequence[str | Path], size: int = 256, preprocess: str = "resize",
                  flip: bool = False, mask_source: MaskSource | None = None, seed: int = 0,
                  skip_bad: bool = False, interpolation: str = "bicubic", scene_short_side: int | None = None,
-                 second_mask: bool = False):
-        super().__init__(size, preprocess, flip, mask_source, seed, interpolation, scene_short_side, second_mask)
+                 extra_inputs: Iterable[str] = ()):
+        super().__init__(size, preprocess, flip, mask_source, seed, interpolation, scene_short_side, extra_inputs)
         entries = _find_images(source)
         if not skip_bad:
             missing = [path for path, _ in entries if not path.is_file()]
@@ -296,8 +314,8 @@ class ArrayDataset(_SampleDataset):
 
     def __init__(self, items: Sequence[tuple[str, np.ndarray]], size: int = 256, preprocess: str = "resize",
                  flip: bool = False, mask_source: MaskSource | None = None, seed: int = 0,
-                 interpolation: str = "bicubic", scene_short_side: int | None = None, second_mask: bool = False):
-        super().__init__(size, preprocess, flip, mask_source, seed, interpolation, scene_short_side, second_mask)
+                 interpolation: str = "bicubic", scene_short_side: int | None = None, extra_inputs: Iterable[str] = ()):
+        super().__init__(size, preprocess, flip, mask_source, seed, interpolation, scene_short_side, extra_inputs)
         if not items:
             raise InpaintlabError("ArrayDataset needs at least one (name, array) item")
         for name, rgb in items:
@@ -465,15 +483,15 @@ def _synthetic_image(rng: np.random.Generator, size: int) -> np.ndarray:
 
 
 def collate_samples(samples: Sequence[Sample]) -> Sample:
-    """Batch ``Sample``s: image (B,3,S,S), mask (B,1,S,S), names as a list, mask2 (B,1,S,S) or None.
+    """Batch ``Sample``s: image (B,3,S,S), mask (B,1,S,S), names as a list, each extra input stacked.
 
-    mask2 must be present in all samples or in none.
+    Every sample must carry the same extra inputs.
     """
-    with_mask2 = [s.mask2 is not None for s in samples]
-    if any(with_mask2) and not all(with_mask2):
-        raise InpaintlabError("collate_samples: some samples have mask2 and some do not; build them alike")
+    kinds = {tuple(sorted(s.extras)) for s in samples}
+    if len(kinds) > 1:
+        raise InpaintlabError(f"collate_samples: the samples carry different extra inputs {sorted(kinds)}; build them alike")
     images, masks, names = default_collate([(s.image, s.mask, s.name) for s in samples])
-    return Sample(images, masks, names, torch.stack([s.mask2 for s in samples]) if all(with_mask2) else None)
+    return Sample(images, masks, names, {name: torch.stack([s.extras[name] for s in samples]) for name in samples[0].extras})
 
 
 def worker_errors_in_one_line(loader: Iterable) -> Iterator:
@@ -492,14 +510,14 @@ def worker_errors_in_one_line(loader: Iterable) -> Iterator:
 def build_dataset(root: str, split: str = "train", size: int = 256, preprocess: str = "resize",
                   flip: bool = False, mask_source: MaskSource | None = None, seed: int = 0,
                   skip_bad: bool = False, interpolation: str = "bicubic",
-                  scene_short_side: int | None = None, second_mask: bool = False) -> Dataset:
+                  scene_short_side: int | None = None, extra_inputs: Iterable[str] = ()) -> Dataset:
     """Dataset from a ``DataConfig``-style root: ``"builtin"`` (uses ``split``), ``"synthetic"`` /
     ``"synthetic:N"`` (N images, default 32; the test split uses the next N indices so it never
     overlaps train), a folder or a ``.txt`` list (``split`` is ignored: point at the split's folder).
-    ``second_mask``: samples carry an independent ``mask2`` (see the module docstring).
+    ``extra_inputs``: names from ``EXTRA_INPUTS`` each sample carries in ``Sample.extras`` (module docstring).
     """
     common = dict(size=size, preprocess=preprocess, flip=flip, mask_source=mask_source, seed=seed,
-                  interpolation=interpolation, scene_short_side=scene_short_side, second_mask=second_mask)
+                  interpolation=interpolation, scene_short_side=scene_short_side, extra_inputs=extra_inputs)
     if root == "builtin":
         dataset = ArrayDataset(builtin_images(split, size), **common)
         dataset.source_note = (f"Built-in photos: short side resized (bicubic) to {size} and {2 * size} px, cut into "
@@ -520,8 +538,10 @@ def build_dataset(root: str, split: str = "train", size: int = 256, preprocess: 
 
 
 __all__ = [
+    "EXTRA_INPUTS",
     "IMAGE_EXTENSIONS",
     "PREPROCESS_MODES",
+    "TRAINING_INPUTS",
     "ArrayDataset",
     "ImageDataset",
     "build_dataset",

@@ -4,9 +4,10 @@
     trainer.fit()
 
 One iteration: G forward; D step on the detached fake (``DiscriminatorLoss``); G step with the updated
-D (``GeneratorLoss``); LR schedulers; EMA. Extra generator inputs are declared by ``forward``'s signature
-(never by model name): ``mask2`` -> the data carry a second independent mask per image (CSTFNet's siamese
-pair); ``target`` -> the ground-truth image is passed in training (CICM's ratio ground truth).
+D (``GeneratorLoss``); LR schedulers; EMA. Extra generator inputs are the model's declared
+``training_inputs`` (never its name or signature): the dataset makes them (``data.EXTRA_INPUTS``: ``mask2``,
+a second independent mask for CSTFNet's siamese pair; ``target``, the ground truth for CICM's ratio) and
+the trainer passes ``Sample.extras`` on by name, so a new kind of input never touches this file.
 Data order is a pure function of (seed, epoch): the epoch's permutation is cut into global batches of
 ``batch_size * world_size`` images and rank r takes the r-th slice of each, so DDP on W ranks sees the
 same images per step as one process with W times the batch.
@@ -23,6 +24,7 @@ import copy
 import math
 import random
 import time
+from collections.abc import Mapping
 from contextlib import nullcontext
 from pathlib import Path
 
@@ -45,13 +47,13 @@ from .checkpoint import (
     sub_state,
 )
 from .config import TrainConfig, to_dict
-from .data import collate_samples, worker_errors_in_one_line
+from .data import TRAINING_INPUTS, collate_samples, worker_errors_in_one_line
 from .errors import InpaintlabError
 from .losses import DiscriminatorLoss, GeneratorLoss, check_aux_weights
 from .models import create_discriminator, create_model
 from .report import image_grid, strict_json
 from .run_folder import choose_start, finish, prepare, report_skipped_images
-from .types import TRAINING_INPUTS, composite, contract_of
+from .types import composite, contract_of
 
 _AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -91,8 +93,8 @@ class Trainer:
             raise InpaintlabError(f"model {cfg.model.name!r} has no trainable parameters; pick a network model")
         unknown = sorted(contract.training_inputs - TRAINING_INPUTS)
         if unknown:
-            raise InpaintlabError(f"model {cfg.model.name!r} declares training input {unknown[0]!r}; the trainer supplies "
-                                  f"only {', '.join(sorted(TRAINING_INPUTS))}")
+            raise InpaintlabError(f"model {cfg.model.name!r} declares training input {unknown[0]!r}; the data path makes "
+                                  f"only {', '.join(sorted(TRAINING_INPUTS))} (data.EXTRA_INPUTS)")
         check_aux_weights(contract, cfg.loss)  # both directions: a weight per declared term, a term per weight
         self.extra_inputs, self.discriminator = training_inputs(contract), None
         if cfg.model.discriminator:
@@ -130,7 +132,7 @@ class Trainer:
         masks = build_mask_source(cfg.masks.source, d.size, margin=cfg.masks.margin, rotate90=cfg.masks.rotate90,
                                   drawn_size=cfg.masks.drawn_size)
         self.train_set = build_dataset(d.root, split="train", flip=d.flip, mask_source=masks, seed=cfg.seed,
-                                       second_mask="mask2" in self.extra_inputs, **common)
+                                       extra_inputs=self.extra_inputs, **common)
         self.steps_per_epoch = len(self.train_set) // (cfg.batch_size * self.world)  # data.py rejects empty folders
         if self.steps_per_epoch == 0:
             raise InpaintlabError(
@@ -200,13 +202,17 @@ class Trainer:
         for name in names:
             self.scaler.step(self.optimizers[name])
 
-    def train_step(self, image: Tensor, mask: Tensor, mask2: Tensor | None = None) -> dict[str, Tensor]:
-        """One iteration on this rank's batch: image (B,3,H,W) [0,1], mask (B,1,H,W) 1 = hole, and mask2
-        (B,1,H,W), a second independent mask, when the generator declares it (``training_inputs``)."""
+    def train_step(self, image: Tensor, mask: Tensor, extras: Mapping[str, Tensor] | None = None) -> dict[str, Tensor]:
+        """One iteration on this rank's batch: image (B,3,H,W) [0,1], mask (B,1,H,W) 1 = hole, and ``extras``
+        (``Sample.extras`` of a batch) holding the extra inputs the generator declares (``training_inputs``)."""
         image, mask = image.to(self.device, non_blocking=True), mask.to(self.device, non_blocking=True)
-        extra = {"target": image} if "target" in self.extra_inputs else {}
-        if "mask2" in self.extra_inputs:  # the trainer's own data always carry it (second_mask=True)
-            extra["mask2"] = mask2.to(self.device, non_blocking=True)
+        extras = extras or {}
+        missing = [name for name in self.extra_inputs if name not in extras]
+        if missing:
+            raise InpaintlabError(f"model {self.cfg.model.name!r} trains with extra input {missing[0]!r}, which the "
+                                  f"batch does not carry (it has: {', '.join(extras) or 'none'}); build the data "
+                                  "with extra_inputs=trainer.extra_inputs")
+        extra = {name: extras[name].to(self.device, non_blocking=True) for name in self.extra_inputs}
         self.generator.train()
         with self._autocast():
             out = self.g_train(image, mask, **extra)
@@ -258,7 +264,7 @@ class Trainer:
                 self.epoch, self.batch_index = self.epoch + 1, 0
             for sample in worker_errors_in_one_line(self._loader(self.epoch, self.batch_index)):
                 try:
-                    logs = self.train_step(sample.image, sample.mask, sample.mask2)
+                    logs = self.train_step(sample.image, sample.mask, sample.extras)
                 except torch.OutOfMemoryError:
                     raise InpaintlabError(
                         f"CUDA out of memory at step {self.step} (batch_size {self.cfg.batch_size}, {self.cfg.data.size}px): "

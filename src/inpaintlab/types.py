@@ -23,14 +23,15 @@ class Sample(NamedTuple):
 
     image: (3,H,W) in [0,1] (or (B,3,H,W) after collation); mask: (1,H,W) in {0,1}, 1 = hole.
     name: identifier of the source image (a list of names after collation).
-    mask2: optional second, independent (1,H,W) mask of the same image (CSTFNet's siamese branch), or
-    None. ``torch``'s ``default_collate`` cannot batch None: use ``data.collate_samples``.
+    extras: the extra training inputs the model declares (``InpaintModel.training_inputs``), by name, as the
+    dataset made them (``data.EXTRA_INPUTS``: ``mask2`` (1,H,W), a second independent mask; ``target``
+    (3,H,W), the ground truth); a leading batch dimension after ``data.collate_samples``.
     """
 
     image: Tensor
     mask: Tensor
     name: str = ""
-    mask2: Tensor | None = None
+    extras: Mapping[str, Tensor] = MappingProxyType({})
 
 
 @dataclass
@@ -57,7 +58,6 @@ class InpaintOutput:
 SCALAR = "scalar"  # aux kind: a scalar loss term, weighted as is
 PYRAMID = "pyramid"  # aux kind: a tuple of coarser-scale images, coarsest first, scored by ``pyramid_l1``
 AUX_KINDS = (SCALAR, PYRAMID)
-TRAINING_INPUTS = frozenset({"mask2", "target"})  # extra inputs a sample can carry beyond (image, mask)
 
 
 @dataclass(frozen=True)
@@ -91,8 +91,9 @@ class InpaintModel(nn.Module):
       ``size_multiple``   H and W must be multiples of it (the pipeline and evaluation pad).
       ``trainable``       False for classical fills: nothing to train.
       ``exportable``      whether ``export.py`` can trace it (False for OpenCV fills).
-      ``training_inputs`` frozenset of the extra keyword inputs (``TRAINING_INPUTS``) the model uses in
-                          training; the trainer passes exactly these (``target`` = the ground-truth image).
+      ``training_inputs`` frozenset of the extra keyword inputs the model uses in training, each one the
+                          data path knows how to make (``data.EXTRA_INPUTS``); the dataset puts exactly
+                          these in ``Sample.extras`` and the trainer passes them on by name.
       ``aux_terms``       ``{name: kind}`` of the ``InpaintOutput.aux`` entries it returns in training mode
                           (kinds ``SCALAR``, ``PYRAMID``); loss weights are checked against it both ways.
       ``param_groups()``  named parameter groups (one optimiser each with ``separate_optimizers``).
@@ -226,4 +227,4 @@ def masked_input(image: Tensor, mask: Tensor) -> Tensor:
 
 
 __all__ = ["Sample", "InpaintOutput", "InpaintModel", "InpaintDiscriminator", "ModelSpec", "SCALAR", "PYRAMID",
-           "AUX_KINDS", "TRAINING_INPUTS", "contract_of", "discriminator_contract", "composite", "pad_to_multiple", "check_image_mask", "check_size_multiple", "masked_input"]
+           "AUX_KINDS", "contract_of", "discriminator_contract", "composite", "pad_to_multiple", "check_image_mask", "check_size_multiple", "masked_input"]
