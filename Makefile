@@ -18,12 +18,14 @@ venv: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests
+	$(BIN)/ruff format --check src tests
 
 demo: $(STAMP)
 	$(BIN)/inpaintlab demo --out runs/demo
 
 test: $(STAMP)
 	$(BIN)/ruff check src tests
+	$(BIN)/ruff format --check src tests
 	$(BIN)/python -m pytest -q
 
 clean:

@@ -42,8 +42,26 @@ def test_the_old_checkpoint_answers_through_the_pipeline():
 
 
 def test_the_old_checkpoint_evaluates_from_the_cli(tmp_path):
-    assert cli.main(["eval", "--checkpoint", str(OLD), "--images", "synthetic:2", "--size", "32", "--out",
-                     str(tmp_path), "--metrics", "l1", "--batch-size", "2"]) == 0
+    assert (
+        cli.main(
+            [
+                "eval",
+                "--checkpoint",
+                str(OLD),
+                "--images",
+                "synthetic:2",
+                "--size",
+                "32",
+                "--out",
+                str(tmp_path),
+                "--metrics",
+                "l1",
+                "--batch-size",
+                "2",
+            ]
+        )
+        == 0
+    )
     report = json.loads(next(tmp_path.rglob("*.json")).read_text())
     assert "lgnet_tiny" in json.dumps(report)
 

@@ -222,8 +222,12 @@ def _quarters_mask():
 def test_ratio_ground_truth_is_the_corrupted_fraction_whatever_the_brightness(brightness):
     """Eq. 7's gamma-bar: 1 for an all-hole region, 0 for a complete one, 0.5 for half, for any image."""
     g = torch.Generator().manual_seed(11)
-    target = {"black": torch.zeros(1, 3, 8, 8), "white": torch.ones(1, 3, 8, 8),
-              "photo": torch.rand(1, 3, 8, 8, generator=g), "dark photo": 0.05 * torch.rand(1, 3, 8, 8, generator=g)}[brightness]
+    target = {
+        "black": torch.zeros(1, 3, 8, 8),
+        "white": torch.ones(1, 3, 8, 8),
+        "photo": torch.rand(1, 3, 8, 8, generator=g),
+        "dark photo": 0.05 * torch.rand(1, 3, 8, 8, generator=g),
+    }[brightness]
     mask = _quarters_mask()
     want = torch.tensor([[[[1.0, 0.0], [0.5, 0.25]]]])
     block = _block().train()  # the default ratio_target
@@ -248,7 +252,9 @@ def test_old_difference_ground_truth_is_kept_as_an_option():
     block = _block(ratio_target="difference")
     black, white = torch.zeros(1, 3, 8, 8), torch.ones(1, 3, 8, 8)
     assert block.ratio_truth(mask, black, black, (4, 4)).abs().max() == 0
-    torch.testing.assert_close(block.ratio_truth(mask, white * (1 - mask), white, (4, 4)), torch.tensor([[[[1.0, 0.0], [0.5, 0.25]]]]))
+    torch.testing.assert_close(
+        block.ratio_truth(mask, white * (1 - mask), white, (4, 4)), torch.tensor([[[[1.0, 0.0], [0.5, 0.25]]]])
+    )
     gt = _block(gamma_mode="ground_truth", ratio_target="difference").eval()
     x = torch.randn(1, 8, 2, 2)
     with pytest.raises(InpaintlabError, match="difference"):
@@ -304,7 +310,7 @@ def test_docstrings_say_what_unet15_is_and_what_is_not_built():
     transposed = sum(isinstance(m, torch.nn.ConvTranspose2d) for m in net.modules())
     assert (int(found[1]), int(found[2])) == (convs, transposed) == (8, 8)
     assert "exactly 15" not in doc
-    not_built = doc[doc.index("Not built"):]
+    not_built = doc[doc.index("Not built") :]
     assert all(name in not_built for name in ("k-means", "RUC", "RFR", "JPG", "MISF"))
 
 
@@ -352,9 +358,11 @@ def test_models_shapes_aux_and_gradients(name, two_hole_batch):
 def test_switches_remove_their_terms(two_hole_batch):
     image, mask, _ = two_hole_batch()
     torch.manual_seed(0)
-    aux = create_model("unet_cicm_tiny", use_inter=False, use_intra=False, gamma_mode="ground_truth").train()(
-        image, mask, target=image
-    ).aux
+    aux = (
+        create_model("unet_cicm_tiny", use_inter=False, use_intra=False, gamma_mode="ground_truth")
+        .train()(image, mask, target=image)
+        .aux
+    )
     assert aux == {}
 
 

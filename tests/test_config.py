@@ -122,8 +122,14 @@ def test_resolve_train_config_sources(tmp_path):
 
 # ------------------------------------------------------------------------------------- value ranges
 
-_SECTIONS = {"": TrainConfig, "data.": DataConfig, "masks.": MaskConfig, "loss.": LossConfig,
-             "optim.": OptimConfig, "model.": ModelConfig}
+_SECTIONS = {
+    "": TrainConfig,
+    "data.": DataConfig,
+    "masks.": MaskConfig,
+    "loss.": LossConfig,
+    "optim.": OptimConfig,
+    "model.": ModelConfig,
+}
 
 
 def _numeric(tp) -> bool:
@@ -195,8 +201,18 @@ def test_every_numeric_field_declares_a_range_and_rejects_values_outside_it():
                 from_dict(TrainConfig, data)
             checked.append(key)
     assert unbounded == ["loss.feature_outputs"]  # indices into the model's outputs, negative from the end
-    assert {"batch_size", "optim.lr", "optim.betas", "loss.style", "loss.aux", "masks.margin", "ckpt_every",
-            "data.size", "optim.grad_clip", "masks.val_bins"} <= set(checked)
+    assert {
+        "batch_size",
+        "optim.lr",
+        "optim.betas",
+        "loss.style",
+        "loss.aux",
+        "masks.margin",
+        "ckpt_every",
+        "data.size",
+        "optim.grad_clip",
+        "masks.val_bins",
+    } <= set(checked)
 
 
 def test_checks_across_sections_wait_for_the_whole_override_list():
@@ -210,13 +226,16 @@ def test_checks_across_sections_wait_for_the_whole_override_list():
     assert apply_overrides(cfg, ["optim.epochs_constant=0", "optim.epochs_decay=0", "epochs=2"]).epochs == 2
 
 
-@pytest.mark.parametrize("override,message", [
-    ("batch_size=0", "batch_size: expected an integer >= 1, got 0"),
-    ("batch_size=-1", "batch_size: expected an integer >= 1, got -1"),
-    ("optim.lr=-1", "optim.lr: expected a number > 0, got -1.0"),
-    ("ckpt_every=-5", "ckpt_every: expected an integer >= 0, got -5"),
-    ("optim.betas=[0.5,1.5]", "optim.betas: expected numbers in [0, 1), got (0.5, 1.5)"),
-])
+@pytest.mark.parametrize(
+    "override,message",
+    [
+        ("batch_size=0", "batch_size: expected an integer >= 1, got 0"),
+        ("batch_size=-1", "batch_size: expected an integer >= 1, got -1"),
+        ("optim.lr=-1", "optim.lr: expected a number > 0, got -1.0"),
+        ("ckpt_every=-5", "ckpt_every: expected an integer >= 0, got -5"),
+        ("optim.betas=[0.5,1.5]", "optim.betas: expected numbers in [0, 1), got (0.5, 1.5)"),
+    ],
+)
 def test_cli_train_rejects_values_out_of_range_in_one_line(tmp_path, capsys, override, message):
     from inpaintlab.cli import main
 

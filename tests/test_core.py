@@ -82,7 +82,9 @@ def test_checkpoint_roundtrip_rebuilds_model_from_file_alone(tmp_path):
     torch.manual_seed(0)
     model = create_model("_test_core_tiny", width=5)
     state = {f"generator.{k}": v for k, v in model.state_dict().items()}
-    path = save_checkpoint(tmp_path / "ck.safetensors", state, {"model": {"name": "_test_core_tiny", "kwargs": {"width": 5}}, "step": 7})
+    path = save_checkpoint(
+        tmp_path / "ck.safetensors", state, {"model": {"name": "_test_core_tiny", "kwargs": {"width": 5}}, "step": 7}
+    )
     header = read_header(path)
     assert header["step"] == 7 and header["code_version"] == inpaintlab.__version__
     loaded = load_model(path)
@@ -96,7 +98,10 @@ def test_checkpoint_roundtrip_rebuilds_model_from_file_alone(tmp_path):
 def test_checkpoint_prefers_ema_weights(tmp_path):
     model = create_model("_test_core_tiny")
     ema = {k: v + 1 for k, v in model.state_dict().items()}
-    tensors = {**{f"generator.{k}": v for k, v in model.state_dict().items()}, **{f"generator_ema.{k}": v for k, v in ema.items()}}
+    tensors = {
+        **{f"generator.{k}": v for k, v in model.state_dict().items()},
+        **{f"generator_ema.{k}": v for k, v in ema.items()},
+    }
     path = save_checkpoint(tmp_path / "ck.safetensors", tensors, {"model": {"name": "_test_core_tiny", "kwargs": {}}})
     assert torch.equal(load_model(path).conv.weight, ema["conv.weight"])
     assert torch.equal(load_model(path, ema=False).conv.weight, model.conv.weight)
@@ -157,16 +162,31 @@ def test_verify_checkpoint_checks_header_sizes_and_content_hash(tmp_path):
 
     from inpaintlab.checkpoint import content_hash, verify_checkpoint
 
-    tensors = {"generator.w": torch.arange(12.0).reshape(3, 4), "rng.0.torch": torch.arange(5, dtype=torch.uint8),
-               "b": torch.ones(2, dtype=torch.bfloat16), "flag": torch.tensor(True), "empty": torch.zeros(0)}
+    tensors = {
+        "generator.w": torch.arange(12.0).reshape(3, 4),
+        "rng.0.torch": torch.arange(5, dtype=torch.uint8),
+        "b": torch.ones(2, dtype=torch.bfloat16),
+        "flag": torch.tensor(True),
+        "empty": torch.zeros(0),
+    }
     path = save_checkpoint(tmp_path / "ck.safetensors", tensors, {"step": 3})
     header, hashed = verify_checkpoint(path)
     assert hashed and header["content_sha256"] == content_hash(tensors) and header["step"] == 3
     data = path.read_bytes()
-    cases = {"half": data[: len(data) // 2], "header only": data[:40], "zero": b"", "extra": data + b"\0",
-             "flipped": data[:-3] + bytes([data[-3] ^ 1]) + data[-2:]}
-    reasons = {"half": "cut short", "header only": "cut short", "zero": "too short", "extra": "trailing bytes",
-               "flipped": "content hash mismatch"}
+    cases = {
+        "half": data[: len(data) // 2],
+        "header only": data[:40],
+        "zero": b"",
+        "extra": data + b"\0",
+        "flipped": data[:-3] + bytes([data[-3] ^ 1]) + data[-2:],
+    }
+    reasons = {
+        "half": "cut short",
+        "header only": "cut short",
+        "zero": "too short",
+        "extra": "trailing bytes",
+        "flipped": "content hash mismatch",
+    }
     for case, damaged in cases.items():
         bad = tmp_path / f"{case}.safetensors"
         bad.write_bytes(damaged)
@@ -177,6 +197,9 @@ def test_verify_checkpoint_checks_header_sizes_and_content_hash(tmp_path):
     with pytest.raises(InpaintlabError, match="not an inpaintlab checkpoint"):
         verify_checkpoint(foreign)
     old = tmp_path / "old.safetensors"  # written before content hashes: readable, reported as unverified
-    save_file({k: v.contiguous() for k, v in tensors.items()}, str(old),
-              metadata={"inpaintlab": json.dumps({"format": "inpaintlab-checkpoint", "version": 1, "step": 3})})
+    save_file(
+        {k: v.contiguous() for k, v in tensors.items()},
+        str(old),
+        metadata={"inpaintlab": json.dumps({"format": "inpaintlab-checkpoint", "version": 1, "step": 3})},
+    )
     assert verify_checkpoint(old)[1] is False

@@ -46,6 +46,7 @@ def _sti_by_loops(guide, guide_geom, target, target_geom, mask, scale=10.0):
     Level masks: a cell is hole iff any input pixel in it is (max pooling); keys with a hole cell are skipped
     (all keys are used when none is left); overlapping rebuilt patches are averaged; only hole cells change.
     """
+
     def cells(x, geom):
         k, s, p = geom
         xp = F.pad(x, (p,) * 4)
@@ -73,7 +74,9 @@ def _sti_by_loops(guide, guide_geom, target, target_geom, mask, scale=10.0):
             keys = [m for m in range(len(g_pos)) if valid[m]]
             cos = torch.stack([(query * g_patch[m]).sum() / max(g_patch[m].norm().item(), 1e-4) for m in keys])
             weights = torch.softmax(cos * scale, 0)
-            patch = sum(w * target_p[n, :, t_pos[m][0] : t_pos[m][0] + tk, t_pos[m][1] : t_pos[m][1] + tk] for w, m in zip(weights, keys))
+            patch = sum(
+                w * target_p[n, :, t_pos[m][0] : t_pos[m][0] + tk, t_pos[m][1] : t_pos[m][1] + tk] for w, m in zip(weights, keys)
+            )
             out[n, :, tr : tr + tk, tc : tc + tk] += patch
             count[n, :, tr : tr + tk, tc : tc + tk] += 1
     p = target_geom[2]
@@ -151,7 +154,12 @@ def test_stf_follows_eqs_13_14():
         return F.conv2d(x, module.weight, module.bias, padding=module.padding)
 
     fp = stf.cbam(conv(stf.merge, torch.cat([ft, fs], 1)))
-    fu = conv(stf.out, torch.cat([ft * conv(stf.texture_gate, torch.cat([ft, fp], 1)), fs * conv(stf.structure_gate, torch.cat([fs, fp], 1))], 1))
+    fu = conv(
+        stf.out,
+        torch.cat(
+            [ft * conv(stf.texture_gate, torch.cat([ft, fp], 1)), fs * conv(stf.structure_gate, torch.cat([fs, fp], 1))], 1
+        ),
+    )
     torch.testing.assert_close(stf(ft, fs), fu)
     assert stf.merge.kernel_size == (3, 3) and stf.out.kernel_size == (1, 1)
     concat = ConcatFusion(16)
@@ -184,7 +192,7 @@ def test_decoder_feature_distance_is_eq20():
 
 
 def test_eq20_readings_normalised_by_size_and_scale():
-    """"rms" and "normalized" do not grow with the map size; "normalized" cannot be lowered by shrinking the maps."""
+    """ "rms" and "normalized" do not grow with the map size; "normalized" cannot be lowered by shrinking the maps."""
     g = torch.Generator().manual_seed(1)
     a = [torch.randn(2, 4, 8, 8, generator=g), torch.rand(2, 2, 16, 16, generator=g)]
     b = [torch.randn_like(t) + 0.5 * t for t in a]
@@ -195,8 +203,9 @@ def test_eq20_readings_normalised_by_size_and_scale():
     torch.testing.assert_close(decoder_feature_distance(a, b, "rms"), rms)
     bigger = lambda maps: [F.interpolate(t, scale_factor=4, mode="nearest") for t in maps]  # noqa: E731
     for reduction in ("normalized", "rms"):  # the same maps at 4x the side: the same value
-        torch.testing.assert_close(decoder_feature_distance(bigger(a), bigger(b), reduction),
-                                   decoder_feature_distance(a, b, reduction))
+        torch.testing.assert_close(
+            decoder_feature_distance(bigger(a), bigger(b), reduction), decoder_feature_distance(a, b, reduction)
+        )
     literal = decoder_feature_distance(a, b, "norm")
     torch.testing.assert_close(decoder_feature_distance(bigger(a), bigger(b), "norm"), 4 * literal)
     shrunk = [[0.01 * t for t in maps] for maps in (a, b)]  # a decoder that scales its activations down
@@ -254,8 +263,10 @@ def test_training_with_mask2_returns_terms_matching_its_branches():
         z1, z2 = model.projector(b1.latent.mean((2, 3))), model.projector(b2.latent.mean((2, 3)))
         expected = simsiam_loss(model.predictor(z1), model.predictor(z2), z1, z2)
         unit = lambda t: t / t.norm()  # noqa: E731 - the default feature_l2="normalized"
-        l2 = sum(torch.stack([(unit(x[i]) - unit(y[i])).norm() for i in range(2)]).mean()
-                 for x, y in zip(b1.decoder_features, b2.decoder_features))
+        l2 = sum(
+            torch.stack([(unit(x[i]) - unit(y[i])).norm() for i in range(2)]).mean()
+            for x, y in zip(b1.decoder_features, b2.decoder_features)
+        )
     torch.testing.assert_close(out.aux["contrastive"].detach(), expected)
     torch.testing.assert_close(out.aux["feature_l2"].detach(), l2)
     assert [f.shape[-1] for f in b1.decoder_features] == [8, 16, 32, 64]
@@ -322,8 +333,19 @@ def _count_calls(model, name):
 
 @pytest.mark.parametrize(
     "kwargs",
-    [{}, {"structure": False}, {"texture": False}, {"coarse": False}, {"contrastive": False}, {"fusion": "concat"},
-     {"cascade": True}, {"stf_gate": "sigmoid"}, {"feature_l2": "mse"}, {"feature_l2": "norm"}, {"feature_l2": "rms"}],
+    [
+        {},
+        {"structure": False},
+        {"texture": False},
+        {"coarse": False},
+        {"contrastive": False},
+        {"fusion": "concat"},
+        {"cascade": True},
+        {"stf_gate": "sigmoid"},
+        {"feature_l2": "mse"},
+        {"feature_l2": "norm"},
+        {"feature_l2": "rms"},
+    ],
 )
 def test_each_ablation_builds_and_runs(kwargs):
     model = _tiny(**kwargs).train()

@@ -71,7 +71,7 @@ def find_window(big, crop):
     """Top-left (y, x) where ``crop`` sits in ``big`` exactly, or None."""
     scores = cv2.matchTemplate(big.astype(np.float32), crop.astype(np.float32), cv2.TM_SQDIFF)
     _, _, (x, y), _ = cv2.minMaxLoc(scores)
-    return (y, x) if np.array_equal(big[y:y + crop.shape[0], x:x + crop.shape[1]], crop) else None
+    return (y, x) if np.array_equal(big[y : y + crop.shape[0], x : x + crop.shape[1]], crop) else None
 
 
 def test_scene_crop_resizes_short_side_to_350_then_crops_randomly(chelsea_file):
@@ -93,7 +93,7 @@ def test_scene_crop_short_side_scales_with_size(chelsea_file):
     path, rgb = chelsea_file
     short = round(350 * 64 / 256)
     scaled = pil_resize(rgb, round(451 * short / 300), short)
-    crop = (ImageDataset([path], size=64, preprocess="scene_crop")[0].image.permute(1, 2, 0) * 255)
+    crop = ImageDataset([path], size=64, preprocess="scene_crop")[0].image.permute(1, 2, 0) * 255
     assert find_window(scaled, crop.round().to(torch.uint8).numpy()) is not None
     with pytest.raises(InpaintlabError, match="scene_short_side"):
         ImageDataset([path], size=64, preprocess="scene_crop", scene_short_side=32)
@@ -114,8 +114,15 @@ def test_none_mode_passes_exact_size_and_rejects_others(tmp_path, chelsea_file):
 
 def test_same_seed_epoch_index_gives_identical_sample_in_any_order():
     items = synthetic_images(6, 48, seed=1)
-    make = lambda seed: ArrayDataset(items, size=32, preprocess="scene_crop", flip=True,  # noqa: E731
-                                     mask_source=build_mask_source("strokes", 32), seed=seed, scene_short_side=40)
+    make = lambda seed: ArrayDataset(
+        items,
+        size=32,
+        preprocess="scene_crop",
+        flip=True,  # noqa: E731
+        mask_source=build_mask_source("strokes", 32),
+        seed=seed,
+        scene_short_side=40,
+    )
     first, second = make(0), make(0)
     first.set_epoch(3)
     second.set_epoch(3)
@@ -133,8 +140,9 @@ def test_same_seed_epoch_index_gives_identical_sample_in_any_order():
 
 
 def test_dataloader_workers_do_not_change_samples_and_collate_to_batches():
-    dataset = ArrayDataset(synthetic_images(8, 32, seed=2), size=32, flip=True,
-                           mask_source=build_mask_source("strokes", 32), seed=5)
+    dataset = ArrayDataset(
+        synthetic_images(8, 32, seed=2), size=32, flip=True, mask_source=build_mask_source("strokes", 32), seed=5
+    )
     dataset.set_epoch(2)
     single = list(DataLoader(dataset, batch_size=4, num_workers=0, collate_fn=collate_samples))
     multi = list(DataLoader(dataset, batch_size=4, num_workers=2, collate_fn=collate_samples))
@@ -193,8 +201,7 @@ def test_builtin_split_is_disjoint_by_photo_and_crops_are_real_photos():
 
 def test_builtin_skips_missing_optional_packages(monkeypatch):
     real_find_spec = data.importlib.util.find_spec
-    monkeypatch.setattr(data.importlib.util, "find_spec",
-                        lambda name: None if name == "sklearn" else real_find_spec(name))
+    monkeypatch.setattr(data.importlib.util, "find_spec", lambda name: None if name == "sklearn" else real_find_spec(name))
     photos = data.builtin_photo_paths()
     assert "china" not in photos and "flower" not in photos and "astronaut" in photos
 
@@ -311,8 +318,9 @@ def test_skip_bad_catches_every_undecodable_file_when_it_is_decoded(tmp_path, wo
     assert again == names and lenient.newly_skipped() == []
     sample = lenient[1]  # b_truncated.jpg -> c_good.png, with item 1's own mask
     assert torch.allclose(sample.image, torch.full((3, 16, 16), 200 / 255))
-    assert torch.equal(sample.mask, ImageDataset([tmp_path / "c_good.png"] * 2, size=16,
-                                                 mask_source=build_mask_source("box", 16))[1].mask)
+    assert torch.equal(
+        sample.mask, ImageDataset([tmp_path / "c_good.png"] * 2, size=16, mask_source=build_mask_source("box", 16))[1].mask
+    )
 
 
 def test_skip_bad_with_nothing_readable_is_a_clear_error(tmp_path):

@@ -55,8 +55,17 @@ def _assert_same(report_part, expected):
 def test_generated_bins_match_manual_recomputation_and_files(tmp_path):
     images = build_dataset("synthetic:3", split="test", size=SIZE)
     out = tmp_path / "telea"
-    report = evaluate(create_model("telea"), images, "bins", metrics=METRIC_NAMES, batch_size=4, out_dir=out,
-                      grid_size=5, progress=False, settings={"images_source": "synthetic:3"})
+    report = evaluate(
+        create_model("telea"),
+        images,
+        "bins",
+        metrics=METRIC_NAMES,
+        batch_size=4,
+        out_dir=out,
+        grid_size=5,
+        progress=False,
+        settings={"images_source": "synthetic:3"},
+    )
     # documented protocol: mask j of bin k from default_rng([seed, k, j]), margin 0 (even j) / size//16 (odd j)
     pairs = []
     for i in range(3):
@@ -94,7 +103,7 @@ def test_generated_bins_match_manual_recomputation_and_files(tmp_path):
     height, width = grid.shape
     assert height > tiles_h and width > tiles_w  # captions on top, row labels on the left
     assert (grid[: height - tiles_h] < 128).any() and (grid[:, : width - tiles_w] < 128).any()  # text drawn there
-    mask_row = grid[height - tiles_h + (SIZE + 2) + 1: height - tiles_h + 2 * (SIZE + 2) - 1, width - tiles_w + 1:]
+    mask_row = grid[height - tiles_h + (SIZE + 2) + 1 : height - tiles_h + 2 * (SIZE + 2) - 1, width - tiles_w + 1 :]
     assert set(np.unique(mask_row)) <= {0, 255}  # the tiles sit in the bottom-right block
     shown, per_image = report["samples"], {r["name"]: r for r in report["per_image"]}
     assert shown["rows"] == ["input (hole white)", "mask (white = hole)", "output (composite)", "ground truth"]
@@ -106,7 +115,7 @@ def test_generated_bins_match_manual_recomputation_and_files(tmp_path):
 
 def _square(size, top, left, side):
     mask = np.zeros((size, size), np.uint8)
-    mask[top:top + side, left:left + side] = 255
+    mask[top : top + side, left : left + side] = 255
     return mask
 
 
@@ -120,8 +129,7 @@ def test_mask_folder_pairs_image_i_with_mask_i_mod_n(tmp_path):
     Image.fromarray(_square(big, 0, 0, 115)).save(folder / "d.png")  # ratio ~0.81: outside every bin
     images = build_dataset("synthetic:3", split="test", size=SIZE)
     masks = MaskFolder(folder, SIZE)
-    report = evaluate(create_model("navier_stokes"), images, masks, metrics=("psnr", "mse"), batch_size=2,
-                      progress=False)
+    report = evaluate(create_model("navier_stokes"), images, masks, metrics=("psnr", "mse"), batch_size=2, progress=False)
     a, b, c = (masks[i] for i in range(3))
     pairs = [(images[0].image, a), (images[1].image, b), (images[2].image, a)]  # bin (0.2,0.3]: i mod 2
     pairs += [(images[i].image, c) for i in range(3)]  # bin (0.01,0.1]: one mask
@@ -132,7 +140,10 @@ def test_mask_folder_pairs_image_i_with_mask_i_mod_n(tmp_path):
     _assert_same(report["overall"], overall)
     assert report["settings"]["masks"]["per_bin"]["(0.2,0.3]"] == 2
     assert [p["name"].rsplit("|", 1)[1] for p in report["per_image"] if p["bin_label"] == "(0.2,0.3]"] == [
-        "mask 0", "mask 1", "mask 0"]
+        "mask 0",
+        "mask 1",
+        "mask 0",
+    ]
 
 
 def test_fixed_mask_sets():
@@ -200,12 +211,14 @@ def test_compare_and_evaluate_models(tmp_path):
 def test_comparison_grid_rows_are_input_each_model_and_ground_truth(tmp_path):
     image, mask = torch.rand(3, 16, 16), torch.zeros(1, 16, 16)
     mask[:, 4:12, 4:12] = 1
-    red, blue = composite(torch.tensor([1.0, 0, 0]).view(3, 1, 1).expand(3, 16, 16), image, mask), \
-        composite(torch.tensor([0, 0, 1.0]).view(3, 1, 1).expand(3, 16, 16), image, mask)
+    red, blue = (
+        composite(torch.tensor([1.0, 0, 0]).view(3, 1, 1).expand(3, 16, 16), image, mask),
+        composite(torch.tensor([0, 0, 1.0]).view(3, 1, 1).expand(3, 16, 16), image, mask),
+    )
     save_comparison_grid({"red": [(image, mask, red)], "blue": [(image, mask, blue)]}, tmp_path / "g.png")
     grid = np.asarray(Image.open(tmp_path / "g.png")).astype(int)
     assert grid.shape == (4 * 18, 18, 3)
-    tile = lambda r: grid[r * 18 + 1: r * 18 + 17, 1:17]  # noqa: E731
+    tile = lambda r: grid[r * 18 + 1 : r * 18 + 17, 1:17]  # noqa: E731
     assert (tile(0)[4:12, 4:12] == 255).all()  # input with the hole white
     assert (tile(1)[8, 8] == (255, 0, 0)).all() and (tile(2)[8, 8] == (0, 0, 255)).all()
     np.testing.assert_array_equal(tile(3), (image.permute(1, 2, 0) * 255).round().numpy())
@@ -225,8 +238,7 @@ def _ddp_worker(rank, world, port, out_dir, result_path):
     try:
         torch.set_num_threads(1)
         images = build_dataset("synthetic:3", split="test", size=SIZE)
-        report = evaluate(create_model("telea"), images, "bins", metrics=("psnr",), batch_size=2,
-                          out_dir=out_dir, progress=False)
+        report = evaluate(create_model("telea"), images, "bins", metrics=("psnr",), batch_size=2, out_dir=out_dir, progress=False)
         torch.save({"overall": report["overall"], "bins": report["bins"]}, f"{result_path}.{rank}")
         torch.distributed.barrier()  # leave together (see train.run_training)
     finally:
@@ -265,11 +277,29 @@ def test_cli_eval_one_and_two_models(tmp_path, capsys):
 def test_cli_eval_names_checkpoint_rows_with_label_equals_path(tmp_path):
     model = create_model("lgnet_tiny")
     header = {"model": {"name": "lgnet_tiny", "kwargs": {}}, "step": 3}
-    paths = [save_checkpoint(tmp_path / f"run{k}" / "step_3.safetensors",
-                             {f"generator.{n}": v for n, v in model.state_dict().items()}, header) for k in (0, 1)]
+    paths = [
+        save_checkpoint(
+            tmp_path / f"run{k}" / "step_3.safetensors", {f"generator.{n}": v for n, v in model.state_dict().items()}, header
+        )
+        for k in (0, 1)
+    ]
     base = ["eval", "--images", "synthetic:1", "--size", "64", "--metrics", "psnr", "--masks", "center"]
-    assert main([*base, "--checkpoint", f"seed0={paths[0]}", "--checkpoint", f"seed1={paths[1]}",
-                 "--checkpoint", str(paths[0]), "--out", str(tmp_path / "out")]) == 0
+    assert (
+        main(
+            [
+                *base,
+                "--checkpoint",
+                f"seed0={paths[0]}",
+                "--checkpoint",
+                f"seed1={paths[1]}",
+                "--checkpoint",
+                str(paths[0]),
+                "--out",
+                str(tmp_path / "out"),
+            ]
+        )
+        == 0
+    )
     for label, path in (("seed0", paths[0]), ("seed1", paths[1]), ("step_3", paths[0])):
         report = json.loads((tmp_path / "out" / label / "metrics.json").read_text())
         assert report["settings"]["checkpoint"] == str(path)
@@ -336,8 +366,28 @@ def test_coarser_groups_draw_masks_from_the_bins_they_cover():
 
 def test_cli_eval_with_cicm_groups(tmp_path, capsys):
     out = tmp_path / "cicm"
-    assert main(["eval", "--model", "telea", "--images", "synthetic:3", "--masks", "bins", "--bins", "cicm",
-                 "--size", str(SIZE), "--metrics", "psnr", "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "eval",
+                "--model",
+                "telea",
+                "--images",
+                "synthetic:3",
+                "--masks",
+                "bins",
+                "--bins",
+                "cicm",
+                "--size",
+                str(SIZE),
+                "--metrics",
+                "psnr",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     header = (out / "metrics.md").read_text().splitlines()
     assert any("(0,0.2]" in line and "(0.2,0.4]" in line and "(0.4,0.6]" in line for line in header)
 
@@ -348,7 +398,9 @@ def test_reports_are_strict_json():
 
     text = strict_json({"fid": float("nan"), "bins": [{"psnr": float("inf")}, 1.5]})
     assert json.loads(text, parse_constant=lambda c: pytest.fail(f"non-standard JSON {c}")) == {
-        "fid": None, "bins": [{"psnr": None}, 1.5]}
+        "fid": None,
+        "bins": [{"psnr": None}, 1.5],
+    }
 
 
 def test_reports_state_units_fixed_decimals_and_how_images_were_sized(tmp_path, capsys):
@@ -358,13 +410,32 @@ def test_reports_state_units_fixed_decimals_and_how_images_were_sized(tmp_path, 
     for k in range(2):
         Image.fromarray(np.full((48, 80, 3), 60 + 90 * k, np.uint8)).save(folder / f"p{k}.png")
     out = tmp_path / "eval"
-    assert main(["eval", "--model", "telea", "--images", str(folder), "--masks", "bins", "--size", str(SIZE),
-                 "--metrics", "l1,mse,psnr,ssim", "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "eval",
+                "--model",
+                "telea",
+                "--images",
+                str(folder),
+                "--masks",
+                "bins",
+                "--size",
+                str(SIZE),
+                "--metrics",
+                "l1,mse,psnr,ssim",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     capsys.readouterr()
     report = json.loads((out / "metrics.json").read_text())
     assert report["settings"]["units"] == {"l1": "%", "mse": "", "psnr": "dB", "ssim": ""}
     assert report["settings"]["images"]["preparation"] == (
-        f"Whole image resized to {SIZE}x{SIZE} (bicubic, PIL antialiased; aspect ratio not kept)")
+        f"Whole image resized to {SIZE}x{SIZE} (bicubic, PIL antialiased; aspect ratio not kept)"
+    )
     md = (out / "metrics.md").read_text()
     assert f"Images: Whole image resized to {SIZE}x{SIZE}" in md and "L1 = mean absolute error in %" in md
     assert f"Masks: drawn at {SIZE}x{SIZE}" in md

@@ -162,7 +162,12 @@ def test_missing_weights_message_names_file_and_folder(torch_home):
     with pytest.raises(WeightsNotFoundError) as info:
         VGG16Features()
     message = str(info.value)
-    assert VGG16_FILE in message and str(torch_home) in message and "feature_weights='random'" in message and "loss.vgg_weights=random" in message
+    assert (
+        VGG16_FILE in message
+        and str(torch_home) in message
+        and "feature_weights='random'" in message
+        and "loss.vgg_weights=random" in message
+    )
     assert "\n" not in message
     with pytest.raises(WeightsNotFoundError, match="nowhere.pth"):
         resolve_weights(VGG16_FILE, "/nowhere.pth")

@@ -61,15 +61,22 @@ def _strict_load(path: Path) -> dict:
 def smoke(data_dir, tmp_path_factory):
     out = tmp_path_factory.mktemp("gpu_check_out")
     env = {**os.environ, "PYTHON": sys.executable, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-    proc = subprocess.run(["bash", str(ROOT / "scripts" / "gpu_check.sh"), str(out), "--smoke", "--data", str(data_dir)],
-                          capture_output=True, text=True, env=env, timeout=400)
+    proc = subprocess.run(
+        ["bash", str(ROOT / "scripts" / "gpu_check.sh"), str(out), "--smoke", "--data", str(data_dir)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=400,
+    )
     return out, proc, _strict_load(out / gpu_check.REPORT_JSON)
 
 
 def test_prepare_data_lists_relative_disjoint_and_binned(data_dir, tmp_path):
     manifest = json.loads((data_dir / "manifest.json").read_text())
-    lists = {name: (data_dir / f"{name}.txt").read_text().split() for name in
-             ("train_images", "heldout_images", "train_masks", "heldout_masks", "heldout_masks_small")}
+    lists = {
+        name: (data_dir / f"{name}.txt").read_text().split()
+        for name in ("train_images", "heldout_images", "train_masks", "heldout_masks", "heldout_masks_small")
+    }
     assert len(lists["train_images"]) == 20 and lists["heldout_images"] and len(lists["train_masks"]) == 5
     assert manifest["counts"] == {name: len(lines) for name, lines in lists.items()}
     for lines in lists.values():  # relative paths that resolve inside the folder: it works wherever it is carried
@@ -77,12 +84,16 @@ def test_prepare_data_lists_relative_disjoint_and_binned(data_dir, tmp_path):
     assert not set(lists["train_images"]) & set(lists["heldout_images"])
     assert not set(lists["train_masks"]) & set(lists["heldout_masks"])
     assert set(lists["heldout_masks_small"]) <= set(lists["heldout_masks"])
-    bins = [ratio_bin(float((np.array(Image.open(data_dir / line).convert("L")) > 127).mean()))
-            for line in lists["heldout_masks_small"]]
+    bins = [
+        ratio_bin(float((np.array(Image.open(data_dir / line).convert("L")) > 127).mean()))
+        for line in lists["heldout_masks_small"]
+    ]
     assert len(bins) == len(set(bins)) == len(HOLE_RATIO_BINS)  # one mask per bin, every bin present
-    assert manifest["bytes"] == sum((data_dir / line).stat().st_size for lines in
-                                    (lists[k] for k in ("train_images", "heldout_images", "train_masks", "heldout_masks"))
-                                    for line in lines)
+    assert manifest["bytes"] == sum(
+        (data_dir / line).stat().st_size
+        for lines in (lists[k] for k in ("train_images", "heldout_images", "train_masks", "heldout_masks"))
+        for line in lines
+    )
     other = tmp_path / "not_ours"
     other.mkdir()
     (other / "keep.txt").write_text("x")
@@ -172,9 +183,22 @@ def test_smoke_continue_default_and_output_limits(smoke):
 def test_gpu_mode_without_cuda_skips_with_reasons(tmp_path):
     """On a machine without CUDA the GPU run records why, instead of crashing or pretending."""
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "OMP_NUM_THREADS": "1"}
-    proc = subprocess.run([sys.executable, "-m", "inpaintlab.gpu_check", str(tmp_path / "out"), "--parts",
-                           "environment,contract,train", "--data", str(tmp_path / "absent")],
-                          capture_output=True, text=True, env=env, timeout=120)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "inpaintlab.gpu_check",
+            str(tmp_path / "out"),
+            "--parts",
+            "environment,contract,train",
+            "--data",
+            str(tmp_path / "absent"),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
     report = _strict_load(tmp_path / "out" / gpu_check.REPORT_JSON)
     assert proc.returncode == 1 and report["mode"] == "gpu"
     env_item = report["parts"]["environment"]["items"]["environment"]

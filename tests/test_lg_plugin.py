@@ -118,15 +118,24 @@ def test_options_reach_the_right_network_and_errors_are_clear():
 def test_lg_presets_are_the_backbone_recipe_plus_lgnets_terms():
     pen, pen_lg = PRESETS["pennet_places2"], PRESETS["pennet_lg_places2"]
     assert (pen_lg.model.name, pen_lg.model.discriminator) == ("pennet_lg", "pennet")
-    assert (pen_lg.optim, pen_lg.data, pen_lg.masks, pen_lg.batch_size, pen_lg.max_steps) == \
-           (pen.optim, pen.data, pen.masks, pen.batch_size, pen.max_steps)
+    assert (pen_lg.optim, pen_lg.data, pen_lg.masks, pen_lg.batch_size, pen_lg.max_steps) == (
+        pen.optim,
+        pen.data,
+        pen.masks,
+        pen.batch_size,
+        pen.max_steps,
+    )
     loss = pen_lg.loss  # PEN-Net's terms ...
     assert (loss.hole, loss.valid, loss.aux, loss.gan_mode, loss.adversarial) == (6, 1, {"pyramid": 0.5}, "hinge", 0.1)
     assert (loss.pixel_norm, loss.pixel_range) == ("region", "minus1_1")
     # ... plus LGNet's on stages 2 and 3 (notes 1.7), D on the first stage's composite (LGNet and PEN-Net alike)
     assert (loss.perceptual, loss.style, loss.tv, loss.feature_outputs) == (0.05, 120, 0.1, (1, 2))
-    assert (loss.vgg_input, loss.vgg_layers, loss.tv_region, loss.adv_input) == \
-           ("minus1_1", ("pool1", "pool2", "pool3"), "hole", "first_composite")
+    assert (loss.vgg_input, loss.vgg_layers, loss.tv_region, loss.adv_input) == (
+        "minus1_1",
+        ("pool1", "pool2", "pool3"),
+        "hole",
+        "first_composite",
+    )
     msa, msa_lg = PRESETS["msanet_psv"], PRESETS["msanet_lg_psv"]
     assert msa_lg.model.name == "msanet_lg" and msa_lg.optim == msa.optim and msa_lg.masks == msa.masks
     assert msa_lg.loss.feature_outputs == (0, 1, 2) and msa_lg.loss.pixel_norm == "all_pixels"

@@ -169,10 +169,7 @@ def test_each_stage_sees_known_pixels_composited_with_previous_raw_output(two_ho
     model = create_model("lgnet_tiny").eval()
     image, mask, _ = two_hole_batch()
     seen = {}
-    hooks = [
-        net.register_forward_hook(lambda mod, args, out, k=k: seen.update({k: args[0]}))
-        for k, net in model.nets.items()
-    ]
+    hooks = [net.register_forward_hook(lambda mod, args, out, k=k: seen.update({k: args[0]})) for k, net in model.nets.items()]
     with torch.no_grad():
         out = model(image, mask)
     for h in hooks:

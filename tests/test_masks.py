@@ -334,8 +334,9 @@ def test_real_nvidia_masks_follow_the_id_layout(tmp_path):
 # ----------------------------------------------------------------------------------------- sources
 
 
-@pytest.mark.parametrize("spec", ["strokes", "bins:1,4", "deepfill", "qd_imd", "box", "center", "circles", "mixed",
-                                  "pennet_square"])
+@pytest.mark.parametrize(
+    "spec", ["strokes", "bins:1,4", "deepfill", "qd_imd", "box", "center", "circles", "mixed", "pennet_square"]
+)
 def test_mask_sources_give_seeded_binary_tensors(spec):
     source = M.build_mask_source(spec, size=64, margin=4)
     assert isinstance(source, M.MaskSource) and source.size == 64

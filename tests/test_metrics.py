@@ -278,9 +278,7 @@ def test_tracker_fid_and_lpips_per_bin_match_direct_computation():
     assert overall > 1e-4
     assert result["overall"]["fid"] == pytest.approx(overall, rel=1e-6)
     in_bin1 = [0, 1, 3]
-    assert result["bins"][masks.bin_label(1)]["fid"] == pytest.approx(
-        fid_from_features(real[in_bin1], fake[in_bin1]), rel=1e-6
-    )
+    assert result["bins"][masks.bin_label(1)]["fid"] == pytest.approx(fid_from_features(real[in_bin1], fake[in_bin1]), rel=1e-6)
     assert math.isnan(result["bins"][masks.bin_label(4)]["fid"])  # one image: undefined
     assert result["overall"]["lpips"] == pytest.approx(distances.mean(), rel=1e-5)
     assert result["bins"][masks.bin_label(4)]["lpips"] == pytest.approx(distances[2], rel=1e-5)

@@ -131,11 +131,12 @@ def test_layout_follows_tables_1_and_2():
     assert isinstance(model.encoders[0].act, nn.ReLU) and isinstance(model.decoders[0].act, nn.Identity)
     assert all(isinstance(b.act, nn.LeakyReLU) and b.act.negative_slope == 0.2 for b in model.decoders[1:])
     shapes = {}
-    hooks = [m.register_forward_hook(lambda mod, args, out, name=name: shapes.__setitem__(name, tuple(args[0].shape)))
-             for name, m in model.attention.items()]
+    hooks = [
+        m.register_forward_hook(lambda mod, args, out, name=name: shapes.__setitem__(name, tuple(args[0].shape)))
+        for name, m in model.attention.items()
+    ]
     enc_shapes = []
-    hooks += [b.register_forward_hook(lambda mod, args, out: enc_shapes.append(tuple(out[0].shape[1:])))
-              for b in model.encoders]
+    hooks += [b.register_forward_hook(lambda mod, args, out: enc_shapes.append(tuple(out[0].shape[1:]))) for b in model.encoders]
     with torch.no_grad():
         model(*_image_and_mask(256))
     for h in hooks:
@@ -169,7 +170,10 @@ def test_pixelwise_attention_matches_the_official_loop(options):
     attention = PixelwiseAttention(**options)
     out = attention(features, hole)
     expected, probs = _official_attention(
-        features, 1 - hole, options.get("propagate_size", 3), options.get("softmax_scale", 1.0),
+        features,
+        1 - hole,
+        options.get("propagate_size", 3),
+        options.get("softmax_scale", 1.0),
         options.get("normalize_queries", False),
     )
     assert torch.allclose(out, expected, atol=1e-10)

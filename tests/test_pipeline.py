@@ -76,7 +76,7 @@ def test_pad_runs_at_full_size_padded_to_the_multiple_with_the_mirrored_hole():
     model = ConstantFill(size_multiple=16)
     result = InpaintPipeline(model)(picture, hole, strategy="pad")
     assert_exact_outside_filled_inside(result, picture, hole)
-    (image_in, mask_in), = model.calls
+    ((image_in, mask_in),) = model.calls
     assert image_in.shape == (1, 3, 48, 64)
     expected_mask = np.pad(hole, ((0, 11), (0, 11)), mode="reflect")
     np.testing.assert_array_equal(mask_in[0, 0].numpy() > 0.5, expected_mask)
@@ -92,7 +92,7 @@ def test_resize_bounds_the_long_side_and_keeps_single_pixel_holes():
     pipe = InpaintPipeline(model, train_size=64)
     result = pipe(picture, hole, strategy="resize")
     assert_exact_outside_filled_inside(result, picture, hole, blend_border=6)  # scale 300/64: ~5 px
-    (image_in, mask_in), = model.calls
+    ((image_in, mask_in),) = model.calls
     assert image_in.shape == (1, 3, 64, 48)  # 64 x 43 working size, width padded to 48
     # the lone hole pixel maps to low-resolution row 101*64/300 = 21.5 -> rows 21..22, column 57*43/200 = 12.3
     assert mask_in[0, 0, 21:23, 12].any()
@@ -308,19 +308,31 @@ def test_fill_pairs_by_stem_skips_failures_and_writes_side_by_side(tmp_path):
 
 def test_fill_cli_lists_failures_exits_2_and_never_overwrites_inputs(tmp_path, capsys):
     pictures, _ = make_fill_folders(tmp_path)
-    code = cli.main(["fill", str(tmp_path / "images"), "--mask", str(tmp_path / "masks"), "--model", "telea",
-                     "-o", str(tmp_path / "out")])
+    code = cli.main(
+        ["fill", str(tmp_path / "images"), "--mask", str(tmp_path / "masks"), "--model", "telea", "-o", str(tmp_path / "out")]
+    )
     err = capsys.readouterr().err
     assert code == 2 and "3 of 4 image(s) failed" in err and "skipped owl.png" in err
     assert (tmp_path / "out" / "cat.png").is_file()
     target = tmp_path / "images" / "cat.png"
     before = target.read_bytes()
-    code = cli.main(["fill", str(target), "--mask", str(tmp_path / "masks" / "cat.png"), "--model", "telea",
-                     "-o", str(target)])
+    code = cli.main(["fill", str(target), "--mask", str(tmp_path / "masks" / "cat.png"), "--model", "telea", "-o", str(target)])
     assert code == 2 and "would overwrite an input" in capsys.readouterr().err
     assert target.read_bytes() == before
-    code = cli.main(["fill", str(target), "--mask", str(tmp_path / "masks" / "cat.png"), "--model", "telea",
-                     "-o", str(tmp_path / "single.png"), "--strategy", "crop"])
+    code = cli.main(
+        [
+            "fill",
+            str(target),
+            "--mask",
+            str(tmp_path / "masks" / "cat.png"),
+            "--model",
+            "telea",
+            "-o",
+            str(tmp_path / "single.png"),
+            "--strategy",
+            "crop",
+        ]
+    )
     assert code == 0 and np.asarray(Image.open(tmp_path / "single.png")).shape == (40, 50, 3)
 
 

@@ -58,8 +58,15 @@ def _assert_common(cfg: TrainConfig, batch: int, lr: float, betas: tuple[float, 
     assert (cfg.batch_size, cfg.optim.lr, cfg.optim.betas, cfg.data.size) == (batch, lr, betas, 256)
 
 
-@pytest.mark.parametrize("name,preprocess", [("msanet_psv", "scene_crop"), ("msanet_celeba", "face_crop"),
-                                             ("msanet_places2", "scene_crop"), ("pconv_unet_places2", "scene_crop")])
+@pytest.mark.parametrize(
+    "name,preprocess",
+    [
+        ("msanet_psv", "scene_crop"),
+        ("msanet_celeba", "face_crop"),
+        ("msanet_places2", "scene_crop"),
+        ("pconv_unet_places2", "scene_crop"),
+    ],
+)
 def test_msanet_presets_hold_the_paper_numbers(name, preprocess):
     cfg = PRESETS[name]
     loss = cfg.loss
@@ -74,8 +81,9 @@ def test_msanet_presets_hold_the_paper_numbers(name, preprocess):
     assert cfg.model.name == ("pconv_unet" if name.startswith("pconv") else "msanet")
 
 
-@pytest.mark.parametrize("name,images", [("srpnet_celebahq", 28_000), ("srpnet_dtd", 4_512), ("srpnet_facade", 506),
-                                         ("srpnet_places2", 1_829_960)])
+@pytest.mark.parametrize(
+    "name,images", [("srpnet_celebahq", 28_000), ("srpnet_dtd", 4_512), ("srpnet_facade", 506), ("srpnet_places2", 1_829_960)]
+)
 def test_srpnet_presets_hold_the_paper_numbers(name, images):
     cfg = PRESETS[name]
     # SRPNet Sec. 4.1: 256, batch 64, Adam 1e-4, betas (0.5, 0.999), decay 0.1; global + local D
@@ -156,7 +164,7 @@ def test_cstfnet_presets_weigh_the_size_independent_eq20_and_name_the_mask_stand
     assert cfg.loss.aux == {"contrastive": 0.1, "feature_l2": 0.1}
     assert create_model("cstfnet_tiny", **cfg.model.kwargs).feature_l2 == "normalized"
     source = inspect.getsource(presets)
-    block = source[source.index("-- CSTFNet\n"):source.index("_CSTFNET_LOSS = ")]  # the CSTFNet comment block
+    block = source[source.index("-- CSTFNet\n") : source.index("_CSTFNET_LOSS = ")]  # the CSTFNet comment block
     assert "Liu et al." in block and "stand-in" in block and "--set masks.source=" in block
 
 
@@ -168,9 +176,17 @@ def test_every_preset_round_trips_through_json_and_toml(tmp_path, name, suffix):
 
 
 # ------------------------------------------------------------------ equal-budget comparison (issue 16)
-COMPARE_PAPER = {"lgnet": "lgnet_places2", "msanet": "msanet_places2", "pconv_unet": "pconv_unet_places2",
-                 "cstfnet": "cstfnet_places2", "srpnet": "srpnet_places2", "pennet": "pennet_places2",
-                 "pennet_lg": "pennet_lg_places2", "unet_cicm": "unet_cicm_places2", "unet15": "unet_cicm_places2"}
+COMPARE_PAPER = {
+    "lgnet": "lgnet_places2",
+    "msanet": "msanet_places2",
+    "pconv_unet": "pconv_unet_places2",
+    "cstfnet": "cstfnet_places2",
+    "srpnet": "srpnet_places2",
+    "pennet": "pennet_places2",
+    "pennet_lg": "pennet_lg_places2",
+    "unet_cicm": "unet_cicm_places2",
+    "unet15": "unet_cicm_places2",
+}
 
 
 def test_the_comparison_has_every_row_the_issue_names():
@@ -181,8 +197,14 @@ def test_the_comparison_has_every_row_the_issue_names():
 @pytest.mark.parametrize("row", sorted(COMPARE_PAPER))
 def test_comparison_rows_share_one_rule_and_keep_their_papers_losses_and_optimiser(row):
     cfg, paper = COMPARE_ROWS[row], PRESETS[COMPARE_PAPER[row]]
-    assert (cfg.data.preprocess, cfg.data.size, cfg.masks.drawn_size, cfg.batch_size, cfg.amp, cfg.seed) == \
-        ("crop", 128, 256, 16, "bf16", 0)
+    assert (cfg.data.preprocess, cfg.data.size, cfg.masks.drawn_size, cfg.batch_size, cfg.amp, cfg.seed) == (
+        "crop",
+        128,
+        256,
+        16,
+        "bf16",
+        0,
+    )
     assert cfg.data.root == cfg.masks.source == ""  # the split's lists come from the command line
     steps = round(COMPARE_SECONDS * COMPARE_IMAGES_PER_S[row] / cfg.batch_size)
     assert cfg.max_steps == steps and cfg.epochs * (2024 // 16) >= steps  # the budget, never cut by epochs
@@ -203,15 +225,21 @@ def test_each_papers_baseline_keeps_its_methods_width():
     assert {k: v for k, v in kwargs["unet_cicm"].items() if k in kwargs["unet15"]} == kwargs["unet15"]  # CICM Table 3
     lg = {k: kwargs["pennet_lg"][k] for k in ("ngf_unet", "ngf_local", "num_downs")}
     assert kwargs["pennet_lg"] == {**kwargs["pennet"], **lg} and lg == {
-        "ngf_unet": kwargs["lgnet"]["ngf_unet"], "ngf_local": kwargs["lgnet"]["ngf_local"],
-        "num_downs": kwargs["lgnet"]["num_downs"]}  # LGNet Table VIII: PEN + LGNet's own stages
+        "ngf_unet": kwargs["lgnet"]["ngf_unet"],
+        "ngf_local": kwargs["lgnet"]["ngf_local"],
+        "num_downs": kwargs["lgnet"]["num_downs"],
+    }  # LGNet Table VIII: PEN + LGNet's own stages
 
 
 @pytest.mark.parametrize("row", sorted(COMPARE_PAPER))
 def test_comparison_row_trains_one_step_at_its_crop_size(tmp_path, row):
     cfg = COMPARE_ROWS[row]
-    cfg = dataclasses.replace(cfg, batch_size=2, data=dataclasses.replace(cfg.data, root="synthetic:2", val_count=0),
-                              masks=dataclasses.replace(cfg.masks, source="strokes", val_source="strokes"))
+    cfg = dataclasses.replace(
+        cfg,
+        batch_size=2,
+        data=dataclasses.replace(cfg.data, root="synthetic:2", val_count=0),
+        masks=dataclasses.replace(cfg.masks, source="strokes", val_source="strokes"),
+    )
     trainer = Trainer(cfg, tmp_path)
     sample = next(iter(trainer._loader(0, 0)))
     assert sample.image.shape[-2:] == (128, 128)

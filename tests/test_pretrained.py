@@ -21,8 +21,16 @@ from inpaintlab.train import run_training
 def tiny_checkpoint(tmp_path_factory):
     """Two steps of the LGNet toy recipe with EMA: a real training checkpoint."""
     base = get_preset("lgnet_tiny_builtin")
-    cfg = dataclasses.replace(base, max_steps=2, batch_size=2, ema_decay=0.5, val_every=0, image_every=0,
-                              ckpt_every=0, data=dataclasses.replace(base.data, val_count=0))
+    cfg = dataclasses.replace(
+        base,
+        max_steps=2,
+        batch_size=2,
+        ema_decay=0.5,
+        val_every=0,
+        image_every=0,
+        ckpt_every=0,
+        data=dataclasses.replace(base.data, val_count=0),
+    )
     out = tmp_path_factory.mktemp("run")
     run_training(cfg, out)
     return out / "checkpoints" / "step_00000002.safetensors"
@@ -69,8 +77,9 @@ def test_ema_averages_batchnorm_statistics_like_the_weights(tiny_checkpoint):
 def test_ship_can_recalibrate_batchnorm_on_the_run_own_data(tiny_checkpoint, tmp_path):
     card = tmp_path / "card.json"
     card.write_text(json.dumps({"summary": "s", "inference_size": 64}))
-    assert cli.main(["ship", str(tiny_checkpoint), "--card", str(card), "--out", str(tmp_path / "w"),
-                     "--recalibrate-bn", "2"]) == 0
+    assert (
+        cli.main(["ship", str(tiny_checkpoint), "--card", str(card), "--out", str(tmp_path / "w"), "--recalibrate-bn", "2"]) == 0
+    )
     shipped = json.loads((tmp_path / "w" / "lgnet_tiny.json").read_text())
     assert shipped["batchnorm"]["recalibrated_batches"] == 2 and shipped["batchnorm"]["layers"] > 10
     with safe_open(str(tmp_path / "w" / "lgnet_tiny.safetensors"), "pt") as handle:
@@ -118,17 +127,30 @@ def test_pipeline_takes_strategy_and_size_from_the_card(shipped):
 
 def test_untrained_networks_are_refused_by_every_tool(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(pretrained, "WEIGHTS_DIR", tmp_path / "empty")
-    for call in (lambda: InpaintPipeline.from_checkpoint("lgnet_tiny"), lambda: ModelCatalog(["lgnet_tiny"]),
-                 lambda: InpaintPipeline.from_pretrained("lgnet_tiny")):
+    for call in (
+        lambda: InpaintPipeline.from_checkpoint("lgnet_tiny"),
+        lambda: ModelCatalog(["lgnet_tiny"]),
+        lambda: InpaintPipeline.from_pretrained("lgnet_tiny"),
+    ):
         with pytest.raises(InpaintlabError, match="lgnet_tiny"):
             call()
     picture, hole = _picture_and_hole()
     Image.fromarray(picture).save(tmp_path / "a.png")
     Image.fromarray(hole.astype(np.uint8) * 255).save(tmp_path / "m.png")
-    for argv in (["fill", str(tmp_path / "a.png"), "--mask", str(tmp_path / "m.png"), "--model", "lgnet_tiny",
-                  "-o", str(tmp_path / "out.png")],
-                 ["eval", "--model", "lgnet_tiny", "--images", "synthetic:2", "--masks", "center", "--out", str(tmp_path / "e")],
-                 ["serve", "--model", "lgnet_tiny", "--port", "1"]):
+    for argv in (
+        [
+            "fill",
+            str(tmp_path / "a.png"),
+            "--mask",
+            str(tmp_path / "m.png"),
+            "--model",
+            "lgnet_tiny",
+            "-o",
+            str(tmp_path / "out.png"),
+        ],
+        ["eval", "--model", "lgnet_tiny", "--images", "synthetic:2", "--masks", "center", "--out", str(tmp_path / "e")],
+        ["serve", "--model", "lgnet_tiny", "--port", "1"],
+    ):
         assert cli.main(argv) == 2
         err = capsys.readouterr().err
         assert "lgnet_tiny is a network without trained weights" in err and "telea (classical)" in err
@@ -157,7 +179,10 @@ def test_server_offers_the_shipped_default_first_and_labels_kinds(shipped, monke
         info = client.get("/api/models").json()
     assert info["default_model"] == "lgnet_tiny"
     assert [(m["name"], m["source"]) for m in info["models"]] == [
-        ("lgnet_tiny", "pretrained"), ("telea", "classical"), ("navier_stokes", "classical")]
+        ("lgnet_tiny", "pretrained"),
+        ("telea", "classical"),
+        ("navier_stokes", "classical"),
+    ]
 
 
 # ------------------------------------------------------------------------ the real shipped default model

@@ -51,9 +51,13 @@ def assert_same_final_state(a: Path, b: Path, step: int) -> None:
 
 def assert_same_rows(a: Path, b: Path) -> None:
     """metrics.jsonl rows equal except the measured speed."""
+
     def rows(run):
-        return [{k: v for k, v in json.loads(line).items() if k != "images_per_s"}
-                for line in (run / "metrics.jsonl").read_text().splitlines()]
+        return [
+            {k: v for k, v in json.loads(line).items() if k != "images_per_s"}
+            for line in (run / "metrics.jsonl").read_text().splitlines()
+        ]
+
     assert rows(a) == rows(b)
 
 
@@ -229,8 +233,13 @@ def test_kill_9_inside_a_checkpoint_write_leaves_a_resumable_run(tmp_path, strai
     run = tmp_path / "run"
     threads = str(torch.get_num_threads())  # the child computes with as many threads as this process: same bits
     env = {**os.environ, "OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads}
-    child = subprocess.Popen([sys.executable, "-c", _CHILD.format(tests=str(TESTS), moment=moment, run=str(run))],
-                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env, text=True)
+    child = subprocess.Popen(
+        [sys.executable, "-c", _CHILD.format(tests=str(TESTS), moment=moment, run=str(run))],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        env=env,
+        text=True,
+    )
     try:
         assert child.stdout.readline().strip() == "INSIDE SAVE"
         os.kill(child.pid, signal.SIGKILL)

@@ -77,7 +77,7 @@ def test_crop_mode_cuts_windows_at_the_image_own_scale(tmp_path):
     for epoch in range(6):
         dataset.set_epoch(epoch)
         crop = (dataset[0].image.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
-        found = [(t, l) for t in range(90 - 31) for l in range(120 - 31) if np.array_equal(rgb[t:t + 32, l:l + 32], crop)]
+        found = [(t, l) for t in range(90 - 31) for l in range(120 - 31) if np.array_equal(rgb[t : t + 32, l : l + 32], crop)]
         assert len(found) == 1  # an exact window: no resampling
         windows.add(found[0])
     assert len(windows) > 1  # random per epoch
@@ -92,7 +92,7 @@ def test_masks_drawn_at_native_size_are_cropped_not_resized(tmp_path):
     for seed in range(10):
         window = source(np.random.default_rng(seed))[0].numpy().astype(np.uint8)
         assert window.shape == (16, 16) and window.any()  # windows are chosen to hold some hole
-        matches = [(t, l) for t in range(49) for l in range(49) if np.array_equal(mask[t:t + 16, l:l + 16] > 127, window > 0)]
+        matches = [(t, l) for t in range(49) for l in range(49) if np.array_equal(mask[t : t + 16, l : l + 16] > 127, window > 0)]
         assert matches  # an exact window of the 64-px mask
         widths.append(int((window.sum(axis=0) > 0).sum()))
     assert max(widths) == 8  # the bar keeps its 8-px width (resized to 16 px it would be 2)

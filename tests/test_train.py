@@ -41,7 +41,12 @@ class TwoStage(InpaintModel):
         super().__init__()
 
         def net():
-            layers = [nn.Conv2d(4, width, 3, padding=1), nn.LeakyReLU(0.2), nn.Dropout(dropout), nn.Conv2d(width, 3, 3, padding=1)]
+            layers = [
+                nn.Conv2d(4, width, 3, padding=1),
+                nn.LeakyReLU(0.2),
+                nn.Dropout(dropout),
+                nn.Conv2d(width, 3, 3, padding=1),
+            ]
             return nn.Sequential(*layers)
 
         self.g1, self.g2 = net(), net()
@@ -92,9 +97,7 @@ def tiny_config(**changes) -> TrainConfig:
 def test_resume_continues_the_same_trajectory_bit_for_bit(tmp_path):
     # Full LGNet-style loss (random VGG16); 6 batches per epoch; the cut at step 4 is mid-epoch and the
     # run crosses into epoch 1 (lr decay).
-    loss = LossConfig(
-        hole=6.0, tv=0.1, adversarial=0.1, perceptual=0.05, style=120, vgg_weights="random", feature_outputs=(1,)
-    )
+    loss = LossConfig(hole=6.0, tv=0.1, adversarial=0.1, perceptual=0.05, style=120, vgg_weights="random", feature_outputs=(1,))
     straight = Trainer(tiny_config(max_steps=8, loss=loss, ckpt_every=5), tmp_path / "a")
     straight.fit()
     Trainer(tiny_config(max_steps=4, loss=loss), tmp_path / "b").fit()
@@ -241,8 +244,9 @@ def test_clear_errors(tmp_path, monkeypatch):
         Trainer(tiny_config(masks=MaskConfig(source=str(tmp_path / "empty"))), tmp_path / "r3")
     with pytest.raises(InpaintlabError, match="data.root"):
         Trainer(tiny_config(data=DataConfig(root="")), tmp_path / "r4")
-    cfg = tiny_config(model=ModelConfig(name="_train_two_stage", kwargs={"nan_after": 3}), max_steps=6, ckpt_every=2,
-                      loss=LossConfig(hole=6.0))
+    cfg = tiny_config(
+        model=ModelConfig(name="_train_two_stage", kwargs={"nan_after": 3}), max_steps=6, ckpt_every=2, loss=LossConfig(hole=6.0)
+    )
     with pytest.raises(InpaintlabError, match=r"at step 3.*step_00000002\.safetensors"):
         Trainer(cfg, tmp_path / "nan").fit()
     trainer = Trainer(tiny_config(max_steps=2), tmp_path / "oom")
@@ -284,8 +288,11 @@ def test_lgnet_gets_one_optimiser_per_subnetwork(tmp_path):
 
     groups = create_model("lgnet_tiny").param_groups()
     assert set(groups) == {"G1", "G2", "G3"}
-    cfg = tiny_config(model=ModelConfig(name="lgnet_tiny", discriminator="lgnet_tiny"),
-                      data=DataConfig(root="synthetic:8", size=64, val_count=0), ema_decay=None)
+    cfg = tiny_config(
+        model=ModelConfig(name="lgnet_tiny", discriminator="lgnet_tiny"),
+        data=DataConfig(root="synthetic:8", size=64, val_count=0),
+        ema_decay=None,
+    )
     trainer = Trainer(cfg, tmp_path)
     assert trainer.g_optimizer_names == ["G1", "G2", "G3"] and "discriminator" in trainer.optimizers
     owned = {name: {id(p) for group in opt.param_groups for p in group["params"]} for name, opt in trainer.optimizers.items()}
@@ -328,9 +335,12 @@ def test_declared_extra_inputs_get_a_second_mask_and_the_ground_truth(tmp_path):
     from inpaintlab.train import training_inputs
 
     cfg = tiny_config(
-        model=ModelConfig(name="_train_siamese"), masks=MaskConfig(source="strokes", val_source="strokes"),
-        loss=LossConfig(aux={"pair": 1.0, "truth": 1.0}), data=DataConfig(root="synthetic:12", size=64, val_count=0),
-        max_steps=2, ema_decay=None,
+        model=ModelConfig(name="_train_siamese"),
+        masks=MaskConfig(source="strokes", val_source="strokes"),
+        loss=LossConfig(aux={"pair": 1.0, "truth": 1.0}),
+        data=DataConfig(root="synthetic:12", size=64, val_count=0),
+        max_steps=2,
+        ema_decay=None,
     )
     trainer = Trainer(cfg, tmp_path)
     assert training_inputs(trainer.generator) == ("mask2", "target")
@@ -359,8 +369,9 @@ def test_collate_samples_stacks_each_extra_input():
     from inpaintlab.data import collate_samples
     from inpaintlab.types import Sample
 
-    with_pair = [Sample(torch.full((3, 4, 4), float(i)), torch.zeros(1, 4, 4), f"n{i}", {"mask2": torch.ones(1, 4, 4)})
-                 for i in range(3)]
+    with_pair = [
+        Sample(torch.full((3, 4, 4), float(i)), torch.zeros(1, 4, 4), f"n{i}", {"mask2": torch.ones(1, 4, 4)}) for i in range(3)
+    ]
     batch = collate_samples(with_pair)
     assert batch.image.shape == (3, 3, 4, 4) and batch.extras["mask2"].shape == (3, 1, 4, 4)
     assert list(batch.name) == ["n0", "n1", "n2"]
@@ -401,9 +412,14 @@ def test_a_new_kind_of_input_touches_the_data_path_and_the_model_only(tmp_path, 
     unchanged trainer; an input nobody makes is refused by name, before training."""
     from inpaintlab import data, train
 
-    cfg = tiny_config(model=ModelConfig(name="_train_edges"), masks=MaskConfig(source="strokes", val_source="strokes"),
-                      loss=LossConfig(aux={"edge": 1.0}), data=DataConfig(root="synthetic:8", size=64, val_count=0),
-                      max_steps=1, ema_decay=None)
+    cfg = tiny_config(
+        model=ModelConfig(name="_train_edges"),
+        masks=MaskConfig(source="strokes", val_source="strokes"),
+        loss=LossConfig(aux={"edge": 1.0}),
+        data=DataConfig(root="synthetic:8", size=64, val_count=0),
+        max_steps=1,
+        ema_decay=None,
+    )
     with pytest.raises(InpaintlabError, match="'edges'; the data path makes only mask2, target"):
         Trainer(cfg, tmp_path / "refused")
     edges = lambda dataset, image, rng: image.mean(0, keepdim=True).diff(dim=-1, prepend=image[:1, :, :1])  # noqa: E731
@@ -420,7 +436,9 @@ def test_a_new_kind_of_input_touches_the_data_path_and_the_model_only(tmp_path, 
 
 def test_discriminator_lr_scale_and_validation_groups(tmp_path):
     cfg = tiny_config(
-        optim=OptimConfig(lr=1e-3, d_lr_scale=0.1), max_steps=1, val_every=1,
+        optim=OptimConfig(lr=1e-3, d_lr_scale=0.1),
+        max_steps=1,
+        val_every=1,
         data=dataclasses.replace(tiny_config().data, val_count=4, size=64),
         masks=MaskConfig(source="box", val_source="strokes", val_bins=((0.0, 0.3), (0.3, 0.6))),
     )
@@ -441,10 +459,16 @@ def test_init_from_starts_a_fine_tuning_run_from_trained_weights(tmp_path):
     ckpt = first.last_checkpoint
     tuned = Trainer(tiny_config(max_steps=2, init_from=str(ckpt), optim=OptimConfig(lr=5e-5)), tmp_path / "tuned")
     assert tuned.step == 0 and all(not opt.state for opt in tuned.optimizers.values())
-    for mine, theirs in ((tuned.generator, first.generator), (tuned.ema, first.generator), (tuned.discriminator, first.discriminator)):
+    for mine, theirs in (
+        (tuned.generator, first.generator),
+        (tuned.ema, first.generator),
+        (tuned.discriminator, first.discriminator),
+    ):
         for key, value in theirs.state_dict().items():
             assert torch.equal(mine.state_dict()[key], value), key
     tuned.fit()
-    other = dataclasses.replace(tiny_config(), model=ModelConfig(name="lgnet_tiny"), data=DataConfig(root="synthetic:4", size=64, val_count=0))
+    other = dataclasses.replace(
+        tiny_config(), model=ModelConfig(name="lgnet_tiny"), data=DataConfig(root="synthetic:4", size=64, val_count=0)
+    )
     with pytest.raises(InpaintlabError, match="generator weights do not fit lgnet_tiny"):
         Trainer(dataclasses.replace(other, init_from=str(ckpt)), tmp_path / "wrong")

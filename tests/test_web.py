@@ -104,7 +104,10 @@ def test_paint_a_stroke_and_inpaint_in_the_real_page(live_server, tmp_path):
     errors = []
     with sync_api.sync_playwright() as playwright:
         context = playwright.chromium.launch_persistent_context(
-            str(tmp_path / "profile"), executable_path=CHROMIUM, headless=True, args=CHROMIUM_FLAGS,
+            str(tmp_path / "profile"),
+            executable_path=CHROMIUM,
+            headless=True,
+            args=CHROMIUM_FLAGS,
             viewport={"width": 1100, "height": 700},
         )
         try:

@@ -14,8 +14,12 @@ from inpaintlab.train import Trainer, training_inputs
 
 
 def test_training_inputs_look_through_compile():
-    cases = (("cstfnet_tiny", {}, ("mask2",)), ("unet_cicm_tiny", {"ratio_target": "difference"}, ("target",)),
-             ("unet_cicm_tiny", {}, ()), ("lgnet_tiny", {}, ()))
+    cases = (
+        ("cstfnet_tiny", {}, ("mask2",)),
+        ("unet_cicm_tiny", {"ratio_target": "difference"}, ("target",)),
+        ("unet_cicm_tiny", {}, ()),
+        ("lgnet_tiny", {}, ()),
+    )
     for name, kwargs, expected in cases:
         model = create_model(name, **kwargs)
         assert training_inputs(model) == expected
@@ -50,16 +54,23 @@ def test_a_wrapped_cstfnet_trains_exactly_like_the_plain_one(tmp_path):
             assert torch.equal(plain[key], wrapped[key]), key
 
 
-@pytest.mark.parametrize("preset,kwargs,inputs,term", [
-    ("unet_cicm_tiny_builtin", {"ratio_target": "difference"}, ("target",), "g/aux/ratio"),
-    ("cstfnet_tiny_builtin", {}, ("mask2",), "g/aux/contrastive"),
-])
+@pytest.mark.parametrize(
+    "preset,kwargs,inputs,term",
+    [
+        ("unet_cicm_tiny_builtin", {"ratio_target": "difference"}, ("target",), "g/aux/ratio"),
+        ("cstfnet_tiny_builtin", {}, ("mask2",), "g/aux/contrastive"),
+    ],
+)
 def test_a_compiled_generator_trains_exactly_like_the_plain_one(tmp_path, preset, kwargs, inputs, term):
     """``torch.compile`` (dynamo tracing, run by the eager backend so CI needs no C++ compiler) changes
     neither the extra inputs the trainer passes nor the losses and updates of two training steps."""
     base = get_preset(preset)
-    cfg = dataclasses.replace(base, batch_size=2, data=dataclasses.replace(base.data, val_count=0),
-                              model=dataclasses.replace(base.model, kwargs={**base.model.kwargs, **kwargs}))
+    cfg = dataclasses.replace(
+        base,
+        batch_size=2,
+        data=dataclasses.replace(base.data, val_count=0),
+        model=dataclasses.replace(base.model, kwargs={**base.model.kwargs, **kwargs}),
+    )
     runs = []
     for compiled in (False, True):
         torch._dynamo.reset()

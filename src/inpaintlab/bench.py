@@ -57,7 +57,7 @@ def _inclusive_flops(counts: dict[str, int], name: str) -> int:
     """FLOPs under module ``name``; a container never called itself (ModuleList) sums its called children."""
     if name in counts:
         return counts[name]
-    children = {key[len(name) + 1:].split(".")[0] for key in counts if key.startswith(name + ".")}
+    children = {key[len(name) + 1 :].split(".")[0] for key in counts if key.startswith(name + ".")}
     return sum(_inclusive_flops(counts, f"{name}.{child}") for child in children)
 
 
@@ -156,8 +156,9 @@ def cpu_latency(model: nn.Module, size: int, batch: int = 1, repeats: int = 10, 
     return summary
 
 
-def gpu_stats(model: nn.Module, size: int, batch: int = 1, repeats: int = 10, warmup: int = 2,
-              throughput_batch: int = 16) -> dict[str, Any]:
+def gpu_stats(
+    model: nn.Module, size: int, batch: int = 1, repeats: int = 10, warmup: int = 2, throughput_batch: int = 16
+) -> dict[str, Any]:
     """CUDA latency at ``batch``, throughput (images/s) at ``throughput_batch`` (halved on OOM), peak memory (MiB)."""
     device = torch.device("cuda")
     model = model.to(device)
@@ -188,8 +189,17 @@ def gpu_stats(model: nn.Module, size: int, batch: int = 1, repeats: int = 10, wa
     }
 
 
-def benchmark(model: nn.Module, *, size: int = 256, batch: int = 1, repeats: int = 10, warmup: int = 2,
-              device: str = "cpu", throughput_batch: int = 16, exact_thop_types: bool = False) -> dict[str, Any]:
+def benchmark(
+    model: nn.Module,
+    *,
+    size: int = 256,
+    batch: int = 1,
+    repeats: int = 10,
+    warmup: int = 2,
+    device: str = "cpu",
+    throughput_batch: int = 16,
+    exact_thop_types: bool = False,
+) -> dict[str, Any]:
     """Full cost report of ``model`` (module docstring); device "cuda" adds ``gpu`` (latency, throughput, memory)."""
     multiple = contract_of(model).size_multiple
     if size < 1 or size % multiple:
@@ -249,8 +259,9 @@ _PARITY_TERMS = ("g/total", "d/loss")
 TRAIN_VARIANTS = ("fp32", "bf16", "channels_last", "bf16+channels_last", "compile", "bf16+compile")
 
 
-def train_throughput(cfg, variants: tuple[str, ...] = TRAIN_VARIANTS, steps: int = 5, warmup: int = 2,
-                     device: str = "cpu") -> dict[str, Any]:
+def train_throughput(
+    cfg, variants: tuple[str, ...] = TRAIN_VARIANTS, steps: int = 5, warmup: int = 2, device: str = "cpu"
+) -> dict[str, Any]:
     """Images/s of full training steps (G forward, D step, G step, EMA) of recipe ``cfg`` per variant.
 
     Every variant builds the same ``Trainer`` (same seed, so the same initial weights) and runs
@@ -271,15 +282,18 @@ def train_throughput(cfg, variants: tuple[str, ...] = TRAIN_VARIANTS, steps: int
 
     unknown = [v for v in variants if any(part not in ("fp32", "bf16", "channels_last", "compile") for part in v.split("+"))]
     if unknown or steps < 1 or warmup < 0:
-        raise InpaintlabError(f"train bench: variants must combine fp32/bf16/channels_last/compile with '+' and "
-                              f"steps >= 1, got {unknown or variants}, steps={steps}")
+        raise InpaintlabError(
+            f"train bench: variants must combine fp32/bf16/channels_last/compile with '+' and "
+            f"steps >= 1, got {unknown or variants}, steps={steps}"
+        )
     results: dict[str, Any] = {}
     reference: dict[str, float] | None = None
     with tempfile.TemporaryDirectory() as tmp:
         for variant in ("fp32",) + tuple(v for v in variants if v != "fp32"):
             parts = set(variant.split("+"))
-            run_cfg = dataclasses.replace(cfg, amp="bf16" if "bf16" in parts else "none",
-                                          data=dataclasses.replace(cfg.data, val_count=0, num_workers=0))
+            run_cfg = dataclasses.replace(
+                cfg, amp="bf16" if "bf16" in parts else "none", data=dataclasses.replace(cfg.data, val_count=0, num_workers=0)
+            )
             try:
                 trainer = Trainer(run_cfg, tmp, device=device)
                 batch = collate_samples([trainer.train_set[i % len(trainer.train_set)] for i in range(cfg.batch_size)])
@@ -307,19 +321,36 @@ def train_throughput(cfg, variants: tuple[str, ...] = TRAIN_VARIANTS, steps: int
                 reference = first
             diff = None
             if reference is not None:
-                diff = max(abs(first[k] - reference[k]) / max(abs(reference[k]), 1e-8)
-                           for k in _PARITY_TERMS if k in reference and k in first)
-            results[variant] = {"images_per_s": cfg.batch_size / seconds, "step_ms": 1000 * seconds,
-                                "first_losses": first, "max_rel_diff_vs_fp32": diff}
-    return {"model": cfg.model.name, "size": cfg.data.size, "batch": cfg.batch_size,
-            "threads": torch.get_num_threads(), "steps": steps, "variants": results}
+                diff = max(
+                    abs(first[k] - reference[k]) / max(abs(reference[k]), 1e-8)
+                    for k in _PARITY_TERMS
+                    if k in reference and k in first
+                )
+            results[variant] = {
+                "images_per_s": cfg.batch_size / seconds,
+                "step_ms": 1000 * seconds,
+                "first_losses": first,
+                "max_rel_diff_vs_fp32": diff,
+            }
+    return {
+        "model": cfg.model.name,
+        "size": cfg.data.size,
+        "batch": cfg.batch_size,
+        "threads": torch.get_num_threads(),
+        "steps": steps,
+        "variants": results,
+    }
 
 
 def format_train_report(report: dict[str, Any]) -> str:
     """Markdown table of ``train_throughput``: one row per variant."""
-    lines = [f"training step of {report['model']} at {report['size']}x{report['size']}, batch {report['batch']}, "
-             f"{report['threads']} threads, {report['steps']} timed steps",
-             "", "| variant | images/s | ms/step | first-step G/D loss: max rel. diff vs fp32 |", "|---|---:|---:|---:|"]
+    lines = [
+        f"training step of {report['model']} at {report['size']}x{report['size']}, batch {report['batch']}, "
+        f"{report['threads']} threads, {report['steps']} timed steps",
+        "",
+        "| variant | images/s | ms/step | first-step G/D loss: max rel. diff vs fp32 |",
+        "|---|---:|---:|---:|",
+    ]
     for name, row in report["variants"].items():
         if "error" in row:
             lines.append(f"| {name} | failed: {row['error']} | | |")

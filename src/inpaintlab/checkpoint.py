@@ -38,8 +38,23 @@ FORMAT = "inpaintlab-checkpoint"
 VERSION = 1
 _HEADER_KEY = "inpaintlab"
 HASH_KEY = "content_sha256"
-_DTYPE_BYTES = {"BOOL": 1, "U8": 1, "I8": 1, "F8_E5M2": 1, "F8_E4M3": 1, "I16": 2, "U16": 2, "F16": 2, "BF16": 2,
-                "I32": 4, "U32": 4, "F32": 4, "I64": 8, "U64": 8, "F64": 8}
+_DTYPE_BYTES = {
+    "BOOL": 1,
+    "U8": 1,
+    "I8": 1,
+    "F8_E5M2": 1,
+    "F8_E4M3": 1,
+    "I16": 2,
+    "U16": 2,
+    "F16": 2,
+    "BF16": 2,
+    "I32": 4,
+    "U32": 4,
+    "F32": 4,
+    "I64": 8,
+    "U64": 8,
+    "F64": 8,
+}
 
 
 def save_checkpoint(path: str | Path, tensors: dict[str, Tensor], header: dict[str, Any]) -> Path:
@@ -52,8 +67,7 @@ def save_checkpoint(path: str | Path, tensors: dict[str, Tensor], header: dict[s
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     plain = {k: v.detach().contiguous().cpu() for k, v in tensors.items()}
-    meta = {"format": FORMAT, "version": VERSION, "code_version": __version__, **header,
-            HASH_KEY: content_hash(plain)}
+    meta = {"format": FORMAT, "version": VERSION, "code_version": __version__, **header, HASH_KEY: content_hash(plain)}
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     try:
@@ -100,8 +114,10 @@ def verify_checkpoint(path: str | Path) -> tuple[dict[str, Any], bool]:
             raise InpaintlabError(f"{path}: not an inpaintlab checkpoint (no {FORMAT} header)")
         spans, end = _tensor_spans(path, table)
         if 8 + length + end != size:
-            raise InpaintlabError(f"{path}: {'cut short' if 8 + length + end > size else 'trailing bytes'} "
-                                  f"({size} bytes; its header describes {8 + length + end})")
+            raise InpaintlabError(
+                f"{path}: {'cut short' if 8 + length + end > size else 'trailing bytes'} "
+                f"({size} bytes; its header describes {8 + length + end})"
+            )
         if HASH_KEY not in header:
             return header, False
         digest = hashlib.sha256()
@@ -123,8 +139,7 @@ def _tensor_spans(path: Path, table: dict[str, Any]) -> tuple[dict[str, tuple[in
             start, stop = (int(v) for v in entry["data_offsets"])
             expected = _DTYPE_BYTES[entry["dtype"]] * math.prod(int(d) for d in entry["shape"])
             if stop - start != expected:
-                raise InpaintlabError(f"{path}: tensor {name} holds {stop - start} bytes, its dtype and shape "
-                                      f"need {expected}")
+                raise InpaintlabError(f"{path}: tensor {name} holds {stop - start} bytes, its dtype and shape need {expected}")
             spans[name] = (start, stop)
     except (KeyError, TypeError, ValueError):
         raise InpaintlabError(f"{path}: malformed safetensors header") from None
@@ -148,7 +163,7 @@ def verify_training_checkpoint(path: str | Path) -> tuple[dict[str, Any], bool]:
 def step_of(path: str | Path) -> int:
     """N of a ``step_N.safetensors`` file name (-1 for other names)."""
     name = Path(path).name
-    digits = name[len("step_"):-len(".safetensors")]
+    digits = name[len("step_") : -len(".safetensors")]
     return int(digits) if name.startswith("step_") and name.endswith(".safetensors") and digits.isdigit() else -1
 
 
@@ -204,7 +219,7 @@ def load_checkpoint(
 def sub_state(tensors: dict[str, Tensor], prefix: str) -> dict[str, Tensor]:
     """Tensors under ``prefix.`` with the prefix removed."""
     p = prefix + "."
-    return {k[len(p):]: v for k, v in tensors.items() if k.startswith(p)}
+    return {k[len(p) :]: v for k, v in tensors.items() if k.startswith(p)}
 
 
 def optimizer_parts(name: str, optimizer: torch.optim.Optimizer) -> tuple[dict[str, Tensor], dict]:

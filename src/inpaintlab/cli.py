@@ -55,10 +55,19 @@ def _add_bench(sub) -> None:
     which.add_argument("--model", help="registered model name (see `inpaintlab models`)")
     which.add_argument("--checkpoint", help="inpaintlab checkpoint file")
     which.add_argument("--train", metavar="PRESET", help="training-step throughput of a recipe (images/s per variant)")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="--train: override a recipe value (repeatable)")
-    p.add_argument("--variants", default="fp32,bf16,channels_last,bf16+channels_last,compile,bf16+compile",
-                   help="--train: comma-separated variants (fp32, bf16, channels_last, compile, joined by '+')")
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="--train: override a recipe value (repeatable)",
+    )
+    p.add_argument(
+        "--variants",
+        default="fp32,bf16,channels_last,bf16+channels_last,compile,bf16+compile",
+        help="--train: comma-separated variants (fp32, bf16, channels_last, compile, joined by '+')",
+    )
     p.add_argument("--steps", type=int, default=5, help="--train: timed steps per variant after 2 warm-up steps")
     p.add_argument("--size", type=int, default=256, help="square input side (default 256)")
     p.add_argument("--batch", type=int, default=1, help="batch for latency (default 1)")
@@ -85,8 +94,14 @@ def _cmd_bench(args) -> None:
         print(format_train_report(report))
     else:
         model = load_model(args.checkpoint) if args.checkpoint else create_model(args.model)
-        report = benchmark(model, size=args.size, batch=args.batch, repeats=args.repeats, device=args.device,
-                           throughput_batch=args.throughput_batch)
+        report = benchmark(
+            model,
+            size=args.size,
+            batch=args.batch,
+            repeats=args.repeats,
+            device=args.device,
+            throughput_batch=args.throughput_batch,
+        )
         if args.checkpoint:
             report["checkpoint"] = str(args.checkpoint)
         print(format_report(report))
@@ -101,15 +116,29 @@ def _cmd_bench(args) -> None:
 
 def _add_eval(sub) -> None:
     p = sub.add_parser("eval", help="evaluate models on images x masks-by-hole-ratio -> JSON/CSV/Markdown/plots")
-    p.add_argument("--model", dest="models", action="append", type=lambda v: ("model", v), default=[],
-                   help="registered model name (repeatable)")
-    p.add_argument("--checkpoint", dest="models", action="append", type=lambda v: ("checkpoint", v),
-                   help="inpaintlab checkpoint file, or LABEL=FILE to name its row (repeatable)")
+    p.add_argument(
+        "--model",
+        dest="models",
+        action="append",
+        type=lambda v: ("model", v),
+        default=[],
+        help="registered model name (repeatable)",
+    )
+    p.add_argument(
+        "--checkpoint",
+        dest="models",
+        action="append",
+        type=lambda v: ("checkpoint", v),
+        help="inpaintlab checkpoint file, or LABEL=FILE to name its row (repeatable)",
+    )
     p.add_argument("--images", required=True, help="image folder, .txt list, 'builtin' or 'synthetic:N'")
     p.add_argument("--masks", default="bins", help="mask folder or .txt list, or bins (generated, default), center, circles")
-    p.add_argument("--bins", default="nvidia",
-                   help="hole-ratio bins: nvidia (six 10%% bins, default), cicm (0-20/20-40/40-60%%), msanet "
-                        "(10-20/30-40/50-60%%) or lo-hi pairs, e.g. 0-0.2,0.2-0.4")
+    p.add_argument(
+        "--bins",
+        default="nvidia",
+        help="hole-ratio bins: nvidia (six 10%% bins, default), cicm (0-20/20-40/40-60%%), msanet "
+        "(10-20/30-40/50-60%%) or lo-hi pairs, e.g. 0-0.2,0.2-0.4",
+    )
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--size", type=int, default=256, help="image and mask side (default 256)")
     p.add_argument("--batch-size", type=int, default=8)
@@ -117,8 +146,12 @@ def _add_eval(sub) -> None:
     p.add_argument("--metrics", default="l1,psnr,ssim", help="comma-separated metric names (default l1,psnr,ssim)")
     p.add_argument("--device", default="cpu")
     p.add_argument("--seed", type=int, default=0, help="seed of the generated masks (default 0)")
-    p.add_argument("--feature-weights", default="pretrained", choices=["pretrained", "random"],
-                   help="LPIPS/FID network weights; 'random' numbers are not real LPIPS/FID (reports say so)")
+    p.add_argument(
+        "--feature-weights",
+        default="pretrained",
+        choices=["pretrained", "random"],
+        help="LPIPS/FID network weights; 'random' numbers are not real LPIPS/FID (reports say so)",
+    )
     p.set_defaults(func=_cmd_eval)
 
 
@@ -141,8 +174,10 @@ def _cmd_eval(args) -> None:
     elif Path(args.masks).is_dir() or Path(args.masks).suffix == ".txt":
         masks = MaskFolder(args.masks, args.size)
     else:
-        raise InpaintlabError(f"mask folder {args.masks} does not exist; expected a folder of mask images, "
-                              f"a .txt list of mask files or one of {', '.join(MASK_SETS)}")
+        raise InpaintlabError(
+            f"mask folder {args.masks} does not exist; expected a folder of mask images, "
+            f"a .txt list of mask files or one of {', '.join(MASK_SETS)}"
+        )
     images = build_dataset(args.images, split="test", size=args.size)
     models, per_model = [], {}
     for kind, value in args.models:
@@ -154,11 +189,16 @@ def _cmd_eval(args) -> None:
         label = label if label not in per_model else f"{label}_{len(models)}"
         models.append((label, model))
         per_model[label] = {kind: str(value)}
-    common = dict(metrics=[m.strip() for m in args.metrics.split(",") if m.strip()], bins=parse_bins(args.bins),
-                  batch_size=args.batch_size,
-                  device=args.device, max_images=args.max_images, seed=args.seed,
-                  feature_weights=args.feature_weights,
-                  settings={"images_source": args.images, "masks_source": args.masks})
+    common = dict(
+        metrics=[m.strip() for m in args.metrics.split(",") if m.strip()],
+        bins=parse_bins(args.bins),
+        batch_size=args.batch_size,
+        device=args.device,
+        max_images=args.max_images,
+        seed=args.seed,
+        feature_weights=args.feature_weights,
+        settings={"images_source": args.images, "masks_source": args.masks},
+    )
     if len(models) == 1:
         label, model = models[0]
         common["settings"].update(per_model[label])
@@ -195,8 +235,11 @@ def _join_torchrun(args) -> int:
 def _add_demo(sub) -> None:
     p = sub.add_parser("demo", help="built-in photos x masks in six bins x the shipped model and classical baselines")
     p.add_argument("--out", default="runs/demo", help="output folder (default runs/demo)")
-    p.add_argument("--models", default=None, help="comma-separated names or checkpoint files (default: the "
-                                                   "shipped default model, telea, navier_stokes)")
+    p.add_argument(
+        "--models",
+        default=None,
+        help="comma-separated names or checkpoint files (default: the shipped default model, telea, navier_stokes)",
+    )
     p.add_argument("--max-images", type=int, default=12, help="built-in test photos per bin (default 12)")
     p.add_argument("--size", type=int, default=256)
     p.set_defaults(func=_cmd_demo)
@@ -218,13 +261,25 @@ def _add_train(sub) -> None:
     p = sub.add_parser("train", help="train a model from a preset or config file (works under torchrun)")
     p.add_argument("--preset", help="recipe name, e.g. lgnet_celebahq or lgnet_tiny_builtin")
     p.add_argument("--config", help="a full config file (.json or .toml), e.g. a run's config.json")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override one config value, e.g. --set optim.lr=1e-4 (repeatable)")
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override one config value, e.g. --set optim.lr=1e-4 (repeatable)",
+    )
     p.add_argument("--out", help="run folder (default runs/<preset or config name>)")
-    p.add_argument("--resume", help="checkpoint to resume from, or 'auto' (the newest in the run folder that "
-                                    "verifies; starts fresh when there is none); logs are cut back to its step")
-    p.add_argument("--overwrite", action="store_true",
-                   help="start over in a run folder that holds a run: the old one is moved to <out>.replaced-<time>")
+    p.add_argument(
+        "--resume",
+        help="checkpoint to resume from, or 'auto' (the newest in the run folder that "
+        "verifies; starts fresh when there is none); logs are cut back to its step",
+    )
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="start over in a run folder that holds a run: the old one is moved to <out>.replaced-<time>",
+    )
     p.add_argument("--device", choices=["cpu", "cuda"], help="default: cuda when available")
     p.add_argument("--amp", choices=["none", "bf16", "fp16"], help="mixed precision (overrides the config)")
     p.set_defaults(func=_cmd_train)
@@ -253,8 +308,12 @@ def _add_attention(sub) -> None:
     p.add_argument("mask", help="mask file, white (>127) = hole")
     p.add_argument("-o", "--output", required=True, help="output PNG: input | result | maps | colour key")
     p.add_argument("--size", type=int, default=256, help="both files are resized to size x size (default 256)")
-    p.add_argument("--reduce", choices=["argmax", "expectation"], default="argmax",
-                   help="offset of the most attended key (default) or the attention-weighted mean")
+    p.add_argument(
+        "--reduce",
+        choices=["argmax", "expectation"],
+        default="argmax",
+        help="offset of the most attended key (default) or the attention-weighted mean",
+    )
     p.set_defaults(func=_cmd_attention)
 
 
@@ -291,13 +350,17 @@ def _add_fill(sub) -> None:
     p.add_argument("images", metavar="IMG|DIR", help="image file or folder of images")
     p.add_argument("--mask", required=True, metavar="M|DIR", help="mask file (white = hole) or folder, same stems")
     which = p.add_mutually_exclusive_group()
-    which.add_argument("--model", help="a model with weights or a classical one (default: the shipped default, "
-                                       "see `inpaintlab models`)")
+    which.add_argument(
+        "--model", help="a model with weights or a classical one (default: the shipped default, see `inpaintlab models`)"
+    )
     which.add_argument("--checkpoint", help="inpaintlab checkpoint file")
     p.add_argument("-o", "--out", required=True, help="output folder (or a .png file for one image)")
-    p.add_argument("--strategy", choices=["pad", "resize", "crop"], default=None,
-                   help="pad: full size; resize: bounded long side; crop: one crop per hole region "
-                        "(default: the model's, see its card)")
+    p.add_argument(
+        "--strategy",
+        choices=["pad", "resize", "crop"],
+        default=None,
+        help="pad: full size; resize: bounded long side; crop: one crop per hole region (default: the model's, see its card)",
+    )
     p.add_argument("--side-by-side", action="store_true", help="write image | mask | result")
     p.add_argument("--device", default="cpu", help="torch device (default cpu)")
     p.set_defaults(func=_cmd_fill)
@@ -401,12 +464,21 @@ def _cmd_masks(args) -> None:
 def _add_ship(sub) -> None:
     p = sub.add_parser("ship", help="turn a training checkpoint into shipped fp16 weights + a model card")
     p.add_argument("checkpoint", help="inpaintlab training checkpoint (its EMA generator is shipped)")
-    p.add_argument("--card", required=True, help="JSON file with the card's fields (summary, inference_size, "
-                                                "default_strategy, data, wall time, held-out table, commands)")
+    p.add_argument(
+        "--card",
+        required=True,
+        help="JSON file with the card's fields (summary, inference_size, "
+        "default_strategy, data, wall time, held-out table, commands)",
+    )
     p.add_argument("--out", help="folder (default: the package's weights folder, what `pretrained=True` reads)")
-    p.add_argument("--recalibrate-bn", type=int, default=0, metavar="BATCHES",
-                   help="re-estimate BatchNorm statistics of the EMA generator on this many training batches of "
-                        "the run's own data (default 0 = keep the checkpoint's)")
+    p.add_argument(
+        "--recalibrate-bn",
+        type=int,
+        default=0,
+        metavar="BATCHES",
+        help="re-estimate BatchNorm statistics of the EMA generator on this many training batches of "
+        "the run's own data (default 0 = keep the checkpoint's)",
+    )
     p.set_defaults(func=_cmd_ship)
 
 
@@ -435,12 +507,16 @@ def _add_strategies(sub) -> None:
     which = p.add_mutually_exclusive_group()
     which.add_argument("--model", help="a model with weights (default: the shipped default)")
     which.add_argument("--checkpoint", help="inpaintlab checkpoint file")
-    p.add_argument("--images", default="builtin", help="'builtin' (the built-in test photos at their own size, "
-                                                        "plus smooth backgrounds at 512) or a folder/.txt list")
+    p.add_argument(
+        "--images",
+        default="builtin",
+        help="'builtin' (the built-in test photos at their own size, plus smooth backgrounds at 512) or a folder/.txt list",
+    )
     p.add_argument("--ratios", default="0.1,0.25,0.4", help="object-hole ratios (default 0.1,0.25,0.4)")
     p.add_argument("--seeds", type=int, default=2, help="holes per picture and ratio (default 2)")
-    p.add_argument("--size", type=int, default=None, help="working side of resize/crop (default: the model's card or "
-                                                            "training size)")
+    p.add_argument(
+        "--size", type=int, default=None, help="working side of resize/crop (default: the model's card or training size)"
+    )
     p.add_argument("--out", required=True, help="folder for strategies.json and strategies.md")
     p.set_defaults(func=_cmd_strategies)
 
@@ -460,8 +536,9 @@ def _cmd_strategies(args) -> None:
         pictures = photos + smooth_backgrounds(512, 512, photos[0][1])
     else:
         pictures = [(name, load_image(path)) for path, name in _find_images(args.images)]
-    pipes = {strategy: (InpaintPipeline(model, train_size=args.size, smooth_threshold=0), strategy)
-             for strategy in STRATEGIES}  # the network alone
+    pipes = {
+        strategy: (InpaintPipeline(model, train_size=args.size, smooth_threshold=0), strategy) for strategy in STRATEGIES
+    }  # the network alone
     shipped = InpaintPipeline(model, train_size=args.size)
     if shipped.smooth_threshold:  # a shipped model's card turns on the Telea fill of smooth regions
         pipes["shipped_default"] = (shipped, None)
@@ -502,8 +579,7 @@ def _cmd_split(args) -> None:
 
 
 def _add_gpu_check(sub) -> None:
-    p = sub.add_parser("gpu-check", help="the one prepared GPU run: gpu-check OUT [--smoke] (docs/gpu.md)",
-                       add_help=False)
+    p = sub.add_parser("gpu-check", help="the one prepared GPU run: gpu-check OUT [--smoke] (docs/gpu.md)", add_help=False)
     p.add_argument("rest", nargs=argparse.REMAINDER, help="arguments of python -m inpaintlab.gpu_check")
     p.set_defaults(func=_cmd_gpu_check)
 
@@ -518,7 +594,22 @@ def _cmd_gpu_check(args) -> None:
 
 # ----------------------------------------------------------------------------------------------- main
 
-_SUBCOMMANDS = [_add_models, _add_masks, _add_split, _add_ship, _add_strategies, _add_bench, _add_eval, _add_demo, _add_train, _add_attention, _add_fill, _add_serve, _add_export, _add_gpu_check]
+_SUBCOMMANDS = [
+    _add_models,
+    _add_masks,
+    _add_split,
+    _add_ship,
+    _add_strategies,
+    _add_bench,
+    _add_eval,
+    _add_demo,
+    _add_train,
+    _add_attention,
+    _add_fill,
+    _add_serve,
+    _add_export,
+    _add_gpu_check,
+]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -213,9 +213,17 @@ class OptimConfig:
     step_until_epochs: float | None = None
 
     _ranges: ClassVar[dict[str, Range]] = {
-        "lr": ABOVE_0, "d_lr": ABOVE_0, "d_lr_scale": ABOVE_0, "betas": FRACTION, "weight_decay": AT_LEAST_0,
-        "epochs_constant": AT_LEAST_0, "epochs_decay": AT_LEAST_0, "step_epochs": ABOVE_0,
-        "gamma": Range(0, 1, lo_open=True), "grad_clip": ABOVE_0, "step_until_epochs": ABOVE_0,
+        "lr": ABOVE_0,
+        "d_lr": ABOVE_0,
+        "d_lr_scale": ABOVE_0,
+        "betas": FRACTION,
+        "weight_decay": AT_LEAST_0,
+        "epochs_constant": AT_LEAST_0,
+        "epochs_decay": AT_LEAST_0,
+        "step_epochs": ABOVE_0,
+        "gamma": Range(0, 1, lo_open=True),
+        "grad_clip": ABOVE_0,
+        "step_until_epochs": ABOVE_0,
     }
 
     def __post_init__(self) -> None:
@@ -224,7 +232,9 @@ class OptimConfig:
     def lr_factor(self, epoch: float) -> float:
         """Multiplier of the base lr at (fractional) ``epoch``; the trainer applies it every iteration."""
         if self.schedule == "linear":
-            return 1.0 if epoch < self.epochs_constant else max(0.0, 1 - (epoch - self.epochs_constant) / max(self.epochs_decay, 1))
+            return (
+                1.0 if epoch < self.epochs_constant else max(0.0, 1 - (epoch - self.epochs_constant) / max(self.epochs_decay, 1))
+            )
         if self.schedule == "step":
             steps = epoch if self.step_until_epochs is None else min(epoch, self.step_until_epochs)
             return self.gamma ** (steps // self.step_epochs)
@@ -259,8 +269,12 @@ class TrainConfig:
     init_from: str | None = None  # checkpoint whose G (and D) weights start the run: fine-tuning, fresh optimisers
 
     _ranges: ClassVar[dict[str, Range]] = {
-        "batch_size": AT_LEAST_1, "seed": AT_LEAST_0, "epochs": AT_LEAST_1, "max_steps": AT_LEAST_1,
-        "ema_decay": FRACTION, **dict.fromkeys(("log_every", "image_every", "val_every", "ckpt_every"), AT_LEAST_0),
+        "batch_size": AT_LEAST_1,
+        "seed": AT_LEAST_0,
+        "epochs": AT_LEAST_1,
+        "max_steps": AT_LEAST_1,
+        "ema_decay": FRACTION,
+        **dict.fromkeys(("log_every", "image_every", "val_every", "ckpt_every"), AT_LEAST_0),
         "keep_checkpoints": AT_LEAST_0,
     }
 
@@ -272,11 +286,14 @@ class TrainConfig:
     def check_consistency(self) -> None:
         """Checks across sections (deferred while ``apply_overrides`` applies a list, so order is free)."""
         if self.masks.drawn_size and self.masks.drawn_size < self.data.size:
-            raise InpaintlabError(f"masks.drawn_size: expected 0 (off) or >= data.size ({self.data.size}), "
-                                  f"got {self.masks.drawn_size}")
+            raise InpaintlabError(
+                f"masks.drawn_size: expected 0 (off) or >= data.size ({self.data.size}), got {self.masks.drawn_size}"
+            )
         if self.epochs is None and self.optim.epochs_constant + self.optim.epochs_decay < 1:
-            raise InpaintlabError("optim.epochs_constant + optim.epochs_decay: expected >= 1 (the run length when "
-                                  f"epochs is None), got {self.optim.epochs_constant} + {self.optim.epochs_decay}")
+            raise InpaintlabError(
+                "optim.epochs_constant + optim.epochs_decay: expected >= 1 (the run length when "
+                f"epochs is None), got {self.optim.epochs_constant} + {self.optim.epochs_decay}"
+            )
 
 
 _DEFER_CROSS_CHECKS: contextvars.ContextVar[bool] = contextvars.ContextVar("defer_cross_checks", default=False)
@@ -303,8 +320,12 @@ def check_ranges(cfg: Any) -> None:
         elif isinstance(value, (tuple, list)):
             what, numbers = f"numbers {allowed}", list(_flatten(value))
         for number in numbers:
-            if isinstance(number, bool) or not isinstance(number, (int, float)) or number not in allowed \
-                    or (integer and not isinstance(number, int)):
+            if (
+                isinstance(number, bool)
+                or not isinstance(number, (int, float))
+                or number not in allowed
+                or (integer and not isinstance(number, int))
+            ):
                 raise InpaintlabError(f"{prefix}{name}: expected {what}, got {value!r}")
 
 
@@ -398,9 +419,7 @@ def from_dict(cls: type, data: dict[str, Any], prefix: str = "") -> Any:
     fields = _field_types(cls)
     unknown = sorted(set(data) - set(fields))
     if unknown:
-        raise InpaintlabError(
-            f"unknown config key {prefix}{unknown[0]!s}; {cls.__name__} has: {', '.join(sorted(fields))}"
-        )
+        raise InpaintlabError(f"unknown config key {prefix}{unknown[0]!s}; {cls.__name__} has: {', '.join(sorted(fields))}")
     return cls(**{k: _coerce(v, fields[k], prefix + k) for k, v in data.items()})
 
 
@@ -467,9 +486,7 @@ def _set_path(node: Any, parts: list[str], text: str, full_key: str) -> Any:
             kwargs = dict(getattr(node, _KWARGS_FIELD))
             kwargs[name] = _parse_value(text, Any)
             return dataclasses.replace(node, **{_KWARGS_FIELD: kwargs})
-        raise InpaintlabError(
-            f"unknown config key {full_key!r}: {type(node).__name__} has {', '.join(sorted(fields))}"
-        )
+        raise InpaintlabError(f"unknown config key {full_key!r}: {type(node).__name__} has {', '.join(sorted(fields))}")
     tp = fields[name]
     if len(parts) == 1:
         if dataclasses.is_dataclass(tp):

@@ -55,8 +55,18 @@ IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 _RESAMPLE = {"bicubic": Image.Resampling.BICUBIC, "bilinear": Image.Resampling.BILINEAR}
 # what a damaged or foreign file makes PIL raise while opening or decoding it (truncated data: OSError;
 # some plugins: EOFError, struct.error, IndexError...); never MemoryError or interrupts
-_PIL_ERRORS = (OSError, SyntaxError, ValueError, EOFError, IndexError, KeyError, TypeError, ZeroDivisionError,
-               struct.error, Image.DecompressionBombError)
+_PIL_ERRORS = (
+    OSError,
+    SyntaxError,
+    ValueError,
+    EOFError,
+    IndexError,
+    KeyError,
+    TypeError,
+    ZeroDivisionError,
+    struct.error,
+    Image.DecompressionBombError,
+)
 _SKIP_BAD_HINT = "set data.skip_bad=true (skip_bad=True) to leave unreadable images out"
 
 
@@ -112,8 +122,9 @@ def _short_side_resize(rgb: np.ndarray, short: int, interpolation: str) -> np.nd
     return _resize(rgb, max(short, round(h * short / w)), short, interpolation)
 
 
-def _preprocess(rgb: np.ndarray, name: str, size: int, mode: str, interpolation: str,
-                scene_short_side: int, rng: np.random.Generator) -> np.ndarray:
+def _preprocess(
+    rgb: np.ndarray, name: str, size: int, mode: str, interpolation: str, scene_short_side: int, rng: np.random.Generator
+) -> np.ndarray:
     """(H,W,3) uint8 -> (size,size,3) uint8 following ``mode`` (see the module docstring)."""
     h, w = rgb.shape[:2]
     if mode == "resize":
@@ -121,18 +132,18 @@ def _preprocess(rgb: np.ndarray, name: str, size: int, mode: str, interpolation:
     if mode == "face_crop":
         side = min(h, w)
         top, left = (h - side) // 2, (w - side) // 2
-        return _resize(rgb[top:top + side, left:left + side], size, size, interpolation)
+        return _resize(rgb[top : top + side, left : left + side], size, size, interpolation)
     if mode == "scene_crop":
         scaled = _short_side_resize(rgb, scene_short_side, interpolation)
         top = int(rng.integers(0, scaled.shape[0] - size + 1))
         left = int(rng.integers(0, scaled.shape[1] - size + 1))
-        return scaled[top:top + size, left:left + size]
+        return scaled[top : top + size, left : left + size]
     if mode == "crop":
         if min(h, w) < size:
             rgb = _short_side_resize(rgb, size, interpolation)
         top = int(rng.integers(0, rgb.shape[0] - size + 1))
         left = int(rng.integers(0, rgb.shape[1] - size + 1))
-        return rgb[top:top + size, left:left + size]
+        return rgb[top : top + size, left : left + size]
     if (h, w) != (size, size):
         raise InpaintlabError(
             f"image {name} is {w}x{h} but preprocess='none' needs {size}x{size}; "
@@ -158,9 +169,17 @@ TRAINING_INPUTS = frozenset(EXTRA_INPUTS)
 class _SampleDataset(Dataset):
     """Shared ``Sample`` logic; subclasses provide ``__len__`` and ``_read(i) -> (rgb, name)``."""
 
-    def __init__(self, size: int = 256, preprocess: str = "resize", flip: bool = False,
-                 mask_source: MaskSource | None = None, seed: int = 0, interpolation: str = "bicubic",
-                 scene_short_side: int | None = None, extra_inputs: Iterable[str] = ()):
+    def __init__(
+        self,
+        size: int = 256,
+        preprocess: str = "resize",
+        flip: bool = False,
+        mask_source: MaskSource | None = None,
+        seed: int = 0,
+        interpolation: str = "bicubic",
+        scene_short_side: int | None = None,
+        extra_inputs: Iterable[str] = (),
+    ):
         if preprocess not in PREPROCESS_MODES:
             raise InpaintlabError(f"preprocess must be one of {PREPROCESS_MODES}, got {preprocess!r}")
         if interpolation not in _RESAMPLE:
@@ -173,15 +192,17 @@ class _SampleDataset(Dataset):
         if self.scene_short_side < size:
             raise InpaintlabError(f"scene_short_side ({self.scene_short_side}) must be >= size ({size})")
         if mask_source is not None and not callable(mask_source):
-            raise InpaintlabError("mask_source must be a callable rng -> (1,size,size) mask, e.g. "
-                                  "masks.build_mask_source(spec, size)")
+            raise InpaintlabError(
+                "mask_source must be a callable rng -> (1,size,size) mask, e.g. masks.build_mask_source(spec, size)"
+            )
         self.size, self.preprocess, self.flip = size, preprocess, flip
         self.mask_source, self.seed, self.interpolation = mask_source, int(seed), interpolation
         self.extra_inputs = tuple(sorted(extra_inputs))
         unknown = [name for name in self.extra_inputs if name not in EXTRA_INPUTS]
         if unknown:
-            raise InpaintlabError(f"unknown extra training input {unknown[0]!r}; the data path makes "
-                                  f"{', '.join(EXTRA_INPUTS)} (data.EXTRA_INPUTS)")
+            raise InpaintlabError(
+                f"unknown extra training input {unknown[0]!r}; the data path makes {', '.join(EXTRA_INPUTS)} (data.EXTRA_INPUTS)"
+            )
         self.epoch = 0
 
     def _read(self, index: int) -> tuple[np.ndarray, str]:
@@ -198,7 +219,7 @@ class _SampleDataset(Dataset):
             "face_crop": f"centre square crop, resized to {s}x{s} ({how})",
             "scene_crop": f"short side resized to {self.scene_short_side} ({how}), then a seeded random {s}x{s} crop",
             "crop": f"a seeded random {s}x{s} window at the image's own scale (short side first enlarged to {s} "
-                    f"({how}) when smaller)",
+            f"({how}) when smaller)",
             "none": f"used as stored (must be {s}x{s})",
         }
         flip = ", mirrored for about half the items" if self.flip else ""
@@ -220,10 +241,8 @@ class _SampleDataset(Dataset):
             raise IndexError(f"index {index} out of range for a dataset of {n} images")
         index %= n
         rgb, name = self._read(index)
-        geometry_rng, mask_rng, *extra_rngs = np.random.default_rng([self.seed, self.epoch, index]).spawn(
-            2 + len(EXTRA_INPUTS))
-        rgb = _preprocess(rgb, name, self.size, self.preprocess, self.interpolation,
-                          self.scene_short_side, geometry_rng)
+        geometry_rng, mask_rng, *extra_rngs = np.random.default_rng([self.seed, self.epoch, index]).spawn(2 + len(EXTRA_INPUTS))
+        rgb = _preprocess(rgb, name, self.size, self.preprocess, self.interpolation, self.scene_short_side, geometry_rng)
         if self.flip and geometry_rng.random() < 0.5:
             rgb = rgb[:, ::-1]
         image = torch.from_numpy(np.array(rgb)).permute(2, 0, 1).float().div_(255.0)
@@ -255,17 +274,27 @@ class ImageDataset(_SampleDataset):
     ``skipped_files()`` every flagged path.
     """
 
-    def __init__(self, source: str | Path | Sequence[str | Path], size: int = 256, preprocess: str = "resize",
-                 flip: bool = False, mask_source: MaskSource | None = None, seed: int = 0,
-                 skip_bad: bool = False, interpolation: str = "bicubic", scene_short_side: int | None = None,
-                 extra_inputs: Iterable[str] = ()):
+    def __init__(
+        self,
+        source: str | Path | Sequence[str | Path],
+        size: int = 256,
+        preprocess: str = "resize",
+        flip: bool = False,
+        mask_source: MaskSource | None = None,
+        seed: int = 0,
+        skip_bad: bool = False,
+        interpolation: str = "bicubic",
+        scene_short_side: int | None = None,
+        extra_inputs: Iterable[str] = (),
+    ):
         super().__init__(size, preprocess, flip, mask_source, seed, interpolation, scene_short_side, extra_inputs)
         entries = _find_images(source)
         if not skip_bad:
             missing = [path for path, _ in entries if not path.is_file()]
             if missing:
-                raise InpaintlabError(f"image file not found: {missing[0]} ({len(missing)} listed files "
-                                      f"missing); fix the list or {_SKIP_BAD_HINT}")
+                raise InpaintlabError(
+                    f"image file not found: {missing[0]} ({len(missing)} listed files missing); fix the list or {_SKIP_BAD_HINT}"
+                )
         self.source, self.skip_bad = source, skip_bad
         self.paths = [path for path, _ in entries]
         self.names = [name for _, name in entries]
@@ -293,8 +322,10 @@ class ImageDataset(_SampleDataset):
             except InpaintlabError as err:
                 self._bad[j] = True
                 self._reasons[j] = str(err)
-        raise InpaintlabError(f"no readable image in {self.source}: all {len(self.paths)} files fail to decode "
-                              f"(first: {self.paths[0]}: {self._reasons.get(0, 'unreadable')})")
+        raise InpaintlabError(
+            f"no readable image in {self.source}: all {len(self.paths)} files fail to decode "
+            f"(first: {self.paths[0]}: {self._reasons.get(0, 'unreadable')})"
+        )
 
     def newly_skipped(self) -> list[tuple[Path, str]]:
         """(path, reason) of each file flagged bad since the last call (in any worker), each once."""
@@ -312,16 +343,27 @@ class ImageDataset(_SampleDataset):
 class ArrayDataset(_SampleDataset):
     """The same ``Sample`` semantics over in-memory ``(name, (H,W,3) uint8 RGB)`` pairs."""
 
-    def __init__(self, items: Sequence[tuple[str, np.ndarray]], size: int = 256, preprocess: str = "resize",
-                 flip: bool = False, mask_source: MaskSource | None = None, seed: int = 0,
-                 interpolation: str = "bicubic", scene_short_side: int | None = None, extra_inputs: Iterable[str] = ()):
+    def __init__(
+        self,
+        items: Sequence[tuple[str, np.ndarray]],
+        size: int = 256,
+        preprocess: str = "resize",
+        flip: bool = False,
+        mask_source: MaskSource | None = None,
+        seed: int = 0,
+        interpolation: str = "bicubic",
+        scene_short_side: int | None = None,
+        extra_inputs: Iterable[str] = (),
+    ):
         super().__init__(size, preprocess, flip, mask_source, seed, interpolation, scene_short_side, extra_inputs)
         if not items:
             raise InpaintlabError("ArrayDataset needs at least one (name, array) item")
         for name, rgb in items:
             if not isinstance(rgb, np.ndarray) or rgb.dtype != np.uint8 or rgb.ndim != 3 or rgb.shape[2] != 3:
-                raise InpaintlabError(f"array {name!r} must be (H,W,3) uint8 RGB, got "
-                                      f"{getattr(rgb, 'shape', type(rgb))} {getattr(rgb, 'dtype', '')}")
+                raise InpaintlabError(
+                    f"array {name!r} must be (H,W,3) uint8 RGB, got "
+                    f"{getattr(rgb, 'shape', type(rgb))} {getattr(rgb, 'dtype', '')}"
+                )
         self.names = [name for name, _ in items]
         self.arrays = [rgb for _, rgb in items]
 
@@ -340,11 +382,11 @@ def _find_images(source: str | Path | Sequence[str | Path]) -> list[tuple[Path, 
         return [(Path(p), str(p)) for p in source]
     root = Path(source)
     if root.is_dir():
-        found = sorted((p.relative_to(root).as_posix(), p) for p in root.rglob("*")
-                       if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file())
+        found = sorted(
+            (p.relative_to(root).as_posix(), p) for p in root.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file()
+        )
         if not found:
-            raise InpaintlabError(f"no images found in {root} (looked recursively for "
-                                  f"{', '.join(IMAGE_EXTENSIONS)})")
+            raise InpaintlabError(f"no images found in {root} (looked recursively for {', '.join(IMAGE_EXTENSIONS)})")
         return [(path, name) for name, path in found]
     if root.is_file() and root.suffix.lower() == ".txt":
         lines = [ln.strip() for ln in root.read_text(encoding="utf-8").splitlines()]
@@ -433,7 +475,7 @@ def _builtin_crops(split: str, size: int) -> tuple[tuple[str, np.ndarray], ...]:
             cols = _grid_starts(scaled.shape[1], size)
             for r, top in enumerate(rows):
                 for c, left in enumerate(cols):
-                    crop = np.ascontiguousarray(scaled[top:top + size, left:left + size])
+                    crop = np.ascontiguousarray(scaled[top : top + size, left : left + size])
                     crops.append((f"{photo}_s{scale}_{r}_{c}", crop))
     return tuple(crops)
 
@@ -452,8 +494,7 @@ def synthetic_images(n: int, size: int, seed: int, first: int = 0) -> list[tuple
     """
     if n < 1 or size < 8:
         raise InpaintlabError(f"synthetic images need n >= 1 and size >= 8, got n={n}, size={size}")
-    return [(f"synthetic_{k:05d}", _synthetic_image(np.random.default_rng([seed, k]), size))
-            for k in range(first, first + n)]
+    return [(f"synthetic_{k:05d}", _synthetic_image(np.random.default_rng([seed, k]), size)) for k in range(first, first + n)]
 
 
 def _synthetic_image(rng: np.random.Generator, size: int) -> np.ndarray:
@@ -507,21 +548,40 @@ def worker_errors_in_one_line(loader: Iterable) -> Iterator:
         raise InpaintlabError(last.split("InpaintlabError: ", 1)[-1]) from None
 
 
-def build_dataset(root: str, split: str = "train", size: int = 256, preprocess: str = "resize",
-                  flip: bool = False, mask_source: MaskSource | None = None, seed: int = 0,
-                  skip_bad: bool = False, interpolation: str = "bicubic",
-                  scene_short_side: int | None = None, extra_inputs: Iterable[str] = ()) -> Dataset:
+def build_dataset(
+    root: str,
+    split: str = "train",
+    size: int = 256,
+    preprocess: str = "resize",
+    flip: bool = False,
+    mask_source: MaskSource | None = None,
+    seed: int = 0,
+    skip_bad: bool = False,
+    interpolation: str = "bicubic",
+    scene_short_side: int | None = None,
+    extra_inputs: Iterable[str] = (),
+) -> Dataset:
     """Dataset from a ``DataConfig``-style root: ``"builtin"`` (uses ``split``), ``"synthetic"`` /
     ``"synthetic:N"`` (N images, default 32; the test split uses the next N indices so it never
     overlaps train), a folder or a ``.txt`` list (``split`` is ignored: point at the split's folder).
     ``extra_inputs``: names from ``EXTRA_INPUTS`` each sample carries in ``Sample.extras`` (module docstring).
     """
-    common = dict(size=size, preprocess=preprocess, flip=flip, mask_source=mask_source, seed=seed,
-                  interpolation=interpolation, scene_short_side=scene_short_side, extra_inputs=extra_inputs)
+    common = dict(
+        size=size,
+        preprocess=preprocess,
+        flip=flip,
+        mask_source=mask_source,
+        seed=seed,
+        interpolation=interpolation,
+        scene_short_side=scene_short_side,
+        extra_inputs=extra_inputs,
+    )
     if root == "builtin":
         dataset = ArrayDataset(builtin_images(split, size), **common)
-        dataset.source_note = (f"Built-in photos: short side resized (bicubic) to {size} and {2 * size} px, cut into "
-                               f"an even grid of {size}x{size} crops")
+        dataset.source_note = (
+            f"Built-in photos: short side resized (bicubic) to {size} and {2 * size} px, cut into "
+            f"an even grid of {size}x{size} crops"
+        )
         return dataset
     if root == "synthetic" or root.startswith("synthetic:"):
         count_text = root.partition(":")[2] or "32"

@@ -47,8 +47,9 @@ MASK_SETS = ("bins", "center", "circles")
 MaskGetter = Callable[[int], Tensor]
 
 
-def mask_groups(masks: str | MaskFolder, size: int, n_images: int, bins: Sequence = HOLE_RATIO_BINS,
-                seed: int = 0) -> tuple[list[tuple[str, int, MaskGetter]], dict[str, Any]]:
+def mask_groups(
+    masks: str | MaskFolder, size: int, n_images: int, bins: Sequence = HOLE_RATIO_BINS, seed: int = 0
+) -> tuple[list[tuple[str, int, MaskGetter]], dict[str, Any]]:
     """Mask groups of the protocol (module docstring): ([(label, n_masks, j -> (1,size,size))], description).
 
     bins: (lo, hi] hole-ratio intervals; generated masks exist for ``HOLE_RATIO_BINS`` and unions of them.
@@ -60,11 +61,16 @@ def mask_groups(masks: str | MaskFolder, size: int, n_images: int, bins: Sequenc
             indices = masks.indices_in_range(lo, hi)
             groups.append((label, len(indices), lambda j, ix=indices: masks[ix[j]]))
         if not any(n for _, n, _ in groups):
-            raise InpaintlabError(f"no mask in {masks.root} has a hole ratio inside the bins {list(bins)}; "
-                                  "expected masks with white (>127) = hole")
-        return groups, {"kind": "folder", "root": str(masks.root), "count": len(masks),
-                        "per_bin": {label: n for label, n, _ in groups},
-                        "preparation": f"mask files nearest-neighbour resized to {size}x{size}, grey > 127 = hole"}
+            raise InpaintlabError(
+                f"no mask in {masks.root} has a hole ratio inside the bins {list(bins)}; expected masks with white (>127) = hole"
+            )
+        return groups, {
+            "kind": "folder",
+            "root": str(masks.root),
+            "count": len(masks),
+            "per_bin": {label: n for label, n, _ in groups},
+            "preparation": f"mask files nearest-neighbour resized to {size}x{size}, grey > 127 = hole",
+        }
     if masks == "bins":
         covers = [_covered_standard_bins(lo, hi) for lo, hi in bins]
 
@@ -73,13 +79,19 @@ def mask_groups(masks: str | MaskFolder, size: int, n_images: int, bins: Sequenc
                 b = covers[k][int(np.random.default_rng([seed, k, j, 1]).integers(len(covers[k])))]
                 rng = np.random.default_rng([seed, b, j])  # = mask j of standard bin b in the six-bin protocol
                 return _as_mask_tensor(bin_stroke_mask(size, b, rng, 0 if j % 2 == 0 else size // 16))
+
             return get
 
         groups = [(labels[k], n_images, generated(k)) for k in range(len(bins))]
-        return groups, {"kind": "generated", "generator": "bin_stroke_mask", "seed": seed,
-                        "margin": f"0 for even mask index, {size // 16} for odd", "per_bin": n_images,
-                        "preparation": f"drawn at {size}x{size}",
-                        "standard_bins_per_group": {labels[k]: covers[k] for k in range(len(bins))}}
+        return groups, {
+            "kind": "generated",
+            "generator": "bin_stroke_mask",
+            "seed": seed,
+            "margin": f"0 for even mask index, {size // 16} for odd",
+            "per_bin": n_images,
+            "preparation": f"drawn at {size}x{size}",
+            "standard_bins_per_group": {labels[k]: covers[k] for k in range(len(bins))},
+        }
     if masks == "center":
         square = _as_mask_tensor(center_square(size, size // 2))
         return [("center", 1, lambda j: square)], {"kind": "center", "side": size // 2}
@@ -96,8 +108,10 @@ def _covered_standard_bins(lo: float, hi: float) -> list[int]:
     contiguous = all(edges[i][1] == edges[i + 1][0] for i in range(len(edges) - 1))
     first_ok = bool(edges) and (abs(edges[0][0] - lo) < 1e-9 or (lo <= 0.01 and edges[0][0] == 0.01))
     if not (first_ok and contiguous and abs(edges[-1][1] - hi) < 1e-9):
-        raise InpaintlabError(f"generated masks cover unions of the bins {HOLE_RATIO_BINS}; ({lo:g},{hi:g}] is not one: "
-                              "pass a mask folder to use other bins")
+        raise InpaintlabError(
+            f"generated masks cover unions of the bins {HOLE_RATIO_BINS}; ({lo:g},{hi:g}] is not one: "
+            "pass a mask folder to use other bins"
+        )
     return inside
 
 
@@ -114,8 +128,9 @@ def _padded_forward(model: nn.Module, image: Tensor, mask: Tensor) -> Tensor:
     return model(image, mask).pred[..., :h, :w]
 
 
-def evaluate(model: nn.Module, images: Dataset, masks: str | MaskFolder = "bins", *,
-             out_dir: str | Path | None = None, **kwargs) -> dict[str, Any]:
+def evaluate(
+    model: nn.Module, images: Dataset, masks: str | MaskFolder = "bins", *, out_dir: str | Path | None = None, **kwargs
+) -> dict[str, Any]:
     """Run the protocol (module docstring) and return the report; rank 0 writes it to ``out_dir``.
 
     kwargs: those of ``evaluate_with_samples`` (metrics, bins, batch_size, device, max_images, grid_size, seed,
@@ -127,12 +142,22 @@ def evaluate(model: nn.Module, images: Dataset, masks: str | MaskFolder = "bins"
     return report
 
 
-def evaluate_with_samples(model: nn.Module, images: Dataset, masks: str | MaskFolder = "bins", *,
-                          metrics: Sequence[str] = ("l1", "psnr", "ssim"), bins: Sequence = HOLE_RATIO_BINS,
-                          batch_size: int = 8, device: str | torch.device = "cpu", max_images: int | None = None,
-                          grid_size: int = 8, seed: int = 0, progress: bool = True,
-                          settings: dict[str, Any] | None = None, feature_weights: Any = "pretrained",
-                          ) -> tuple[dict[str, Any], list[tuple[Tensor, Tensor, Tensor]]]:
+def evaluate_with_samples(
+    model: nn.Module,
+    images: Dataset,
+    masks: str | MaskFolder = "bins",
+    *,
+    metrics: Sequence[str] = ("l1", "psnr", "ssim"),
+    bins: Sequence = HOLE_RATIO_BINS,
+    batch_size: int = 8,
+    device: str | torch.device = "cpu",
+    max_images: int | None = None,
+    grid_size: int = 8,
+    seed: int = 0,
+    progress: bool = True,
+    settings: dict[str, Any] | None = None,
+    feature_weights: Any = "pretrained",
+) -> tuple[dict[str, Any], list[tuple[Tensor, Tensor, Tensor]]]:
     """``(report, samples)``: the protocol's report and its sample grid's columns (image (3,S,S), mask
     (1,S,S), composite (3,S,S)), which are the same images and masks for every model on the same inputs.
 
@@ -166,7 +191,7 @@ def evaluate_with_samples(model: nn.Module, images: Dataset, masks: str | MaskFo
     bar = tqdm(total=len(mine), desc=f"eval {contract_of(model).model_name}", disable=not progress or rank)
     with torch.no_grad():
         for start in range(0, len(mine), batch_size):
-            batch = mine[start:start + batch_size]
+            batch = mine[start : start + batch_size]
             image_list, mask_list, names = [], [], []
             for i, g in batch:
                 if cached[0] != i:
@@ -190,8 +215,15 @@ def evaluate_with_samples(model: nn.Module, images: Dataset, masks: str | MaskFo
     result = tracker.result()
     records = {r.get("name"): r for r in tracker.per_image()}
     score = next((m for m in ("psnr", *tracker.metrics) if m in tracker.metrics and m != "fid"), None)
-    columns = [{"name": n, "ratio": records.get(n, {}).get("ratio"), "bin_label": records.get(n, {}).get("bin_label"),
-                "score": records.get(n, {}).get("values", {}).get(score)} for n in sample_names]
+    columns = [
+        {
+            "name": n,
+            "ratio": records.get(n, {}).get("ratio"),
+            "bin_label": records.get(n, {}).get("bin_label"),
+            "score": records.get(n, {}).get("values", {}).get(score),
+        }
+        for n in sample_names
+    ]
     report = {
         "settings": {
             **(settings or {}),
@@ -200,7 +232,7 @@ def evaluate_with_samples(model: nn.Module, images: Dataset, masks: str | MaskFo
             "images": {"count": n_images, "size": size, "preparation": dataset_preparation(images)},
             "masks": mask_info,
             "protocol": "image i paired with mask (i mod n) of each mask group; metrics on the composite, "
-                        "binned by measured hole ratio",
+            "binned by measured hole ratio",
             "metrics": list(tracker.metrics),
             "units": {m: METRIC_FORMAT.get(m, ("", 4))[0] for m in tracker.metrics},
             "bins": [list(b) for b in tracker.bins],
@@ -229,9 +261,17 @@ def dataset_preparation(images: Dataset) -> str:
     return prepare() if callable(prepare) else "not stated by the dataset (its images used as given)"
 
 
-def evaluate_models(models: Sequence[tuple[str, nn.Module]], images: Dataset, masks: str | MaskFolder,
-                    out_dir: str | Path, *, title: str = "inpaintlab evaluation", settings: dict | None = None,
-                    model_settings: dict[str, dict] | None = None, **kwargs) -> list[dict[str, Any]]:
+def evaluate_models(
+    models: Sequence[tuple[str, nn.Module]],
+    images: Dataset,
+    masks: str | MaskFolder,
+    out_dir: str | Path,
+    *,
+    title: str = "inpaintlab evaluation",
+    settings: dict | None = None,
+    model_settings: dict[str, dict] | None = None,
+    **kwargs,
+) -> list[dict[str, Any]]:
     """``evaluate`` each (label, model) into ``out_dir/<label>/`` and write the side-by-side comparison:
     ``out_dir/README.md`` (``compare`` tables + links) and ``out_dir/plot_<metric>.png`` (one line per model).
 
@@ -262,9 +302,16 @@ def demo_models() -> tuple[str, ...]:
     return default_models()
 
 
-def run_demo(out_dir: str | Path = "runs/demo", models: Sequence[str] | None = None, *, size: int = 256,
-             max_images: int | None = 12, metrics: Sequence[str] = ("l1", "psnr", "ssim"), seed: int = 0,
-             progress: bool = True) -> Path:
+def run_demo(
+    out_dir: str | Path = "runs/demo",
+    models: Sequence[str] | None = None,
+    *,
+    size: int = 256,
+    max_images: int | None = 12,
+    metrics: Sequence[str] = ("l1", "psnr", "ssim"),
+    seed: int = 0,
+    progress: bool = True,
+) -> Path:
     """Built-in test photos x generated masks in the six bins x ``models`` -> ``out_dir/README.md``.
 
     models: names with weights, classical names or checkpoint paths (None = ``demo_models()``). Returns
@@ -278,9 +325,19 @@ def run_demo(out_dir: str | Path = "runs/demo", models: Sequence[str] | None = N
     images = build_dataset("builtin", split="test", size=size)
     if max_images is not None and max_images < len(images):  # spread the subset over all test photos
         images = Subset(images, np.linspace(0, len(images) - 1, max_images).round().astype(int).tolist())
-    loaded = [(Path(spec).stem if str(spec).endswith(".safetensors") else spec, resolve_model(spec))
-              for spec in (models or demo_models())]
-    evaluate_models(loaded, images, "bins", out_dir, title="inpaintlab demo", metrics=metrics,
-                    seed=seed, progress=progress,
-                    settings={"images_source": "builtin (test split)"})
+    loaded = [
+        (Path(spec).stem if str(spec).endswith(".safetensors") else spec, resolve_model(spec))
+        for spec in (models or demo_models())
+    ]
+    evaluate_models(
+        loaded,
+        images,
+        "bins",
+        out_dir,
+        title="inpaintlab demo",
+        metrics=metrics,
+        seed=seed,
+        progress=progress,
+        settings={"images_source": "builtin (test split)"},
+    )
     return Path(out_dir) / "README.md"

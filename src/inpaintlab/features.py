@@ -41,8 +41,7 @@ CANONICAL_URLS: dict[str, str] = {
     ALEXNET_FILE: "https://download.pytorch.org/models/alexnet-owt-7be5be79.pth",
     LPIPS_ALEX_FILE: "https://github.com/richzhang/PerceptualSimilarity/raw/master/lpips/weights/v0.1/alex.pth",
     INCEPTION_FID_FILE: (
-        "https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/"
-        "pt_inception-2015-12-05-6726825d.pth"
+        "https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/pt_inception-2015-12-05-6726825d.pth"
     ),
 }
 
@@ -62,9 +61,7 @@ RANDOM_HINT = (
 )
 
 
-def resolve_weights(
-    canonical_name: str, weights: str | Path | None, *, allow_download: bool = False
-) -> Path | None:
+def resolve_weights(canonical_name: str, weights: str | Path | None, *, allow_download: bool = False) -> Path | None:
     """Find the weight file for a network whose canonical file is ``canonical_name``.
 
     weights: ``"random"`` -> None (random init); ``None`` or one of ``PRETRAINED`` -> the canonical file in
@@ -128,8 +125,7 @@ def load_matching(
             raise InpaintlabError(f"{source} lacks {key!r} needed by {what}: wrong weight file?")
         if tuple(renamed[key].shape) != tuple(ours.shape):
             raise InpaintlabError(
-                f"{source}: {key!r} has shape {tuple(renamed[key].shape)}, "
-                f"{what} expects {tuple(ours.shape)}: wrong weight file?"
+                f"{source}: {key!r} has shape {tuple(renamed[key].shape)}, {what} expects {tuple(ours.shape)}: wrong weight file?"
             )
         with torch.no_grad():
             ours.copy_(renamed[key].to(ours.dtype))
@@ -452,9 +448,7 @@ class _BlockD(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         seven = self.branch7x7x3_2(self.branch7x7x3_1(x))
         seven = self.branch7x7x3_4(self.branch7x7x3_3(seven))
-        return torch.cat(
-            [self.branch3x3_2(self.branch3x3_1(x)), seven, F.max_pool2d(x, kernel_size=3, stride=2)], dim=1
-        )
+        return torch.cat([self.branch3x3_2(self.branch3x3_1(x)), seven, F.max_pool2d(x, kernel_size=3, stride=2)], dim=1)
 
 
 class _BlockE(nn.Module):
@@ -502,9 +496,7 @@ class InceptionV3Pool3(_FrozenNet):
     1008-way classifier is ignored; missing BatchNorm ``num_batches_tracked`` entries are tolerated).
     """
 
-    def __init__(
-        self, weights: str | Path | None = "pretrained", *, seed: int = 0, allow_download: bool = False
-    ) -> None:
+    def __init__(self, weights: str | Path | None = "pretrained", *, seed: int = 0, allow_download: bool = False) -> None:
         super().__init__()
         path = resolve_weights(INCEPTION_FID_FILE, weights, allow_download=allow_download)
         with _seeded(seed):

@@ -63,12 +63,31 @@ MAX_OUT_FILES, MAX_FILE_BYTES = 8, 16 * 2**20
 _LOG_LIMIT = 6 * 2**20  # gpu_log.txt stays well under MAX_FILE_BYTES
 
 # The generators of part 2/3 (issue 14), in this order; the shipped default model is appended.
-FULL_MODELS = ("lgnet", "lgnet_light", "lgnet_share", "msanet", "pconv_unet", "srpnet", "pennet", "cstfnet",
-               "unet15", "unet_cicm", "lgnet_cicm", "msanet_cicm")
+FULL_MODELS = (
+    "lgnet",
+    "lgnet_light",
+    "lgnet_share",
+    "msanet",
+    "pconv_unet",
+    "srpnet",
+    "pennet",
+    "cstfnet",
+    "unet15",
+    "unet_cicm",
+    "lgnet_cicm",
+    "msanet_cicm",
+)
 SMOKE_MODELS = ("lgnet_tiny", "msanet_tiny", "cstfnet_tiny", "unet_cicm_tiny")
 # One paper preset per paper/model family (part 4).
-PAPER_PRESETS = ("lgnet_places2", "msanet_places2", "pconv_unet_places2", "srpnet_places2", "pennet_places2",
-                 "cstfnet_places2", "unet_cicm_places2")
+PAPER_PRESETS = (
+    "lgnet_places2",
+    "msanet_places2",
+    "pconv_unet_places2",
+    "srpnet_places2",
+    "pennet_places2",
+    "cstfnet_places2",
+    "unet_cicm_places2",
+)
 SMOKE_PRESETS = ("lgnet_tiny_builtin",)
 # The training recipe used for a model's training-step benchmark: (preset, extra --set overrides).
 RECIPES: dict[str, tuple[str, tuple[str, ...]]] = {
@@ -152,25 +171,61 @@ def make_plan(args: argparse.Namespace) -> Plan:
     default_model = args.default_model or _pretrained_default() or "lgnet_compact"
     if args.smoke:
         return Plan(
-            smoke=True, device="cpu", size=64, batch=2, models=SMOKE_MODELS, bench_models=SMOKE_MODELS[:2],
+            smoke=True,
+            device="cpu",
+            size=64,
+            batch=2,
+            models=SMOKE_MODELS,
+            bench_models=SMOKE_MODELS[:2],
             default_model=args.default_model or "lgnet_tiny",
-            default_preset="lgnet_tiny_builtin", bench_repeats=2, cli_repeats=1, throughput_batch=2,
-            memory_budget_mib=0.0, batch_cap=2, train_bench_steps=1, presets=SMOKE_PRESETS[: args.max_presets],
-            torchrun_preset="lgnet_tiny_builtin", probe_model="lgnet_tiny", train_steps=4, eval_images=4,
-            continue_batch=4, continue_lr=1e-4, worker_timeout=120, data_workers=0,
-            budgets={"environment": 20, "contract": 60, "bench": 90, "train": 150}, total_s=args.budget_s or 420,
+            default_preset="lgnet_tiny_builtin",
+            bench_repeats=2,
+            cli_repeats=1,
+            throughput_batch=2,
+            memory_budget_mib=0.0,
+            batch_cap=2,
+            train_bench_steps=1,
+            presets=SMOKE_PRESETS[: args.max_presets],
+            torchrun_preset="lgnet_tiny_builtin",
+            probe_model="lgnet_tiny",
+            train_steps=4,
+            eval_images=4,
+            continue_batch=4,
+            continue_lr=1e-4,
+            worker_timeout=120,
+            data_workers=0,
+            budgets={"environment": 20, "contract": 60, "bench": 90, "train": 150},
+            total_s=args.budget_s or 420,
             data=Path(args.data).resolve() if args.data else None,
         )
     # the two papers with published speed figures and the shipped default first: a tight budget cuts the tail
     models = tuple(dict.fromkeys(("lgnet", "msanet", default_model, *FULL_MODELS)))[: args.max_models]
     return Plan(
-        smoke=False, device="cuda", size=256, batch=2, models=models, bench_models=models, default_model=default_model,
-        default_preset=args.default_preset, bench_repeats=20, cli_repeats=1, throughput_batch=16,
-        memory_budget_mib=args.memory_budget_gib * 1024, batch_cap=512, train_bench_steps=3,
-        presets=PAPER_PRESETS[: args.max_presets], torchrun_preset="lgnet_places2", probe_model="lgnet_tiny",
-        train_steps=20, eval_images=8, continue_batch=args.continue_batch, continue_lr=args.continue_lr,
-        worker_timeout=90, data_workers=12,
-        budgets={"environment": 15, "contract": 60, "bench": 150, "train": 155}, total_s=args.budget_s or 450,
+        smoke=False,
+        device="cuda",
+        size=256,
+        batch=2,
+        models=models,
+        bench_models=models,
+        default_model=default_model,
+        default_preset=args.default_preset,
+        bench_repeats=20,
+        cli_repeats=1,
+        throughput_batch=16,
+        memory_budget_mib=args.memory_budget_gib * 1024,
+        batch_cap=512,
+        train_bench_steps=3,
+        presets=PAPER_PRESETS[: args.max_presets],
+        torchrun_preset="lgnet_places2",
+        probe_model="lgnet_tiny",
+        train_steps=20,
+        eval_images=8,
+        continue_batch=args.continue_batch,
+        continue_lr=args.continue_lr,
+        worker_timeout=90,
+        data_workers=12,
+        budgets={"environment": 15, "contract": 60, "bench": 150, "train": 155},
+        total_s=args.budget_s or 450,
         data=Path(args.data or "gpu_data").resolve(),
     )
 
@@ -200,10 +255,16 @@ class Report:
         self.out, self.plan = out, plan
         self.started = time.time()
         self.data: dict[str, Any] = {
-            "tool": "inpaintlab.gpu_check", "mode": "smoke" if plan.smoke else "gpu", "argv": argv,
-            "started": _now(), "finished": None, "wall_s": None, "budget_s": plan.total_s,
+            "tool": "inpaintlab.gpu_check",
+            "mode": "smoke" if plan.smoke else "gpu",
+            "argv": argv,
+            "started": _now(),
+            "finished": None,
+            "wall_s": None,
+            "budget_s": plan.total_s,
             "plan": {k: (str(v) if isinstance(v, Path) else v) for k, v in dataclasses.asdict(plan).items()},
-            "parts": {}, "failures": [],
+            "parts": {},
+            "failures": [],
         }
         self._log_bytes = 0
 
@@ -234,8 +295,13 @@ class Part:
     def __init__(self, report: Report, key: str, title: str, deadline: float):
         self.report, self.key, self.deadline = report, key, deadline
         self.start = time.time()
-        self.record: dict[str, Any] = {"title": title, "status": "running", "seconds": None,
-                                       "budget_s": round(deadline - self.start, 1), "items": {}}
+        self.record: dict[str, Any] = {
+            "title": title,
+            "status": "running",
+            "seconds": None,
+            "budget_s": round(deadline - self.start, 1),
+            "items": {},
+        }
         report.data["parts"][key] = self.record
 
     def left(self) -> float:
@@ -246,8 +312,10 @@ class Part:
         entry: dict[str, Any] = {"status": "running"}
         self.record["items"][name] = entry
         if self.left() < need_s:
-            entry.update(status="skipped", reason=f"time budget: {max(self.left(), 0):.0f} s left in this part, "
-                                                  f"about {need_s:.0f} s needed")
+            entry.update(
+                status="skipped",
+                reason=f"time budget: {max(self.left(), 0):.0f} s left in this part, about {need_s:.0f} s needed",
+            )
             self.report.save()
             return None
         start = time.time()
@@ -326,8 +394,9 @@ def run_process(report: Report, title: str, argv: list[str], timeout: float) -> 
     """Run ``argv`` in its own process group with a timeout (the whole group is killed); output -> log."""
     start = time.time()
     with tempfile.TemporaryFile("w+", encoding="utf-8", errors="replace") as out:
-        proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, env=_child_env(),
-                                start_new_session=True, cwd=str(SRC_DIR.parent))
+        proc = subprocess.Popen(
+            argv, stdout=out, stderr=subprocess.STDOUT, env=_child_env(), start_new_session=True, cwd=str(SRC_DIR.parent)
+        )
         try:
             rc: int | str = proc.wait(timeout=max(timeout, 1.0))
         except subprocess.TimeoutExpired:
@@ -431,10 +500,16 @@ def _distributed_probe(device: str, probe_model: str) -> dict[str, Any]:
     loss = (ddp(image, mask).pred - image).abs().mean()
     loss.backward()
     grads = [p.grad for p in model.parameters() if p.grad is not None]
-    return {"backend": str(dist.get_backend()), "world_size": world, "rank": rank, "all_reduce_ok": all_reduce_ok,
-            "ddp_step_ok": bool(grads) and all(bool(torch.isfinite(g).all()) for g in grads),
-            "ddp_model": probe_model, "nccl_version": _cuda_nccl_version() if device == "cuda" else None,
-            "seconds": round(time.time() - start, 2)}
+    return {
+        "backend": str(dist.get_backend()),
+        "world_size": world,
+        "rank": rank,
+        "all_reduce_ok": all_reduce_ok,
+        "ddp_step_ok": bool(grads) and all(bool(torch.isfinite(g).all()) for g in grads),
+        "ddp_model": probe_model,
+        "nccl_version": _cuda_nccl_version() if device == "cuda" else None,
+        "seconds": round(time.time() - start, 2),
+    }
 
 
 # =============================================================================== CUDA-only lines
@@ -475,12 +550,19 @@ def _cuda_nccl_version() -> str | None:
 
 def _cuda_environment() -> dict[str, Any]:
     props = torch.cuda.get_device_properties(0)
-    env = {"device_count": torch.cuda.device_count(), "name": props.name,
-           "capability": f"{props.major}.{props.minor}", "memory_gib": round(props.total_memory / 2**30, 2),
-           "multiprocessors": props.multi_processor_count, "bf16_supported": torch.cuda.is_bf16_supported(),
-           "nccl": _cuda_nccl_version(), "cudnn": torch.backends.cudnn.version(),
-           "tf32_matmul": torch.backends.cuda.matmul.allow_tf32, "tf32_cudnn": torch.backends.cudnn.allow_tf32,
-           "cudnn_benchmark": torch.backends.cudnn.benchmark}
+    env = {
+        "device_count": torch.cuda.device_count(),
+        "name": props.name,
+        "capability": f"{props.major}.{props.minor}",
+        "memory_gib": round(props.total_memory / 2**30, 2),
+        "multiprocessors": props.multi_processor_count,
+        "bf16_supported": torch.cuda.is_bf16_supported(),
+        "nccl": _cuda_nccl_version(),
+        "cudnn": torch.backends.cudnn.version(),
+        "tf32_matmul": torch.backends.cuda.matmul.allow_tf32,
+        "tf32_cudnn": torch.backends.cudnn.allow_tf32,
+        "cudnn_benchmark": torch.backends.cudnn.benchmark,
+    }
     start = time.time()
     a = torch.randn(4096, 4096, device="cuda", dtype=torch.bfloat16)
     a @ a  # cuBLAS initialisation outside the timed loop
@@ -492,14 +574,19 @@ def _cuda_environment() -> dict[str, Any]:
     torch.cuda.synchronize()
     env["bf16_matmul_tflops"] = round(10 * 2 * 4096**3 / (time.perf_counter() - start) / 1e12, 1)
     with contextlib.suppress(Exception):
-        smi = subprocess.run(["nvidia-smi", "--query-gpu=driver_version,memory.total,clocks.max.sm",
-                              "--format=csv,noheader"], capture_output=True, text=True, timeout=20)
+        smi = subprocess.run(
+            ["nvidia-smi", "--query-gpu=driver_version,memory.total,clocks.max.sm", "--format=csv,noheader"],
+            capture_output=True,
+            text=True,
+            timeout=20,
+        )
         env["nvidia_smi"] = smi.stdout.strip() or smi.stderr.strip()
     return env
 
 
-def _throughput_search(run: Callable[[int], list[float]], device: str, budget_mib: float, cap: int,
-                       cpu_batch: int) -> dict[str, Any]:
+def _throughput_search(
+    run: Callable[[int], list[float]], device: str, budget_mib: float, cap: int, cpu_batch: int
+) -> dict[str, Any]:
     """bf16 throughput at the largest batch whose peak memory stays inside ``budget_mib`` (CUDA).
 
     The peaks at batch 1 and 2 give memory per image; the predicted batch is measured and shrunk until
@@ -507,8 +594,13 @@ def _throughput_search(run: Callable[[int], list[float]], device: str, budget_mi
     """
     if device != "cuda":
         times = run(cpu_batch)
-        return {"batch": cpu_batch, "images_per_s": cpu_batch / (float(np.median(times)) / 1000), "peak_memory_mib": None,
-                "budget_mib": None, "note": "CPU: fixed batch, no memory budget"}
+        return {
+            "batch": cpu_batch,
+            "images_per_s": cpu_batch / (float(np.median(times)) / 1000),
+            "peak_memory_mib": None,
+            "budget_mib": None,
+            "note": "CPU: fixed batch, no memory budget",
+        }
     peaks = {}
     for b in (1, 2):
         torch.cuda.reset_peak_memory_stats()
@@ -525,8 +617,14 @@ def _throughput_search(run: Callable[[int], list[float]], device: str, budget_mi
             peak = torch.cuda.max_memory_allocated() / 2**20
             tried.append([batch, round(peak)])
             if peak <= budget_mib or batch == 1:
-                return {"batch": batch, "images_per_s": batch / (float(np.median(times)) / 1000),
-                        "peak_memory_mib": peak, "budget_mib": budget_mib, "per_image_mib": per_image, "tried": tried}
+                return {
+                    "batch": batch,
+                    "images_per_s": batch / (float(np.median(times)) / 1000),
+                    "peak_memory_mib": peak,
+                    "budget_mib": budget_mib,
+                    "per_image_mib": per_image,
+                    "tried": tried,
+                }
             batch = max(1, int(batch * budget_mib / peak * 0.95))
         except torch.OutOfMemoryError:
             tried.append([batch, "OOM"])
@@ -541,9 +639,15 @@ def _throughput_search(run: Callable[[int], list[float]], device: str, budget_mi
 def part_environment(part: Part, plan: Plan) -> None:
     def environment() -> dict[str, Any]:
         env: dict[str, Any] = {
-            "python": sys.version.split()[0], "platform": platform.platform(), "cpu_count": os.cpu_count(),
-            "torch": torch.__version__, "torch_cuda": torch.version.cuda, "cuda_available": torch.cuda.is_available(),
-            "torch_threads": torch.get_num_threads(), "inpaintlab": _package_version(), "git": _git_commit(),
+            "python": sys.version.split()[0],
+            "platform": platform.platform(),
+            "cpu_count": os.cpu_count(),
+            "torch": torch.__version__,
+            "torch_cuda": torch.version.cuda,
+            "cuda_available": torch.cuda.is_available(),
+            "torch_threads": torch.get_num_threads(),
+            "inpaintlab": _package_version(),
+            "git": _git_commit(),
             "data": _data_summary(plan),
         }
         if torch.cuda.is_available():
@@ -564,10 +668,16 @@ def _package_version() -> str:
 
 def _git_commit() -> str | None:
     with contextlib.suppress(Exception):
-        done = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=10,
-                              cwd=str(SRC_DIR.parent))
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True,
-                               text=True, timeout=10, cwd=str(SRC_DIR.parent))
+        done = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=10, cwd=str(SRC_DIR.parent)
+        )
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            cwd=str(SRC_DIR.parent),
+        )
         if done.returncode == 0:
             return done.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
     return None
@@ -590,8 +700,7 @@ def _require_device(plan: Plan) -> None:
 
 def _require_data(plan: Plan) -> None:
     if plan.data is not None and not (plan.data / "train_images.txt").is_file():
-        raise Skip(f"data folder {plan.data} is missing or incomplete: run scripts/gpu_data.sh and carry it "
-                   "(docs/gpu.md)")
+        raise Skip(f"data folder {plan.data} is missing or incomplete: run scripts/gpu_data.sh and carry it (docs/gpu.md)")
 
 
 # =============================================================================== part 2: contract
@@ -648,8 +757,12 @@ def contract_check(name: str, size: int, batch: int, device: str) -> dict[str, A
     torch.manual_seed(0)
     model = create_model(name).to(device)
     image, mask = _stroke_batch(size, batch, device)
-    result: dict[str, Any] = {"params": sum(p.numel() for p in model.parameters()), "size": size, "batch": batch,
-                              "hole_ratio": round(float(mask.mean()), 3)}
+    result: dict[str, Any] = {
+        "params": sum(p.numel() for p in model.parameters()),
+        "size": size,
+        "batch": batch,
+        "hole_ratio": round(float(mask.mean()), 3),
+    }
     problems: list[str] = []
     model.eval()
     noise = torch.rand(image.shape, generator=torch.Generator().manual_seed(1)).to(device)
@@ -693,8 +806,14 @@ def contract_check(name: str, size: int, batch: int, device: str) -> dict[str, A
         finite = bool(torch.isfinite(loss)) and _all_finite(grads)
         if not finite:
             problems.append(f"non-finite loss or gradient under {precision}")
-        return {"fwd_bwd_ms": round(times[-1], 2), "first_fwd_bwd_ms": round(times[0], 2), "loss": loss.item(),
-                "finite": finite, "params_without_grad": len(trainable) - len(grads), "peak_memory_mib": _peak_mib(device)}
+        return {
+            "fwd_bwd_ms": round(times[-1], 2),
+            "first_fwd_bwd_ms": round(times[0], 2),
+            "loss": loss.item(),
+            "finite": finite,
+            "params_without_grad": len(trainable) - len(grads),
+            "peak_memory_mib": _peak_mib(device),
+        }
 
     for precision in ("fp32", "bf16"):
         result[precision] = _attempt(problems, f"{precision} forward+backward", lambda p=precision: forward_backward(p))
@@ -763,17 +882,41 @@ def bench_model(report: Report, plan: Plan, name: str, work: Path) -> dict[str, 
     path = work / "bench" / f"{name}.json"
 
     def cli_bench() -> dict[str, Any]:
-        run_cli(report, f"bench {name}", ["bench", "--model", name, "--size", str(plan.size), "--device", plan.device,
-                                          "--repeats", str(plan.cli_repeats), "--throughput-batch",
-                                          str(plan.throughput_batch), "--json", str(path)])
+        run_cli(
+            report,
+            f"bench {name}",
+            [
+                "bench",
+                "--model",
+                name,
+                "--size",
+                str(plan.size),
+                "--device",
+                plan.device,
+                "--repeats",
+                str(plan.cli_repeats),
+                "--throughput-batch",
+                str(plan.throughput_batch),
+                "--json",
+                str(path),
+            ],
+        )
         cli = json.loads(path.read_text())
-        row = {"params": cli["params"]["total"], "true_gmacs": cli["true_macs"]["total"] / 1e9,
-               "thop_gmacs": cli["thop_macs"]["total"] / 1e9, "cpu_latency_ms": cli["cpu_latency"]["median_ms"]}
+        row = {
+            "params": cli["params"]["total"],
+            "true_gmacs": cli["true_macs"]["total"] / 1e9,
+            "thop_gmacs": cli["thop_macs"]["total"] / 1e9,
+            "cpu_latency_ms": cli["cpu_latency"]["median_ms"],
+        }
         if "gpu" in cli:
             g = cli["gpu"]
-            row.update(gpu_latency_ms=g["latency"]["median_ms"], gpu_latency_peak_mib=g["latency"]["peak_memory_mib"],
-                       fp32_throughput=g["throughput"]["images_per_s"], fp32_throughput_batch=g["throughput"]["batch"],
-                       fp32_throughput_peak_mib=g["throughput"]["peak_memory_mib"])
+            row.update(
+                gpu_latency_ms=g["latency"]["median_ms"],
+                gpu_latency_peak_mib=g["latency"]["peak_memory_mib"],
+                fp32_throughput=g["throughput"]["images_per_s"],
+                fp32_throughput_batch=g["throughput"]["batch"],
+                fp32_throughput_peak_mib=g["throughput"]["peak_memory_mib"],
+            )
         return row
 
     result["cli"] = _attempt(problems, "inpaintlab bench", cli_bench)
@@ -783,29 +926,61 @@ def bench_model(report: Report, plan: Plan, name: str, work: Path) -> dict[str, 
     def latency(precision: str) -> dict[str, Any]:
         _reset_peak(plan.device)
         times = _timed(model, plan.size, plan.device, precision, 3, plan.bench_repeats)(1)
-        return {"median_ms": float(np.median(times)), "p90_ms": float(np.percentile(times, 90)),
-                "peak_memory_mib": _peak_mib(plan.device), "repeats": len(times)}
+        return {
+            "median_ms": float(np.median(times)),
+            "p90_ms": float(np.percentile(times, 90)),
+            "peak_memory_mib": _peak_mib(plan.device),
+            "repeats": len(times),
+        }
 
     for precision in ("fp32", "bf16"):
         result[f"latency_{precision}"] = _attempt(problems, f"{precision} latency", lambda p=precision: latency(p))
-    result["throughput_bf16"] = _attempt(problems, "bf16 throughput", lambda: _throughput_search(
-        _timed(model, plan.size, plan.device, "bf16", 1, 3), plan.device, plan.memory_budget_mib, plan.batch_cap,
-        plan.throughput_batch))
+    result["throughput_bf16"] = _attempt(
+        problems,
+        "bf16 throughput",
+        lambda: _throughput_search(
+            _timed(model, plan.size, plan.device, "bf16", 1, 3),
+            plan.device,
+            plan.memory_budget_mib,
+            plan.batch_cap,
+            plan.throughput_batch,
+        ),
+    )
     model = None  # free the GPU before the training-step benchmark builds its own
     _free_memory()
     preset, sets = _model_recipe(plan, name)
     path_train = work / "bench" / f"{name}_train.json"
 
     def train_step() -> dict[str, Any]:
-        run_cli(report, f"bench --train {name}", ["bench", "--train", preset, *_sets(sets), "--variants", "fp32,bf16",
-                                                  "--steps", str(plan.train_bench_steps), "--device", plan.device,
-                                                  "--json", str(path_train)])
+        run_cli(
+            report,
+            f"bench --train {name}",
+            [
+                "bench",
+                "--train",
+                preset,
+                *_sets(sets),
+                "--variants",
+                "fp32,bf16",
+                "--steps",
+                str(plan.train_bench_steps),
+                "--device",
+                plan.device,
+                "--json",
+                str(path_train),
+            ],
+        )
         train = json.loads(path_train.read_text())
         for variant, row in train["variants"].items():
             if "error" in row:
                 problems.append(f"training step {variant}: {row['error']}")
-        return {"preset": preset, "overrides": sets, "batch": train["batch"], "size": train["size"],
-                "variants": train["variants"]}
+        return {
+            "preset": preset,
+            "overrides": sets,
+            "batch": train["batch"],
+            "size": train["size"],
+            "variants": train["variants"],
+        }
 
     result["train_step"] = _attempt(problems, "training step", train_step)
     result["problems"] = problems
@@ -830,15 +1005,38 @@ def part_train(part: Part, plan: Plan, work: Path) -> None:
 
 
 def _train_argv(plan: Plan, preset: str, out: Path, steps: int, extra: list[str]) -> list[str]:
-    sets = [*recipe_overrides(plan, preset), f"max_steps={steps}", f"ckpt_every={max(steps // 2, 1)}",
-            f"log_every={max(steps // 4, 1)}", "data.val_count=0", "keep_checkpoints=3", *extra]
+    sets = [
+        *recipe_overrides(plan, preset),
+        f"max_steps={steps}",
+        f"ckpt_every={max(steps // 2, 1)}",
+        f"log_every={max(steps // 4, 1)}",
+        "data.val_count=0",
+        "keep_checkpoints=3",
+        *extra,
+    ]
     return ["train", "--preset", preset, *_sets(sets), "--amp", "bf16", "--device", plan.device, "--out", str(out)]
 
 
 def _eval_argv(plan: Plan, checkpoint: Path, out: Path) -> list[str]:
-    return ["eval", "--checkpoint", str(checkpoint), "--images", plan.images, "--masks", plan.masks_small,
-            "--max-images", str(plan.eval_images), "--size", str(plan.size), "--batch-size", "8",
-            "--device", plan.device, "--out", str(out)]
+    return [
+        "eval",
+        "--checkpoint",
+        str(checkpoint),
+        "--images",
+        plan.images,
+        "--masks",
+        plan.masks_small,
+        "--max-images",
+        str(plan.eval_images),
+        "--size",
+        str(plan.size),
+        "--batch-size",
+        "8",
+        "--device",
+        plan.device,
+        "--out",
+        str(out),
+    ]
 
 
 def _checkpoint(run: Path, step: int) -> Path:
@@ -853,8 +1051,7 @@ def _metrics_lines(run: Path) -> dict[int, dict[str, Any]]:
     return {line["step"]: line for line in lines if "g/total" in line}
 
 
-def _run_worker(part: Part, spec: dict[str, Any], work: Path, tag: str, launcher: list[str],
-                timeout: float) -> dict[str, Any]:
+def _run_worker(part: Part, spec: dict[str, Any], work: Path, tag: str, launcher: list[str], timeout: float) -> dict[str, Any]:
     spec_path = work / f"{tag}_spec.json"
     spec["result"] = str(work / f"{tag}_result.json")
     spec_path.write_text(json.dumps(spec, indent=1))
@@ -873,24 +1070,37 @@ def _eval_summary(folder: Path) -> dict[str, Any]:
 def train_preset(part: Part, plan: Plan, preset: str, work: Path) -> dict[str, Any]:
     steps, half = plan.train_steps, plan.train_steps // 2
     run_a, run_b, evals = work / "train" / preset / "a", work / "train" / preset / "b", work / "train" / preset / "eval"
-    spec = {"device": plan.device, "steps": [
-        {"name": "train", "argv": _train_argv(plan, preset, run_a, steps, [])},
-        {"name": "resume", "argv": _train_argv(plan, preset, run_b, steps, []) + ["--resume", str(_checkpoint(run_a, half))]},
-        {"name": "eval", "argv": _eval_argv(plan, _checkpoint(run_b, steps), evals)},
-    ]}
+    spec = {
+        "device": plan.device,
+        "steps": [
+            {"name": "train", "argv": _train_argv(plan, preset, run_a, steps, [])},
+            {"name": "resume", "argv": _train_argv(plan, preset, run_b, steps, []) + ["--resume", str(_checkpoint(run_a, half))]},
+            {"name": "eval", "argv": _eval_argv(plan, _checkpoint(run_b, steps), evals)},
+        ],
+    }
     done = _run_worker(part, spec, work, f"train_{preset}", [], plan.worker_timeout)
     result: dict[str, Any] = {"steps": done["steps"], "seconds_process": done["process"]["seconds"]}
     problems = _step_problems(spec, done)
     logs_a, logs_b = _metrics_lines(run_a), _metrics_lines(run_b)
     if logs_a:
         last = logs_a[max(logs_a)]
-        result["train"] = {"last_step": max(logs_a), "g_total": last["g/total"], "images_per_s": last.get("images_per_s"),
-                           "checkpoint_mib": _mib(_checkpoint(run_a, steps))}
+        result["train"] = {
+            "last_step": max(logs_a),
+            "g_total": last["g/total"],
+            "images_per_s": last.get("images_per_s"),
+            "checkpoint_mib": _mib(_checkpoint(run_a, steps)),
+        }
     if logs_a and logs_b:
         common = sorted(set(logs_a) & set(logs_b) - {half})
-        result["resume"] = {"from_step": half, "to_step": max(logs_b), "compared_steps": common,
-                            "g_total_rel_diff": max((abs(logs_a[s]["g/total"] - logs_b[s]["g/total"]) /
-                                                     max(abs(logs_a[s]["g/total"]), 1e-12) for s in common), default=None)}
+        result["resume"] = {
+            "from_step": half,
+            "to_step": max(logs_b),
+            "compared_steps": common,
+            "g_total_rel_diff": max(
+                (abs(logs_a[s]["g/total"] - logs_b[s]["g/total"]) / max(abs(logs_a[s]["g/total"]), 1e-12) for s in common),
+                default=None,
+            ),
+        }
         if max(logs_b) != steps:
             problems.append(f"resumed run stopped at step {max(logs_b)}, expected {steps}")
     if (evals / "metrics.json").is_file():
@@ -913,14 +1123,23 @@ def _step_problems(spec: dict[str, Any], done: dict[str, Any]) -> list[str]:
 def torchrun_preset(part: Part, plan: Plan, work: Path) -> dict[str, Any]:
     preset, steps = plan.torchrun_preset, max(plan.train_steps // 2, 2)
     run, evals = work / "torchrun" / "run", work / "torchrun" / "eval"
-    spec = {"device": plan.device, "distributed": True, "probe_model": plan.probe_model, "steps": [
-        {"name": "train", "argv": _train_argv(plan, preset, run, steps, [])},
-        {"name": "eval", "argv": _eval_argv(plan, _checkpoint(run, steps), evals)},
-    ]}
+    spec = {
+        "device": plan.device,
+        "distributed": True,
+        "probe_model": plan.probe_model,
+        "steps": [
+            {"name": "train", "argv": _train_argv(plan, preset, run, steps, [])},
+            {"name": "eval", "argv": _eval_argv(plan, _checkpoint(run, steps), evals)},
+        ],
+    }
     launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "1"]
     done = _run_worker(part, spec, work, "torchrun", launcher, plan.worker_timeout)
-    result: dict[str, Any] = {"preset": preset, "distributed": done["distributed"], "steps": done["steps"],
-                              "seconds_process": done["process"]["seconds"]}
+    result: dict[str, Any] = {
+        "preset": preset,
+        "distributed": done["distributed"],
+        "steps": done["steps"],
+        "seconds_process": done["process"]["seconds"],
+    }
     problems = _step_problems(spec, done)
     dist_info = done["distributed"] or {}
     if "error" in dist_info:
@@ -929,12 +1148,17 @@ def torchrun_preset(part: Part, plan: Plan, work: Path) -> dict[str, Any]:
         problems.insert(0, f"process group probe failed: {dist_info}")
     logs = _metrics_lines(run)
     if logs:
-        result["train"] = {"last_step": max(logs), "g_total": logs[max(logs)]["g/total"],
-                           "images_per_s": logs[max(logs)].get("images_per_s")}
+        result["train"] = {
+            "last_step": max(logs),
+            "g_total": logs[max(logs)]["g/total"],
+            "images_per_s": logs[max(logs)].get("images_per_s"),
+        }
     if (evals / "metrics.json").is_file():
         result["eval"] = _eval_summary(evals)
-    result["note"] = ("one process: the trainer joins the process group torchrun set up but wraps in DDP only when "
-                      "WORLD_SIZE > 1; the DDP step is proven by the probe")
+    result["note"] = (
+        "one process: the trainer joins the process group torchrun set up but wraps in DDP only when "
+        "WORLD_SIZE > 1; the DDP step is proven by the probe"
+    )
     result["problems"] = problems
     return result
 
@@ -965,8 +1189,12 @@ def _shipped(plan: Plan, args: argparse.Namespace, work: Path) -> dict[str, Any]
         raise Skip(f"inpaintlab.pretrained is not importable ({err}); pass --default-weights FILE") from None
     if not pretrained.has_weights(name):
         raise Skip(f"no shipped weights for {name} in {pretrained.WEIGHTS_DIR}")
-    return {"name": name, "weights": pretrained.WEIGHTS_DIR / f"{name}.safetensors", "card": pretrained.model_card(name),
-            "source": f"inpaintlab/weights/{name}.safetensors"}
+    return {
+        "name": name,
+        "weights": pretrained.WEIGHTS_DIR / f"{name}.safetensors",
+        "card": pretrained.model_card(name),
+        "source": f"inpaintlab/weights/{name}.safetensors",
+    }
 
 
 def _smoke_shipped(plan: Plan, work: Path) -> dict[str, Any]:
@@ -983,8 +1211,12 @@ def _smoke_shipped(plan: Plan, work: Path) -> dict[str, Any]:
     from safetensors.torch import save_file
 
     save_file({k: v.half() if v.is_floating_point() else v for k, v in state.items()}, str(folder / "w.safetensors"))
-    card = {"model": header["model"], "step": header["step"], "preset": plan.default_preset,
-            "note": "smoke stand-in made from part 4's checkpoint"}
+    card = {
+        "model": header["model"],
+        "step": header["step"],
+        "preset": plan.default_preset,
+        "note": "smoke stand-in made from part 4's checkpoint",
+    }
     return {"name": header["model"]["name"], "weights": folder / "w.safetensors", "card": card, "source": str(source)}
 
 
@@ -996,8 +1228,11 @@ def _as_checkpoint(shipped: dict[str, Any], path: Path) -> Path:
 
     state = load_file(str(shipped["weights"]))
     tensors = {f"generator.{k}": v.float() if v.is_floating_point() else v for k, v in state.items()}
-    header = {"model": shipped["card"]["model"], "step": shipped["card"].get("step", 0),
-              "note": f"shipped weights {shipped['source']} as a checkpoint"}
+    header = {
+        "model": shipped["card"]["model"],
+        "step": shipped["card"].get("step", 0),
+        "note": f"shipped weights {shipped['source']} as a checkpoint",
+    }
     return save_checkpoint(path, tensors, header)
 
 
@@ -1023,29 +1258,84 @@ def continue_default(part: Part, plan: Plan, work: Path, out: Path, args: argpar
     n_train = _count_lines(plan.data / "train_images.txt") if plan.data else None
     per_epoch = max((n_train or batch) // batch, 1)
     epochs = math.ceil(steps / per_epoch)
-    sets = [*recipe_overrides(plan, preset), f"init_from={init}", f"batch_size={batch}", f"max_steps={steps}",
-            f"epochs={epochs}", "optim.schedule=linear", "optim.epochs_constant=0", f"optim.epochs_decay={epochs}",
-            f"optim.lr={plan.continue_lr}", "data.val_count=0", f"ckpt_every={max(steps // 4, 1)}", "keep_checkpoints=2",
-            f"log_every={max(steps // 10, 1)}", f"data.num_workers={plan.data_workers}"]
+    sets = [
+        *recipe_overrides(plan, preset),
+        f"init_from={init}",
+        f"batch_size={batch}",
+        f"max_steps={steps}",
+        f"epochs={epochs}",
+        "optim.schedule=linear",
+        "optim.epochs_constant=0",
+        f"optim.epochs_decay={epochs}",
+        f"optim.lr={plan.continue_lr}",
+        "data.val_count=0",
+        f"ckpt_every={max(steps // 4, 1)}",
+        "keep_checkpoints=2",
+        f"log_every={max(steps // 10, 1)}",
+        f"data.num_workers={plan.data_workers}",
+    ]
     run = folder / "run"
-    argv = [sys.executable, "-m", "inpaintlab.cli", "train", "--preset", preset, *_sets(sets), "--amp", "bf16",
-            "--device", plan.device, "--out", str(run)]
+    argv = [
+        sys.executable,
+        "-m",
+        "inpaintlab.cli",
+        "train",
+        "--preset",
+        preset,
+        *_sets(sets),
+        "--amp",
+        "bf16",
+        "--device",
+        plan.device,
+        "--out",
+        str(run),
+    ]
     proc = run_process(part.report, f"continue {name}", argv, timeout=train_s)
-    result: dict[str, Any] = {"model": name, "shipped": shipped["source"], "preset": preset, "batch": batch,
-                              "planned_steps": steps, "lr": plan.continue_lr, "schedule": "linear decay to 0",
-                              "rate_estimate_images_per_s": rate, "train": {"rc": proc["rc"], "seconds": proc["seconds"]}}
+    result: dict[str, Any] = {
+        "model": name,
+        "shipped": shipped["source"],
+        "preset": preset,
+        "batch": batch,
+        "planned_steps": steps,
+        "lr": plan.continue_lr,
+        "schedule": "linear decay to 0",
+        "rate_estimate_images_per_s": rate,
+        "train": {"rc": proc["rc"], "seconds": proc["seconds"]},
+    }
     checkpoints = sorted((run / "checkpoints").glob("step_*.safetensors"))
     if not checkpoints:
         raise RuntimeError(f"training wrote no checkpoint (rc {proc['rc']}): {proc['tail']}")
     newest = checkpoints[-1]
     logs = _metrics_lines(run)
-    result["train"].update(steps=int(newest.stem.split("_")[1]), images_per_s=logs[max(logs)].get("images_per_s") if logs else None,
-                           g_total_first=logs[min(logs)]["g/total"] if logs else None,
-                           g_total_last=logs[max(logs)]["g/total"] if logs else None)
+    result["train"].update(
+        steps=int(newest.stem.split("_")[1]),
+        images_per_s=logs[max(logs)].get("images_per_s") if logs else None,
+        g_total_first=logs[min(logs)]["g/total"] if logs else None,
+        g_total_last=logs[max(logs)]["g/total"] if logs else None,
+    )
     evals = folder / "eval"
-    eval_argv = [sys.executable, "-m", "inpaintlab.cli", "eval", "--checkpoint", str(init), "--checkpoint", str(newest),
-                 "--images", plan.images, "--masks", plan.masks_all, "--size", str(_inference_size(card, plan.size)),
-                 "--batch-size", "32", "--device", plan.device, "--out", str(evals)]
+    eval_argv = [
+        sys.executable,
+        "-m",
+        "inpaintlab.cli",
+        "eval",
+        "--checkpoint",
+        str(init),
+        "--checkpoint",
+        str(newest),
+        "--images",
+        plan.images,
+        "--masks",
+        plan.masks_all,
+        "--size",
+        str(_inference_size(card, plan.size)),
+        "--batch-size",
+        "32",
+        "--device",
+        plan.device,
+        "--out",
+        str(evals),
+    ]
     if plan.smoke:
         eval_argv += ["--max-images", str(plan.eval_images)]
     done = run_process(part.report, f"eval {name}: shipped vs continued", eval_argv, timeout=max(part.left(), 10))
@@ -1053,8 +1343,12 @@ def continue_default(part: Part, plan: Plan, work: Path, out: Path, args: argpar
         raise RuntimeError(f"eval exited {done['rc']}: {done['tail']}")
     before, after = _eval_summary(evals / "shipped"), _eval_summary(evals / newest.stem)
     improved = after["overall"]["psnr"] > before["overall"]["psnr"]
-    result.update(shipped_eval=before, continued_eval=after, improved=improved,
-                  psnr_gain_db=after["overall"]["psnr"] - before["overall"]["psnr"])
+    result.update(
+        shipped_eval=before,
+        continued_eval=after,
+        improved=improved,
+        psnr_gain_db=after["overall"]["psnr"] - before["overall"]["psnr"],
+    )
     if improved:
         result["returned"] = _return_weights(newest, out, card, result, argv)
     else:
@@ -1097,12 +1391,22 @@ def _return_weights(checkpoint: Path, out: Path, card: dict[str, Any], result: d
     if weights.stat().st_size >= MAX_FILE_BYTES:
         weights.unlink()
         raise RuntimeError(f"{name} weights are {weights.stat().st_size / 2**20:.1f} MiB in fp16: over the 16 MB limit")
-    new_card = {**card, "step": card.get("step", 0), "model": header["model"],
-                "weights": {"file": weights.name, "dtype": "float16", "ema": bool(sub_state(tensors, "generator_ema"))},
-                "gpu_continuation": {"steps": result["train"]["steps"], "batch": result["batch"], "lr": result["lr"],
-                                     "seconds": result["train"]["seconds"], "command": " ".join(argv[1:]),
-                                     "heldout_before": result["shipped_eval"]["overall"],
-                                     "heldout_after": result["continued_eval"]["overall"], "date": _now()}}
+    new_card = {
+        **card,
+        "step": card.get("step", 0),
+        "model": header["model"],
+        "weights": {"file": weights.name, "dtype": "float16", "ema": bool(sub_state(tensors, "generator_ema"))},
+        "gpu_continuation": {
+            "steps": result["train"]["steps"],
+            "batch": result["batch"],
+            "lr": result["lr"],
+            "seconds": result["train"]["seconds"],
+            "command": " ".join(argv[1:]),
+            "heldout_before": result["shipped_eval"]["overall"],
+            "heldout_after": result["continued_eval"]["overall"],
+            "date": _now(),
+        },
+    }
     (out / f"{name}.json").write_text(json.dumps(new_card, indent=2) + "\n")
     return [weights.name, f"{name}.json"]
 
@@ -1112,9 +1416,12 @@ def _return_weights(checkpoint: Path, out: Path, card: dict[str, Any], result: d
 
 def markdown_summary(data: dict[str, Any]) -> str:
     parts = data["parts"]
-    lines = [f"# inpaintlab GPU check ({data['mode']})", "",
-             f"Started {data['started']}, {data['wall_s']} s of a {data['budget_s']} s budget. "
-             f"Command: `{' '.join(data['argv'])}`.", ""]
+    lines = [
+        f"# inpaintlab GPU check ({data['mode']})",
+        "",
+        f"Started {data['started']}, {data['wall_s']} s of a {data['budget_s']} s budget. Command: `{' '.join(data['argv'])}`.",
+        "",
+    ]
     lines += ["| part | status | seconds | budget s | note |", "|---|---|---:|---:|---|"]
     for key, part in parts.items():
         note = part.get("reason") or part.get("error") or ""
@@ -1122,13 +1429,19 @@ def markdown_summary(data: dict[str, Any]) -> str:
     env = parts.get("environment", {}).get("items", {}).get("environment", {}).get("environment")
     if env:
         gpu = env.get("gpu", {})
-        lines += ["", "## Environment", "",
-                  f"torch {env['torch']} (CUDA {env['torch_cuda']}), Python {env['python']}, {env['cpu_count']} CPUs, "
-                  f"inpaintlab {env['inpaintlab']} at {env['git']}; data: {json.dumps(env['data'])}."]
+        lines += [
+            "",
+            "## Environment",
+            "",
+            f"torch {env['torch']} (CUDA {env['torch_cuda']}), Python {env['python']}, {env['cpu_count']} CPUs, "
+            f"inpaintlab {env['inpaintlab']} at {env['git']}; data: {json.dumps(env['data'])}.",
+        ]
         if gpu:
-            lines.append(f"GPU: {gpu['name']} ({gpu['memory_gib']} GiB, capability {gpu['capability']}), cuDNN "
-                         f"{gpu['cudnn']}, NCCL {gpu['nccl']}, TF32 convolutions {gpu['tf32_cudnn']}, bf16 matmul "
-                         f"{gpu['bf16_matmul_tflops']} TFLOP/s; nvidia-smi: {gpu.get('nvidia_smi')}.")
+            lines.append(
+                f"GPU: {gpu['name']} ({gpu['memory_gib']} GiB, capability {gpu['capability']}), cuDNN "
+                f"{gpu['cudnn']}, NCCL {gpu['nccl']}, TF32 convolutions {gpu['tf32_cudnn']}, bf16 matmul "
+                f"{gpu['bf16_matmul_tflops']} TFLOP/s; nvidia-smi: {gpu.get('nvidia_smi')}."
+            )
     lines += _contract_table(parts.get("contract"))
     lines += _bench_table(parts.get("bench"))
     lines += _train_table(parts.get("train"), data)
@@ -1158,35 +1471,48 @@ def _status_cell(item: dict[str, Any]) -> str:
 def _contract_table(part: dict[str, Any] | None) -> list[str]:
     if not _items(part):
         return []
-    lines = ["", "## Forward + backward (contract, fp32 vs bf16)", "",
-             "| model | params | fp32 fwd+bwd ms | bf16 fwd+bwd ms | fp32 peak MiB | bf16 peak MiB | hole-noise max diff "
-             "| bf16-fp32 in hole: mean / max | status |", "|---|---:|---:|---:|---:|---:|---:|---:|---|"]
+    lines = [
+        "",
+        "## Forward + backward (contract, fp32 vs bf16)",
+        "",
+        "| model | params | fp32 fwd+bwd ms | bf16 fwd+bwd ms | fp32 peak MiB | bf16 peak MiB | hole-noise max diff "
+        "| bf16-fp32 in hole: mean / max | status |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---|",
+    ]
     for name, r in _items(part).items():
         fp32, bf16 = r.get("fp32") or {}, r.get("bf16") or {}
-        lines.append(f"| `{name}` | {_f(r.get('params'))} | {_f(fp32.get('fwd_bwd_ms'))} | {_f(bf16.get('fwd_bwd_ms'))} | "
-                     f"{_f(fp32.get('peak_memory_mib'), 0)} | {_f(bf16.get('peak_memory_mib'), 0)} | "
-                     f"{_f(r.get('hole_noise_max_abs'), 2)} | {_f(r.get('bf16_vs_fp32_hole_mean_abs'), 4)} / "
-                     f"{_f(r.get('bf16_vs_fp32_hole_max_abs'), 3)} | {_status_cell(r)} |")
+        lines.append(
+            f"| `{name}` | {_f(r.get('params'))} | {_f(fp32.get('fwd_bwd_ms'))} | {_f(bf16.get('fwd_bwd_ms'))} | "
+            f"{_f(fp32.get('peak_memory_mib'), 0)} | {_f(bf16.get('peak_memory_mib'), 0)} | "
+            f"{_f(r.get('hole_noise_max_abs'), 2)} | {_f(r.get('bf16_vs_fp32_hole_mean_abs'), 4)} / "
+            f"{_f(r.get('bf16_vs_fp32_hole_max_abs'), 3)} | {_status_cell(r)} |"
+        )
     return lines
 
 
 def _bench_table(part: dict[str, Any] | None) -> list[str]:
     if not _items(part):
         return []
-    lines = ["", "## Benchmarks (batch-1 latency, bf16 throughput in the memory budget, training step with D)", "",
-             "| model | true GMACs | latency fp32 ms | latency bf16 ms | bf16 img/s (batch, peak MiB) | fp32 img/s @16 "
-             "| train img/s fp32 / bf16 (batch) | ms per training image fp32 / bf16 | paper | status |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|---|---|"]
+    lines = [
+        "",
+        "## Benchmarks (batch-1 latency, bf16 throughput in the memory budget, training step with D)",
+        "",
+        "| model | true GMACs | latency fp32 ms | latency bf16 ms | bf16 img/s (batch, peak MiB) | fp32 img/s @16 "
+        "| train img/s fp32 / bf16 (batch) | ms per training image fp32 / bf16 | paper | status |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---|---|",
+    ]
     for name, r in _items(part).items():
         cli, tp = r.get("cli") or {}, r.get("throughput_bf16") or {}
         train = (r.get("train_step") or {}).get("variants", {})
         ips = [train.get(v, {}).get("images_per_s") for v in ("fp32", "bf16")]
         ms = [None if x is None else 1000 / x for x in ips]
         tp_cell = "–" if not tp else f"{_f(tp.get('images_per_s'))} ({tp.get('batch')}, {_f(tp.get('peak_memory_mib'), 0)})"
-        lines.append(f"| `{name}` | {_f(cli.get('true_gmacs'), 2)} | {_f((r.get('latency_fp32') or {}).get('median_ms'), 2)} | "
-                     f"{_f((r.get('latency_bf16') or {}).get('median_ms'), 2)} | {tp_cell} | {_f(cli.get('fp32_throughput'))} | "
-                     f"{_f(ips[0])} / {_f(ips[1])} ({(r.get('train_step') or {}).get('batch', '–')}) | "
-                     f"{_f(ms[0])} / {_f(ms[1])} | {r.get('paper') or ''} | {_status_cell(r)} |")
+        lines.append(
+            f"| `{name}` | {_f(cli.get('true_gmacs'), 2)} | {_f((r.get('latency_fp32') or {}).get('median_ms'), 2)} | "
+            f"{_f((r.get('latency_bf16') or {}).get('median_ms'), 2)} | {tp_cell} | {_f(cli.get('fp32_throughput'))} | "
+            f"{_f(ips[0])} / {_f(ips[1])} ({(r.get('train_step') or {}).get('batch', '–')}) | "
+            f"{_f(ms[0])} / {_f(ms[1])} | {r.get('paper') or ''} | {_status_cell(r)} |"
+        )
     return lines
 
 
@@ -1194,14 +1520,21 @@ def _train_table(part: dict[str, Any] | None, data: dict[str, Any]) -> list[str]
     if not _items(part):
         return []
     steps = data["plan"]["train_steps"]
-    lines = ["", f"## Training: {steps} steps (bf16), resume from step {steps // 2}, eval of the resumed checkpoint", "",
-             "| preset | last step | img/s (last window) | g/total | resume: max rel. diff of logged losses "
-             "| eval PSNR | SSIM | L1 | status |", "|---|---:|---:|---:|---:|---:|---:|---:|---|"]
+    lines = [
+        "",
+        f"## Training: {steps} steps (bf16), resume from step {steps // 2}, eval of the resumed checkpoint",
+        "",
+        "| preset | last step | img/s (last window) | g/total | resume: max rel. diff of logged losses "
+        "| eval PSNR | SSIM | L1 | status |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---|",
+    ]
     for name, r in _items(part).items():
         train, resume, ev = r.get("train") or {}, r.get("resume") or {}, (r.get("eval") or {}).get("overall", {})
-        lines.append(f"| `{name}` | {_f(train.get('last_step'))} | {_f(train.get('images_per_s'))} | "
-                     f"{_f(train.get('g_total'), 4)} | {_f(resume.get('g_total_rel_diff'), 2)} | {_f(ev.get('psnr'), 2)} | "
-                     f"{_f(ev.get('ssim'), 4)} | {_f(ev.get('l1'), 3)} | {_status_cell(r)} |")
+        lines.append(
+            f"| `{name}` | {_f(train.get('last_step'))} | {_f(train.get('images_per_s'))} | "
+            f"{_f(train.get('g_total'), 4)} | {_f(resume.get('g_total_rel_diff'), 2)} | {_f(ev.get('psnr'), 2)} | "
+            f"{_f(ev.get('ssim'), 4)} | {_f(ev.get('l1'), 3)} | {_status_cell(r)} |"
+        )
         if r.get("distributed"):
             lines.append(f"|  ↳ process group | {json.dumps(r['distributed'])} | | | | | | | |")
     return lines
@@ -1210,31 +1543,49 @@ def _train_table(part: dict[str, Any] | None, data: dict[str, Any]) -> list[str]
 def _continue_section(part: dict[str, Any] | None) -> list[str]:
     items = _items(part)
     if not items:
-        return ["", "## Continue the shipped default", "", f"{(part or {}).get('status', 'not run')}: "
-                f"{(part or {}).get('reason', '')}"]
+        return [
+            "",
+            "## Continue the shipped default",
+            "",
+            f"{(part or {}).get('status', 'not run')}: {(part or {}).get('reason', '')}",
+        ]
     lines = ["", "## Continue the shipped default on the GPU", ""]
     for name, r in items.items():
         if r["status"] != "ok":
             lines.append(f"`{name}`: {_status_cell(r)}")
             continue
         t = r["train"]
-        lines += [f"`{name}` from {r['shipped']} with preset `{r['preset']}`, batch {r['batch']}, lr {r['lr']} "
-                  f"({r['schedule']}): {t['steps']} steps in {t['seconds']} s ({_f(t.get('images_per_s'))} img/s).", "",
-                  "| weights | images | L1 | PSNR | SSIM |", "|---|---:|---:|---:|---:|"]
+        lines += [
+            f"`{name}` from {r['shipped']} with preset `{r['preset']}`, batch {r['batch']}, lr {r['lr']} "
+            f"({r['schedule']}): {t['steps']} steps in {t['seconds']} s ({_f(t.get('images_per_s'))} img/s).",
+            "",
+            "| weights | images | L1 | PSNR | SSIM |",
+            "|---|---:|---:|---:|---:|",
+        ]
         for label, ev in (("shipped", r["shipped_eval"]), ("continued", r["continued_eval"])):
             o = ev["overall"]
             lines.append(f"| {label} | {ev['images']} | {_f(o.get('l1'), 3)} | {_f(o.get('psnr'), 2)} | {_f(o.get('ssim'), 4)} |")
-        lines += ["", f"PSNR gain {r['psnr_gain_db']:+.3f} dB: " +
-                  (f"weights returned as {', '.join(r['returned'])}." if r["improved"] else "not improved, nothing returned.")]
+        lines += [
+            "",
+            f"PSNR gain {r['psnr_gain_db']:+.3f} dB: "
+            + (f"weights returned as {', '.join(r['returned'])}." if r["improved"] else "not improved, nothing returned."),
+        ]
     return lines
 
 
 # =============================================================================== data for the GPU run
 
 
-def prepare_data(out: str | Path, dataset: str | Path | None = None, split: str | Path | None = None,
-                 n_train: int = 600, n_heldout: int = 0, n_train_masks: int = 1000, masks_per_bin_small: int = 10,
-                 mask_size: int = 256) -> dict[str, Any]:
+def prepare_data(
+    out: str | Path,
+    dataset: str | Path | None = None,
+    split: str | Path | None = None,
+    n_train: int = 600,
+    n_heldout: int = 0,
+    n_train_masks: int = 1000,
+    masks_per_bin_small: int = 10,
+    mask_size: int = 256,
+) -> dict[str, Any]:
     """Copy a deterministic subset of the held-out split into ``out`` (git-ignored; it travels with ``carry``).
 
     The lists of ``inpaintlab split`` (``split`` folder, else made here from ``dataset``) are ordered by the
@@ -1262,16 +1613,24 @@ def prepare_data(out: str | Path, dataset: str | Path | None = None, split: str 
             make_split(dataset, tmp, size=mask_size, progress=False)
             split = tmp
         split = Path(split)
-        lists = {k: [Path(p) for p in (split / f"{k}.txt").read_text().split("\n") if p.strip()]
-                 for k in ("train_images", "heldout_images", "train_masks", "heldout_masks")}
+        lists = {
+            k: [Path(p) for p in (split / f"{k}.txt").read_text().split("\n") if p.strip()]
+            for k in ("train_images", "heldout_images", "train_masks", "heldout_masks")
+        }
         summary = json.loads((split / "split.json").read_text()) if (split / "split.json").is_file() else {}
     order = lambda paths: sorted(paths, key=lambda p: hashlib.sha256(f"{p.parent.name}/{p.name}".encode()).hexdigest())  # noqa: E731
-    chosen = {"train_images": order(lists["train_images"])[:n_train],
-              "heldout_images": order(lists["heldout_images"])[: n_heldout or None],
-              "train_masks": order(lists["train_masks"])[:n_train_masks],
-              "heldout_masks": order(lists["heldout_masks"])}
-    folders = {"train_images": "train", "heldout_images": "heldout", "train_masks": "masks_train",
-               "heldout_masks": "masks_heldout"}
+    chosen = {
+        "train_images": order(lists["train_images"])[:n_train],
+        "heldout_images": order(lists["heldout_images"])[: n_heldout or None],
+        "train_masks": order(lists["train_masks"])[:n_train_masks],
+        "heldout_masks": order(lists["heldout_masks"]),
+    }
+    folders = {
+        "train_images": "train",
+        "heldout_images": "heldout",
+        "train_masks": "masks_train",
+        "heldout_masks": "masks_heldout",
+    }
     written: dict[str, list[str]] = {}
     total = 0
     for key, paths in chosen.items():
@@ -1289,10 +1648,14 @@ def prepare_data(out: str | Path, dataset: str | Path | None = None, split: str 
     for k in range(len(HOLE_RATIO_BINS)):
         small += [written["heldout_masks"][i] for i, r in enumerate(ratios) if ratio_bin(r) == k][:masks_per_bin_small]
     (out / "heldout_masks_small.txt").write_text("".join(line + "\n" for line in small))
-    manifest = {"made": _now(), "source": str(dataset) if dataset else summary.get("root"), "split_settings":
-                {k: summary.get(k) for k in ("image_fraction", "masks_per_bin", "mask_size")},
-                "rule": "each list ordered by SHA-256 of '<folder>/<name>', first N taken",
-                "counts": {**{k: len(v) for k, v in written.items()}, "heldout_masks_small": len(small)}, "bytes": total}
+    manifest = {
+        "made": _now(),
+        "source": str(dataset) if dataset else summary.get("root"),
+        "split_settings": {k: summary.get(k) for k in ("image_fraction", "masks_per_bin", "mask_size")},
+        "rule": "each list ordered by SHA-256 of '<folder>/<name>', first N taken",
+        "counts": {**{k: len(v) for k, v in written.items()}, "heldout_masks_small": len(small)},
+        "bytes": total,
+    }
     (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
     return manifest
 
@@ -1366,12 +1729,16 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
     report.save()
     start = time.time()
     deadline = start + plan.total_s
-    signal.signal(signal.SIGTERM, lambda *_: (report.data["failures"].append("stopped by SIGTERM"), report.save(True),
-                                              sys.exit(143)))
-    schedule = [("environment", "1. Environment"), ("contract", "2. Forward/backward, contract, fp32 vs bf16"),
-                ("bench", "3. Latency, throughput, memory, training step"),
-                ("train", "4. Presets: train, resume, eval; torchrun"),
-                ("continue_default", "5. Continue the shipped default model")]
+    signal.signal(
+        signal.SIGTERM, lambda *_: (report.data["failures"].append("stopped by SIGTERM"), report.save(True), sys.exit(143))
+    )
+    schedule = [
+        ("environment", "1. Environment"),
+        ("contract", "2. Forward/backward, contract, fp32 vs bf16"),
+        ("bench", "3. Latency, throughput, memory, training step"),
+        ("train", "4. Presets: train, resume, eval; torchrun"),
+        ("continue_default", "5. Continue the shipped default model"),
+    ]
     bodies = {
         "environment": lambda part: part_environment(part, plan),
         "contract": lambda part: part_contract(part, plan),
@@ -1394,7 +1761,9 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
     files = output_files(out)
     report.data["output_files"] = {p.name: p.stat().st_size for p in files}
     if len(files) > MAX_OUT_FILES or any(p.stat().st_size >= MAX_FILE_BYTES for p in files):
-        report.data["failures"].append(f"output folder breaks the limits: {len(files)} files, sizes {report.data['output_files']}")
+        report.data["failures"].append(
+            f"output folder breaks the limits: {len(files)} files, sizes {report.data['output_files']}"
+        )
     report.save(final=True)
     print((out / REPORT_MD).read_text())
     failed = [k for k, p in report.data["parts"].items() if p["status"] == "failed"]
@@ -1405,8 +1774,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m inpaintlab.gpu_check", description=__doc__.splitlines()[0])
     p.add_argument("out", help="output folder (empty or a previous gpu_check output): at most 8 files come back")
     p.add_argument("--smoke", action="store_true", help="CPU, tiny models, builtin photos: the CI plumbing test")
-    p.add_argument("--data", help="folder made by scripts/gpu_data.sh (GPU default gpu_data; smoke default: "
-                                  "built-in photos and generated masks)")
+    p.add_argument(
+        "--data",
+        help="folder made by scripts/gpu_data.sh (GPU default gpu_data; smoke default: built-in photos and generated masks)",
+    )
     p.add_argument("--budget-s", type=float, help="whole-run time budget in seconds (GPU 450, smoke 420)")
     p.add_argument("--parts", help="comma-separated subset of environment,contract,bench,train,continue_default")
     p.add_argument("--max-models", type=int, help="only the first N models (parts 2-3)")
@@ -1423,8 +1794,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def build_data_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m inpaintlab.gpu_check prepare-data",
-                                description="copy photos and masks for the GPU run into a git-ignored folder")
+    p = argparse.ArgumentParser(
+        prog="python -m inpaintlab.gpu_check prepare-data",
+        description="copy photos and masks for the GPU run into a git-ignored folder",
+    )
     p.add_argument("out", nargs="?", default="gpu_data", help="folder to (re)create (default gpu_data)")
     p.add_argument("--dataset", default=os.environ.get("INPAINTLAB_DATA"), help="dataset root ($INPAINTLAB_DATA)")
     p.add_argument("--split", help="an existing `inpaintlab split` folder (else one is made from --dataset)")

@@ -41,8 +41,9 @@ _IMAGENET_STD = (0.229, 0.224, 0.225)
 # ------------------------------------------------------------------------------------------ functional
 
 
-def pixel_loss(pred: Tensor, target: Tensor, region: Tensor, distance: str = "l1", norm: str = "region",
-               eps: float = 1e-12) -> Tensor:
+def pixel_loss(
+    pred: Tensor, target: Tensor, region: Tensor, distance: str = "l1", norm: str = "region", eps: float = 1e-12
+) -> Tensor:
     """Distance between pred and target (B,C,H,W) inside ``region`` (B,1,H,W), weights in [0,1].
 
     distance: "l1" = |pred-target|, "l2" = (pred-target)^2 (CICM's L2 inpainting loss).
@@ -207,8 +208,9 @@ def aux_kind(name: str, value, declared: Mapping[str, str] | None) -> str:
     if declared is None:
         return PYRAMID if is_tuple else SCALAR
     if name not in declared:
-        raise InpaintlabError(f"the model returns aux term {name!r} it does not declare (aux_terms: "
-                              f"{', '.join(sorted(declared)) or 'none'})")
+        raise InpaintlabError(
+            f"the model returns aux term {name!r} it does not declare (aux_terms: {', '.join(sorted(declared)) or 'none'})"
+        )
     kind = declared[name]
     if is_tuple != (kind == PYRAMID):
         raise InpaintlabError(f"aux term {name!r} is declared {kind!r} but the model returned a {type(value).__name__}")
@@ -224,16 +226,22 @@ def check_aux_weights(model: InpaintModel, cfg: LossConfig) -> None:
     name, declared = model.model_name, dict(model.aux_terms)
     bad_kinds = sorted(k for k, kind in declared.items() if kind not in AUX_KINDS)
     if bad_kinds:
-        raise InpaintlabError(f"model {name!r} declares aux term {bad_kinds[0]!r} of unknown kind "
-                              f"{declared[bad_kinds[0]]!r}; kinds: {', '.join(AUX_KINDS)}")
+        raise InpaintlabError(
+            f"model {name!r} declares aux term {bad_kinds[0]!r} of unknown kind "
+            f"{declared[bad_kinds[0]]!r}; kinds: {', '.join(AUX_KINDS)}"
+        )
     unused = sorted(set(cfg.aux) - set(declared))
     if unused:
-        raise InpaintlabError(f"loss.aux weights {unused[0]!r} but model {name!r} returns no such aux term (it declares: "
-                              f"{', '.join(sorted(declared)) or 'none'}); remove it or fix the name")
+        raise InpaintlabError(
+            f"loss.aux weights {unused[0]!r} but model {name!r} returns no such aux term (it declares: "
+            f"{', '.join(sorted(declared)) or 'none'}); remove it or fix the name"
+        )
     missing = sorted(set(declared) - set(cfg.aux))
     if missing:
-        raise InpaintlabError(f"model {name!r} returns aux term {missing[0]!r} ({declared[missing[0]]}) but loss.aux "
-                              f"has no weight for it: --set loss.aux.{missing[0]}=W")
+        raise InpaintlabError(
+            f"model {name!r} returns aux term {missing[0]!r} ({declared[missing[0]]}) but loss.aux "
+            f"has no weight for it: --set loss.aux.{missing[0]}=W"
+        )
 
 
 class GeneratorLoss(nn.Module):
@@ -246,8 +254,13 @@ class GeneratorLoss(nn.Module):
     logs: detached scalar tensors named ``g/<term>``, ``g/aux/<name>`` and ``g/total``.
     """
 
-    def __init__(self, cfg: LossConfig, discriminator: nn.Module | None = None, features: nn.Module | None = None,
-                 aux_terms: Mapping[str, str] | None = None):
+    def __init__(
+        self,
+        cfg: LossConfig,
+        discriminator: nn.Module | None = None,
+        features: nn.Module | None = None,
+        aux_terms: Mapping[str, str] | None = None,
+    ):
         super().__init__()
         self.cfg = cfg
         # aux_terms: the generator's declared ``{name: kind}`` (the trainer passes it); None infers each kind

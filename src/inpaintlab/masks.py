@@ -184,8 +184,10 @@ def object_mask(height: int, width: int, ratio: float, rng: np.random.Generator)
     """
     if not 0 < ratio <= 0.6:
         raise InpaintlabError(f"object hole ratio must be in (0, 0.6], got {ratio}")
-    parts = [(rng.uniform(-0.5, 0.5), rng.uniform(-0.7, 0.7), rng.uniform(0.35, 0.8), rng.uniform(0.5, 1.1),
-              rng.uniform(0, 180)) for _ in range(int(rng.integers(3, 6)))]
+    parts = [
+        (rng.uniform(-0.5, 0.5), rng.uniform(-0.7, 0.7), rng.uniform(0.35, 0.8), rng.uniform(0.5, 1.1), rng.uniform(0, 180))
+        for _ in range(int(rng.integers(3, 6)))
+    ]
     centre = (rng.uniform(0.35, 0.65) * width, rng.uniform(0.35, 0.65) * height)
 
     def draw(scale: float) -> np.ndarray:
@@ -217,9 +219,7 @@ def random_box(
     box = size // 2 if box is None else box
     max_shrink = size // 16 if max_shrink is None else max_shrink
     if box < 1 or box + 2 * margin > size or not 0 <= 2 * max_shrink < box:
-        raise InpaintlabError(
-            f"box {box} with shrink {max_shrink} and margin {margin} does not fit a {size}x{size} mask"
-        )
+        raise InpaintlabError(f"box {box} with shrink {max_shrink} and margin {margin} does not fit a {size}x{size} mask")
     top, left = rng.integers(margin, size - margin - box + 1, size=2)
     shrink_h, shrink_w = rng.integers(0, max_shrink + 1, size=2)
     mask = np.zeros((size, size), np.uint8)
@@ -251,8 +251,9 @@ def pennet_square(size: int, rng: np.random.Generator, side: int | None = None, 
     """
     side = size // 2 if side is None else side
     if not 0 < side <= size or not 0 <= max_angle <= 360:
-        raise InpaintlabError(f"pennet_square needs 0 < side <= size ({size}) and 0 <= max_angle <= 360, "
-                              f"got side {side}, max_angle {max_angle}")
+        raise InpaintlabError(
+            f"pennet_square needs 0 < side <= size ({size}) and 0 <= max_angle <= 360, got side {side}, max_angle {max_angle}"
+        )
     top, left = (int(v) for v in rng.integers(0, size - side + 1, size=2))
     mask = np.zeros((size, size), np.uint8)
     mask[top : top + side, left : left + side] = 255
@@ -263,9 +264,7 @@ def pennet_square(size: int, rng: np.random.Generator, side: int | None = None, 
     return (np.asarray(dilated) > 127).astype(np.uint8)
 
 
-def lgnet_circles(
-    size: int = 256, radii: tuple[int, ...] = (30, 30, 40, 40), together: bool = False
-) -> list[np.ndarray]:
+def lgnet_circles(size: int = 256, radii: tuple[int, ...] = (30, 30, 40, 40), together: bool = False) -> list[np.ndarray]:
     """LGNet Fig. 5 circle masks: radii 30, 30, 40, 40 px at 256x256 (scaled by size/256).
 
     The paper gives only the radii. Choice: circle i is centred in quadrant i (top-left, top-right,
@@ -458,8 +457,9 @@ class MaskFolder:
         elif self.root.is_dir():
             self.files = sorted(p for p in self.root.iterdir() if p.is_file() and p.suffix.lower() in MASK_SUFFIXES)
         else:
-            raise InpaintlabError(f"mask folder {self.root} does not exist; expected a folder of mask images "
-                                  "or a .txt list of mask files")
+            raise InpaintlabError(
+                f"mask folder {self.root} does not exist; expected a folder of mask images or a .txt list of mask files"
+            )
         if not self.files:
             raise InpaintlabError(f"mask source {self.root} has no {'/'.join(MASK_SUFFIXES)} files; expected masks")
         self._ratios: np.ndarray | None = None
@@ -541,8 +541,9 @@ class _DrawnMasks:
     """A ``MaskSource`` around ``draw(rng) -> (drawn,drawn) uint8``, then a random size x size window of it
     (when drawn > size), then border band, then rotation."""
 
-    def __init__(self, spec: str, size: int, draw: Callable[[np.random.Generator], np.ndarray], margin: int,
-                 rotate90: bool, drawn: int):
+    def __init__(
+        self, spec: str, size: int, draw: Callable[[np.random.Generator], np.ndarray], margin: int, rotate90: bool, drawn: int
+    ):
         self.spec, self.size, self.draw, self.margin, self.rotate90 = spec, size, draw, margin, rotate90
         self.drawn = drawn
 
@@ -559,8 +560,7 @@ class _DrawnMasks:
         return torch.from_numpy(mask.astype(np.float32))[None]
 
     def __repr__(self) -> str:
-        return (f"MaskSource({self.spec!r}, size={self.size}, drawn={self.drawn}, margin={self.margin}, "
-                f"rotate90={self.rotate90})")
+        return f"MaskSource({self.spec!r}, size={self.size}, drawn={self.drawn}, margin={self.margin}, rotate90={self.rotate90})"
 
 
 def _hole_window(mask: np.ndarray, size: int, rng: np.random.Generator) -> np.ndarray:
@@ -574,11 +574,10 @@ def _hole_window(mask: np.ndarray, size: int, rng: np.random.Generator) -> np.nd
         y, x = divmod(int(holes[rng.integers(holes.size)]), mask.shape[1])
         top = int(rng.integers(max(0, y - size + 1), min(y, span) + 1))
         left = int(rng.integers(max(0, x - size + 1), min(x, span) + 1))
-    return np.ascontiguousarray(mask[top:top + size, left:left + size])
+    return np.ascontiguousarray(mask[top : top + size, left : left + size])
 
 
-def build_mask_source(spec: str, size: int = 256, margin: int = 0, rotate90: bool = False,
-                      drawn_size: int = 0) -> MaskSource:
+def build_mask_source(spec: str, size: int = 256, margin: int = 0, rotate90: bool = False, drawn_size: int = 0) -> MaskSource:
     """A ``MaskSource`` from a spec string (see ``_SPECS``); masks are (1,size,size) float.
 
     "strokes": a bin chosen uniformly from the six, then ``bin_stroke_mask``; "bins:0,1": only those
@@ -630,8 +629,13 @@ def _deepfill_training(size: int, rng: np.random.Generator) -> np.ndarray:
     return np.maximum(deepfill_strokes(size, rng), random_box(size, rng))
 
 
-_GENERATORS = {"deepfill": _deepfill_training, "qd_imd": qd_imd_strokes, "box": random_box, "mixed": _lama_mixed,
-               "pennet_square": pennet_square}
+_GENERATORS = {
+    "deepfill": _deepfill_training,
+    "qd_imd": qd_imd_strokes,
+    "box": random_box,
+    "mixed": _lama_mixed,
+    "pennet_square": pennet_square,
+}
 
 
 def _random_bin_strokes(size: int, bins: list[int], margin: int, rng: np.random.Generator) -> np.ndarray:

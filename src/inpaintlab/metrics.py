@@ -115,9 +115,7 @@ def ssim_maps(
     return luminance * cs_map, cs_map
 
 
-def ssim(
-    pred: Tensor, target: Tensor, data_range: float = 1.0, window_size: int = 11, sigma: float = 1.5
-) -> Tensor:
+def ssim(pred: Tensor, target: Tensor, data_range: float = 1.0, window_size: int = 11, sigma: float = 1.5) -> Tensor:
     """SSIM, Gaussian window, per channel then mean over channels: (B,3,H,W) x2 -> (B,).
 
     K1 0.01, K2 0.03, population covariance; the map is averaged over pixels at least (window_size-1)/2
@@ -373,9 +371,7 @@ class MetricTracker:
             "metrics": list(self.metrics),
             "bins": [self.bin_label(k) for k in range(len(self.bins))],
             "feature_weights": {
-                name: getattr(net, "weights_source", type(net).__name__)
-                for name, net in nets.items()
-                if net is not None
+                name: getattr(net, "weights_source", type(net).__name__) for name, net in nets.items() if net is not None
             },
         }
 
@@ -466,4 +462,3 @@ class MetricTracker:
         gathered: list = [None] * dist.get_world_size()
         dist.all_gather_object(gathered, self._records)
         self._records = [record for rank_records in gathered for record in rank_records]
-

@@ -234,8 +234,7 @@ class InpaintPipeline:
         for pic, hole in zip(pictures, holes):
             if pic.shape[:2] != hole.shape:
                 raise InpaintlabError(
-                    f"mask is {hole.shape[1]}x{hole.shape[0]} but image is {pic.shape[1]}x{pic.shape[0]} "
-                    "(W x H); they must match"
+                    f"mask is {hole.shape[1]}x{hole.shape[0]} but image is {pic.shape[1]}x{pic.shape[0]} (W x H); they must match"
                 )
             if hole.all():
                 raise InpaintlabError("mask marks every pixel as hole; at least some known pixels are needed")

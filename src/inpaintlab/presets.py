@@ -147,12 +147,27 @@ _LGNET_COMPACT_CPU = dataclasses.replace(
 #  * data: MANet's loader centre-crops to a square and resizes to 256 for every dataset, with masks
 #    resized bilinearly then thresholded > 0; the paper's Sec. 4.2 crops (above) are followed instead.
 _MSANET_LOSS = LossConfig(
-    valid=1.0, hole=6.0, perceptual=0.05, style=120.0, tv=0.1, adversarial=0.1, pixel_norm="all_pixels",
-    feature_outputs=(-1,), vgg_input="unit", vgg_layers=("pool1", "pool2", "pool3"), tv_region="hole",
-    gan_mode="nsgan", adv_input="final_raw",
+    valid=1.0,
+    hole=6.0,
+    perceptual=0.05,
+    style=120.0,
+    tv=0.1,
+    adversarial=0.1,
+    pixel_norm="all_pixels",
+    feature_outputs=(-1,),
+    vgg_input="unit",
+    vgg_layers=("pool1", "pool2", "pool3"),
+    tv_region="hole",
+    gan_mode="nsgan",
+    adv_input="final_raw",
 )
 _MSANET_OPTIM = OptimConfig(
-    name="adam", lr=2e-4, d_lr_scale=0.1, betas=(0.9, 0.999), separate_optimizers=False, schedule="constant",
+    name="adam",
+    lr=2e-4,
+    d_lr_scale=0.1,
+    betas=(0.9, 0.999),
+    separate_optimizers=False,
+    schedule="constant",
     epochs_constant=100,
 )
 
@@ -163,8 +178,13 @@ def _msanet(model: str, preprocess: str) -> TrainConfig:
         model=ModelConfig(name=model, discriminator="msanet", discriminator_kwargs={"use_sigmoid": False}),
         data=DataConfig(root="", preprocess=preprocess, size=256, flip=True, num_workers=4, val_count=100),
         masks=MaskConfig(source="strokes", val_source="strokes", rotate90=True),
-        loss=_MSANET_LOSS, optim=_MSANET_OPTIM, batch_size=6,
-        log_every=100, image_every=2000, val_every=10000, ckpt_every=10000,
+        loss=_MSANET_LOSS,
+        optim=_MSANET_OPTIM,
+        batch_size=6,
+        log_every=100,
+        image_every=2000,
+        val_every=10000,
+        ckpt_every=10000,
     )
 
 
@@ -191,28 +211,52 @@ def _msanet(model: str, preprocess: str) -> TrainConfig:
 # against the hinge term (on [0,1] the L1 terms would weigh half). Normalisation: PEN-Net divides by the
 # batch's mean hole (valid) ratio, we by each image's ("region"), equal when holes have equal areas.
 _PEN_LOSS = LossConfig(
-    valid=1.0, hole=6.0, adversarial=0.1, pixel_norm="region", gan_mode="hinge", adv_input="final_composite",
-    aux={"pyramid": 0.5}, pixel_range="minus1_1",
+    valid=1.0,
+    hole=6.0,
+    adversarial=0.1,
+    pixel_norm="region",
+    gan_mode="hinge",
+    adv_input="final_composite",
+    aux={"pyramid": 0.5},
+    pixel_range="minus1_1",
 )
 _SRPNET_TRAIN_IMAGES = {"celebahq": 28_000, "dtd": 4_512, "facade": 506, "places2": 1_829_960}  # Table 1
 _PLACES365_STANDARD_TRAIN_IMAGES = 1_803_460
 
 
-def _pyramid(model: str, discriminator: str, batch_size: int, train_images: int,
-             masks: MaskConfig = MaskConfig(source="pennet_square|strokes", val_source="center|strokes"),
-             iterations: int = 150_000) -> TrainConfig:
+def _pyramid(
+    model: str,
+    discriminator: str,
+    batch_size: int,
+    train_images: int,
+    masks: MaskConfig = MaskConfig(source="pennet_square|strokes", val_source="center|strokes"),
+    iterations: int = 150_000,
+) -> TrainConfig:
     """SRPNet / PEN-Net recipe: one step decay after 100k iterations (PEN-Net's min(it, 150k) // 100k)."""
     steps_per_epoch = max(train_images // batch_size, 1)
     optim = OptimConfig(
-        name="adam", lr=1e-4, betas=(0.5, 0.999), separate_optimizers=False, schedule="step", gamma=0.1,
-        step_epochs=100_000 / steps_per_epoch, step_until_epochs=150_000 / steps_per_epoch,
+        name="adam",
+        lr=1e-4,
+        betas=(0.5, 0.999),
+        separate_optimizers=False,
+        schedule="step",
+        gamma=0.1,
+        step_epochs=100_000 / steps_per_epoch,
+        step_until_epochs=150_000 / steps_per_epoch,
     )
     return TrainConfig(
         model=ModelConfig(name=model, discriminator=discriminator),
         data=DataConfig(root="", preprocess="resize", size=256, flip=True, num_workers=4, val_count=100),
-        masks=masks, loss=_PEN_LOSS, optim=optim, batch_size=batch_size,
-        epochs=math.ceil(iterations / steps_per_epoch), max_steps=iterations,
-        log_every=100, image_every=2000, val_every=10000, ckpt_every=10000,
+        masks=masks,
+        loss=_PEN_LOSS,
+        optim=optim,
+        batch_size=batch_size,
+        epochs=math.ceil(iterations / steps_per_epoch),
+        max_steps=iterations,
+        log_every=100,
+        image_every=2000,
+        val_every=10000,
+        ckpt_every=10000,
     )
 
 
@@ -238,13 +282,27 @@ def _pyramid(model: str, discriminator: str, batch_size: int, train_images: int,
 # With the real set: --set masks.source=/path/to/nvidia_masks (a folder or .txt list of PNGs, white = hole;
 # inpaintlab split writes such lists) and masks.val_source likewise.
 _CSTFNET_LOSS = LossConfig(
-    valid=1.0, hole=6.0, perceptual=0.05, style=120.0, adversarial=0.1, pixel_norm="region",
-    feature_outputs=(-1,), feature_images="raw", vgg_input="imagenet",
+    valid=1.0,
+    hole=6.0,
+    perceptual=0.05,
+    style=120.0,
+    adversarial=0.1,
+    pixel_norm="region",
+    feature_outputs=(-1,),
+    feature_images="raw",
+    vgg_input="imagenet",
     vgg_layers=("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1"),
-    gan_mode="lsgan", adv_input="every_composite", aux={"contrastive": 0.1, "feature_l2": 0.1},
+    gan_mode="lsgan",
+    adv_input="every_composite",
+    aux={"contrastive": 0.1, "feature_l2": 0.1},
 )
 _CSTFNET_OPTIM = OptimConfig(
-    name="adam", lr=2e-4, betas=(0.5, 0.999), separate_optimizers=False, schedule="constant", epochs_constant=100,
+    name="adam",
+    lr=2e-4,
+    betas=(0.5, 0.999),
+    separate_optimizers=False,
+    schedule="constant",
+    epochs_constant=100,
 )
 
 
@@ -253,8 +311,13 @@ def _cstfnet() -> TrainConfig:
         model=ModelConfig(name="cstfnet", discriminator="cstfnet"),
         data=DataConfig(root="", preprocess="resize", size=256, flip=True, num_workers=4, val_count=100),
         masks=MaskConfig(source="strokes", val_source="strokes"),
-        loss=_CSTFNET_LOSS, optim=_CSTFNET_OPTIM, batch_size=8,
-        log_every=100, image_every=2000, val_every=10000, ckpt_every=10000,
+        loss=_CSTFNET_LOSS,
+        optim=_CSTFNET_OPTIM,
+        batch_size=8,
+        log_every=100,
+        image_every=2000,
+        val_every=10000,
+        ckpt_every=10000,
     )
 
 
@@ -276,8 +339,14 @@ def _cstfnet() -> TrainConfig:
 # "100 % aug/update" would act as "top-1"; Table 1 reports them far apart, which soft weights need. The
 # Eq. 7 ground truth is the model's default ratio_target="fraction" (the hole share of each region).
 _CICM_LOSS = LossConfig(
-    valid=1.0, hole=1.0, pixel_distance="l2", pixel_norm="all_pixels", adversarial=0.1, gan_mode="relativistic",
-    adv_input="final_raw", aux={"ratio": 1.0, "inter": 20.0, "intra": 0.5},
+    valid=1.0,
+    hole=1.0,
+    pixel_distance="l2",
+    pixel_norm="all_pixels",
+    adversarial=0.1,
+    gan_mode="relativistic",
+    adv_input="final_raw",
+    aux={"ratio": 1.0, "inter": 20.0, "intra": 0.5},
 )
 _CICM_GROUPS = ((0.0, 0.2), (0.2, 0.4), (0.4, 0.6))
 
@@ -290,8 +359,14 @@ def _cicm(model: str, preprocess: str) -> TrainConfig:
         model=ModelConfig(name=model, kwargs=dict(_CICM_MODEL_KWARGS), discriminator="cicm"),
         data=DataConfig(root="", preprocess=preprocess, size=256, flip=True, num_workers=4, val_count=100),
         masks=MaskConfig(source="strokes", val_source="strokes", val_bins=_CICM_GROUPS),
-        loss=_CICM_LOSS, optim=_CSTFNET_OPTIM, batch_size=8, max_steps=1_000_000,
-        log_every=100, image_every=2000, val_every=10000, ckpt_every=10000,
+        loss=_CICM_LOSS,
+        optim=_CSTFNET_OPTIM,
+        batch_size=8,
+        max_steps=1_000_000,
+        log_every=100,
+        image_every=2000,
+        val_every=10000,
+        ckpt_every=10000,
     )
 
 
@@ -329,8 +404,14 @@ def _with_lg(backbone: TrainConfig, model: str) -> TrainConfig:
     if any(own.values()):  # the backbone's own feature terms stay on its output (index 0), LGNet's join them
         features = dict(feature_outputs=(0, 1, 2))
     else:
-        features = dict(_LG_TERMS, feature_outputs=(1, 2), feature_images="raw_and_composite", vgg_input="minus1_1",
-                        vgg_layers=("pool1", "pool2", "pool3"), tv_region="hole")
+        features = dict(
+            _LG_TERMS,
+            feature_outputs=(1, 2),
+            feature_images="raw_and_composite",
+            vgg_input="minus1_1",
+            vgg_layers=("pool1", "pool2", "pool3"),
+            tv_region="hole",
+        )
     adv_input = {"final_composite": "first_composite", "final_raw": "first_composite"}[loss.adv_input]
     return dataclasses.replace(
         backbone,
@@ -340,17 +421,24 @@ def _with_lg(backbone: TrainConfig, model: str) -> TrainConfig:
 
 
 # ------------------------------------------------------------------------------------ CPU toy presets
-def _tiny(paper: TrainConfig, model: str, discriminator: str, d_kwargs: dict | None = None, aux: dict | None = None,
-          steps: int = 40) -> TrainConfig:
+def _tiny(
+    paper: TrainConfig, model: str, discriminator: str, d_kwargs: dict | None = None, aux: dict | None = None, steps: int = 40
+) -> TrainConfig:
     """A paper recipe at toy scale: builtin photos at 64x64, tiny model/D, random VGG16, ``steps`` steps."""
     loss = dataclasses.replace(paper.loss, vgg_weights="random", aux=paper.loss.aux if aux is None else aux)
     return dataclasses.replace(
         paper,
         model=ModelConfig(name=model, discriminator=discriminator, discriminator_kwargs=d_kwargs or {}),
         data=DataConfig(root="builtin", preprocess="resize", size=64, flip=True, num_workers=0, val_count=8),
-        loss=loss, batch_size=4, epochs=None, max_steps=steps,
+        loss=loss,
+        batch_size=4,
+        epochs=None,
+        max_steps=steps,
         optim=dataclasses.replace(paper.optim, epochs_constant=20, epochs_decay=0, step_epochs=10.0),
-        log_every=10, image_every=20, val_every=20, ckpt_every=20,
+        log_every=10,
+        image_every=20,
+        val_every=20,
+        ckpt_every=20,
     )
 
 
@@ -365,31 +453,42 @@ PRESETS: dict[str, TrainConfig] = {
     "msanet_places2": _msanet("msanet", "scene_crop"),
     "pconv_unet_places2": _msanet("pconv_unet", "scene_crop"),
     **{f"srpnet_{name}": _pyramid("srpnet", "srpnet", 64, n) for name, n in _SRPNET_TRAIN_IMAGES.items()},
-    "pennet_places2": _pyramid("pennet", "pennet", 16, _PLACES365_STANDARD_TRAIN_IMAGES,
-                               MaskConfig(source="pennet_square", val_source="center"), iterations=1_000_000),
+    "pennet_places2": _pyramid(
+        "pennet",
+        "pennet",
+        16,
+        _PLACES365_STANDARD_TRAIN_IMAGES,
+        MaskConfig(source="pennet_square", val_source="center"),
+        iterations=1_000_000,
+    ),
     "cstfnet_celebahq": _cstfnet(),
     "cstfnet_psv": _cstfnet(),
     "cstfnet_places2": _cstfnet(),
     "unet_cicm_places2": _cicm("unet_cicm", "resize"),
     "unet_cicm_celeba": _cicm("unet_cicm", "face_crop"),
 }
-PRESETS.update({  # LGNet Table VIII: PEN_LG first
-    "pennet_lg_places2": _with_lg(PRESETS["pennet_places2"], "pennet_lg"),
-    "srpnet_lg_places2": _with_lg(PRESETS["srpnet_places2"], "srpnet_lg"),
-    "msanet_lg_psv": _with_lg(PRESETS["msanet_psv"], "msanet_lg"),
-    "msanet_lg_places2": _with_lg(PRESETS["msanet_places2"], "msanet_lg"),
-})
-PRESETS.update({
-    "msanet_tiny_builtin": _tiny(PRESETS["msanet_places2"], "msanet_tiny", "msanet_tiny", {"use_sigmoid": False}),
-    "srpnet_tiny_builtin": _tiny(PRESETS["srpnet_places2"], "srpnet_tiny", "srpnet_tiny"),
-    "pennet_tiny_builtin": _tiny(PRESETS["pennet_places2"], "pennet_tiny", "pennet", {"ndf": 8}),
-    "pennet_lg_tiny_builtin": _tiny(PRESETS["pennet_lg_places2"], "pennet_lg_tiny", "pennet", {"ndf": 8}),
-    "msanet_lg_tiny_builtin": _tiny(PRESETS["msanet_lg_psv"], "msanet_lg_tiny", "msanet_tiny", {"use_sigmoid": False}),
-    "cstfnet_tiny_builtin": _tiny(PRESETS["cstfnet_places2"], "cstfnet_tiny", "cstfnet_tiny"),
-    "unet_cicm_tiny_builtin": _with_model_kwargs(_tiny(PRESETS["unet_cicm_places2"], "unet_cicm_tiny", "cicm_tiny"),
-                                                 _CICM_MODEL_KWARGS),
-    "unet15_tiny_builtin": _tiny(PRESETS["unet_cicm_places2"], "unet15_tiny", "cicm_tiny", aux={}),
-})
+PRESETS.update(
+    {  # LGNet Table VIII: PEN_LG first
+        "pennet_lg_places2": _with_lg(PRESETS["pennet_places2"], "pennet_lg"),
+        "srpnet_lg_places2": _with_lg(PRESETS["srpnet_places2"], "srpnet_lg"),
+        "msanet_lg_psv": _with_lg(PRESETS["msanet_psv"], "msanet_lg"),
+        "msanet_lg_places2": _with_lg(PRESETS["msanet_places2"], "msanet_lg"),
+    }
+)
+PRESETS.update(
+    {
+        "msanet_tiny_builtin": _tiny(PRESETS["msanet_places2"], "msanet_tiny", "msanet_tiny", {"use_sigmoid": False}),
+        "srpnet_tiny_builtin": _tiny(PRESETS["srpnet_places2"], "srpnet_tiny", "srpnet_tiny"),
+        "pennet_tiny_builtin": _tiny(PRESETS["pennet_places2"], "pennet_tiny", "pennet", {"ndf": 8}),
+        "pennet_lg_tiny_builtin": _tiny(PRESETS["pennet_lg_places2"], "pennet_lg_tiny", "pennet", {"ndf": 8}),
+        "msanet_lg_tiny_builtin": _tiny(PRESETS["msanet_lg_psv"], "msanet_lg_tiny", "msanet_tiny", {"use_sigmoid": False}),
+        "cstfnet_tiny_builtin": _tiny(PRESETS["cstfnet_places2"], "cstfnet_tiny", "cstfnet_tiny"),
+        "unet_cicm_tiny_builtin": _with_model_kwargs(
+            _tiny(PRESETS["unet_cicm_places2"], "unet_cicm_tiny", "cicm_tiny"), _CICM_MODEL_KWARGS
+        ),
+        "unet15_tiny_builtin": _tiny(PRESETS["unet_cicm_places2"], "unet15_tiny", "cicm_tiny", aux={}),
+    }
+)
 
 
 # ------------------------------------------------------------- equal-budget CPU comparison (issue 16)
@@ -412,8 +511,17 @@ PRESETS.update({
 # patches at 128 px), whatever the width, so at its narrowest it costs three times more and gets a third
 # of the images.
 COMPARE_SECONDS = 720
-COMPARE_IMAGES_PER_S = {"lgnet": 15.58, "msanet": 15.40, "pconv_unet": 18.02, "cstfnet": 5.06, "srpnet": 11.23,
-                        "pennet": 11.58, "pennet_lg": 8.32, "unet_cicm": 16.59, "unet15": 15.68}
+COMPARE_IMAGES_PER_S = {
+    "lgnet": 15.58,
+    "msanet": 15.40,
+    "pconv_unet": 18.02,
+    "cstfnet": 5.06,
+    "srpnet": 11.23,
+    "pennet": 11.58,
+    "pennet_lg": 8.32,
+    "unet_cicm": 16.59,
+    "unet15": 15.68,
+}
 
 
 def _compare(row: str, paper: TrainConfig, model: str, kwargs: dict, d_kwargs: dict) -> TrainConfig:
@@ -422,14 +530,26 @@ def _compare(row: str, paper: TrainConfig, model: str, kwargs: dict, d_kwargs: d
     steps = round(COMPARE_SECONDS * COMPARE_IMAGES_PER_S[row] / batch)
     return dataclasses.replace(
         paper,
-        model=ModelConfig(name=model, kwargs={**paper.model.kwargs, **kwargs}, discriminator=paper.model.discriminator,
-                          discriminator_kwargs={**paper.model.discriminator_kwargs, **d_kwargs}),
+        model=ModelConfig(
+            name=model,
+            kwargs={**paper.model.kwargs, **kwargs},
+            discriminator=paper.model.discriminator,
+            discriminator_kwargs={**paper.model.discriminator_kwargs, **d_kwargs},
+        ),
         data=DataConfig(root="", preprocess="crop", size=128, flip=True, num_workers=0, val_count=32),
         masks=MaskConfig(source="", val_source="", drawn_size=256, val_bins=paper.masks.val_bins),
         loss=dataclasses.replace(paper.loss, perceptual=0.0, style=0.0),
         optim=dataclasses.replace(paper.optim, schedule="constant"),
-        batch_size=batch, seed=0, epochs=math.ceil(steps / (2024 // batch)) + 1, max_steps=steps,
-        amp="bf16", ema_decay=round(1 - 5 / steps, 4), log_every=25, image_every=250, val_every=250, ckpt_every=100,
+        batch_size=batch,
+        seed=0,
+        epochs=math.ceil(steps / (2024 // batch)) + 1,
+        max_steps=steps,
+        amp="bf16",
+        ema_decay=round(1 - 5 / steps, 4),
+        log_every=25,
+        image_every=250,
+        val_every=250,
+        ckpt_every=100,
         keep_checkpoints=2,
     )
 
@@ -440,19 +560,20 @@ _PCONV_COMPACT = {"layers": 7, "base_channels": 40}
 _UNET_COMPACT = {"ngf": 48, "num_downs": 7}
 _HALF_D = {"ndf": 32}
 _UNET15_RECIPE = dataclasses.replace(  # CICM's recipe without its memory terms: the backbone row of Table 3
-    PRESETS["unet_cicm_places2"], model=dataclasses.replace(PRESETS["unet_cicm_places2"].model, kwargs={}),
+    PRESETS["unet_cicm_places2"],
+    model=dataclasses.replace(PRESETS["unet_cicm_places2"].model, kwargs={}),
     loss=dataclasses.replace(PRESETS["unet_cicm_places2"].loss, aux={}),
 )
 COMPARE_ROWS: dict[str, TrainConfig] = {
     "lgnet": _compare("lgnet", _lgnet(), "lgnet", _LG_COMPACT, _HALF_D),
     "msanet": _compare("msanet", PRESETS["msanet_places2"], "msanet", _PCONV_COMPACT, _HALF_D),
     "pconv_unet": _compare("pconv_unet", PRESETS["pconv_unet_places2"], "pconv_unet", _PCONV_COMPACT, _HALF_D),
-    "cstfnet": _compare("cstfnet", PRESETS["cstfnet_places2"], "cstfnet",
-                        {"ngf": 16, "coarse_downs": 7, "cnum": 8, "levels": 5}, _HALF_D),
+    "cstfnet": _compare(
+        "cstfnet", PRESETS["cstfnet_places2"], "cstfnet", {"ngf": 16, "coarse_downs": 7, "cnum": 8, "levels": 5}, _HALF_D
+    ),
     "srpnet": _compare("srpnet", PRESETS["srpnet_places2"], "srpnet", _PYRAMID_COMPACT, {**_HALF_D, "local_size": 64}),
     "pennet": _compare("pennet", PRESETS["pennet_places2"], "pennet", _PYRAMID_COMPACT, _HALF_D),
-    "pennet_lg": _compare("pennet_lg", PRESETS["pennet_lg_places2"], "pennet_lg", {**_PYRAMID_COMPACT, **_LG_COMPACT},
-                          _HALF_D),
+    "pennet_lg": _compare("pennet_lg", PRESETS["pennet_lg_places2"], "pennet_lg", {**_PYRAMID_COMPACT, **_LG_COMPACT}, _HALF_D),
     "unet_cicm": _compare("unet_cicm", PRESETS["unet_cicm_places2"], "unet_cicm", _UNET_COMPACT, _HALF_D),
     "unet15": _compare("unet15", _UNET15_RECIPE, "unet15", _UNET_COMPACT, _HALF_D),
 }

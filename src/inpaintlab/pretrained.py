@@ -87,10 +87,12 @@ def recalibrate_batchnorm(model: nn.Module, config: dict[str, Any], batches: int
     if not norms or batches < 1:
         return 0
     data, masks = config["data"], config["masks"]
-    source = build_mask_source(masks["source"], data["size"], margin=masks.get("margin", 0),
-                               drawn_size=masks.get("drawn_size", 0))
-    dataset = build_dataset(data["root"], size=data["size"], preprocess=data["preprocess"], flip=data["flip"],
-                            mask_source=source, seed=seed)
+    source = build_mask_source(
+        masks["source"], data["size"], margin=masks.get("margin", 0), drawn_size=masks.get("drawn_size", 0)
+    )
+    dataset = build_dataset(
+        data["root"], size=data["size"], preprocess=data["preprocess"], flip=data["flip"], mask_source=source, seed=seed
+    )
     order = np.random.default_rng(seed).permutation(len(dataset))
     momenta = [m.momentum for m in norms]
     for m in norms:
@@ -107,8 +109,7 @@ def recalibrate_batchnorm(model: nn.Module, config: dict[str, Any], batches: int
     return len(norms)
 
 
-def write_pretrained(checkpoint: str | Path, out_dir: str | Path, card: dict[str, Any],
-                     bn_batches: int = 0) -> tuple[Path, Path]:
+def write_pretrained(checkpoint: str | Path, out_dir: str | Path, card: dict[str, Any], bn_batches: int = 0) -> tuple[Path, Path]:
     """Ship a training checkpoint: its EMA generator (else the live one) as fp16 safetensors plus ``card``.
 
     ``bn_batches`` > 0 first re-estimates BatchNorm statistics on that many training batches
@@ -125,17 +126,27 @@ def write_pretrained(checkpoint: str | Path, out_dir: str | Path, card: dict[str
     if bn_batches:
         model = create_model(name, **spec.kwargs)
         load_weights(model, state, f"{checkpoint}: weights", name)
-        card = {**card, "batchnorm": {"recalibrated_batches": bn_batches, "layers": recalibrate_batchnorm(
-            model, header["config"], bn_batches), "batch_size": header["config"]["batch_size"]}}
+        card = {
+            **card,
+            "batchnorm": {
+                "recalibrated_batches": bn_batches,
+                "layers": recalibrate_batchnorm(model, header["config"], bn_batches),
+                "batch_size": header["config"]["batch_size"],
+            },
+        }
         state = model.state_dict()
     half = {k: (v.half() if v.is_floating_point() else v).contiguous() for k, v in state.items()}
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     weights, card_path = out_dir / f"{name}.safetensors", out_dir / f"{name}.json"
     save_file(half, str(weights))
-    full = {"format": CARD_FORMAT, "model": spec.to_header(), "step": header["step"],
-            "weights": {"file": weights.name, "dtype": "float16", "ema": bool(sub_state(tensors, "generator_ema"))},
-            **card}
+    full = {
+        "format": CARD_FORMAT,
+        "model": spec.to_header(),
+        "step": header["step"],
+        "weights": {"file": weights.name, "dtype": "float16", "ema": bool(sub_state(tensors, "generator_ema"))},
+        **card,
+    }
     card_path.write_text(json.dumps(full, indent=2) + "\n")
     return weights, card_path
 
@@ -156,20 +167,23 @@ def resolve_model(source: str | Path, device: str | torch.device = "cpu") -> nn.
 
 
 def answerable_kind(name: str) -> str:
-    """"pretrained" or "classical" for a registered name that may answer a user; else ``InpaintlabError``."""
+    """ "pretrained" or "classical" for a registered name that may answer a user; else ``InpaintlabError``."""
     from .models import is_model
     from .models.classical import CLASSICAL_MODELS
 
     if not is_model(name):
-        raise InpaintlabError(f"{name}: neither a checkpoint file nor a registered model name "
-                              f"(models with weights: {_with_weights()})")
+        raise InpaintlabError(
+            f"{name}: neither a checkpoint file nor a registered model name (models with weights: {_with_weights()})"
+        )
     if has_weights(name):
         return "pretrained"
     if name in CLASSICAL_MODELS:
         return "classical"
-    raise InpaintlabError(f"{name} is a network without trained weights, so it would answer with random "
-                          f"weights; use a model with weights ({_with_weights()}) or a checkpoint file "
-                          "from `inpaintlab train`")
+    raise InpaintlabError(
+        f"{name} is a network without trained weights, so it would answer with random "
+        f"weights; use a model with weights ({_with_weights()}) or a checkpoint file "
+        "from `inpaintlab train`"
+    )
 
 
 def _with_weights() -> str:
@@ -178,5 +192,14 @@ def _with_weights() -> str:
     return ", ".join(pretrained_models() + [f"{name} (classical)" for name in CLASSICAL_MODELS])
 
 
-__all__ = ["DEFAULT_MODEL", "WEIGHTS_DIR", "answerable_kind", "has_weights", "load_pretrained_weights", "model_card",
-           "pretrained_models", "resolve_model", "write_pretrained"]
+__all__ = [
+    "DEFAULT_MODEL",
+    "WEIGHTS_DIR",
+    "answerable_kind",
+    "has_weights",
+    "load_pretrained_weights",
+    "model_card",
+    "pretrained_models",
+    "resolve_model",
+    "write_pretrained",
+]

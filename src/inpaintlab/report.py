@@ -26,14 +26,25 @@ from .types import composite
 
 #: metric -> (unit, decimals printed in Markdown tables and on the sample grid; JSON/CSV keep every digit)
 METRIC_FORMAT = {
-    "l1": ("%", 2), "l1_relative": ("fraction", 4), "mse": ("", 5), "psnr": ("dB", 2), "psnr_uint8_trunc": ("dB", 2),
-    "psnr_gray": ("dB", 2), "ssim": ("", 4), "ms_ssim": ("", 4), "ssim_win51_uint8": ("", 4), "ssim_gray_win51": ("", 4),
-    "lpips": ("", 4), "fid": ("", 2),
+    "l1": ("%", 2),
+    "l1_relative": ("fraction", 4),
+    "mse": ("", 5),
+    "psnr": ("dB", 2),
+    "psnr_uint8_trunc": ("dB", 2),
+    "psnr_gray": ("dB", 2),
+    "ssim": ("", 4),
+    "ms_ssim": ("", 4),
+    "ssim_win51_uint8": ("", 4),
+    "ssim_gray_win51": ("", 4),
+    "lpips": ("", 4),
+    "fid": ("", 2),
 }
 
 
-UNITS_NOTE = ("Units: L1 = mean absolute error in % of the [0,1] range; MSE on [0,1] values; PSNR in dB (data range 1); "
-              "SSIM, MS-SSIM and LPIPS unitless; FID on InceptionV3 pool3 features.")
+UNITS_NOTE = (
+    "Units: L1 = mean absolute error in % of the [0,1] range; MSE on [0,1] values; PSNR in dB (data range 1); "
+    "SSIM, MS-SSIM and LPIPS unitless; FID on InceptionV3 pool3 features."
+)
 
 
 GRID_ROWS = ("input (hole white)", "mask (white = hole)", "output (composite)", "ground truth")
@@ -126,8 +137,7 @@ def compare(reports: Sequence[dict[str, Any]]) -> str:
     columns = _columns(reports)
     out = []
     for metric in _metric_names(reports[0]):
-        out += [f"## {_metric_label(metric)}", "", "| model | " + " | ".join(columns) + " |",
-                "|---" * (len(columns) + 1) + "|"]
+        out += [f"## {_metric_label(metric)}", "", "| model | " + " | ".join(columns) + " |", "|---" * (len(columns) + 1) + "|"]
         best = {}
         for c in columns:
             values = [v for r in reports if isinstance(v := _value(r, c, metric), (int, float)) and np.isfinite(v)]
@@ -205,21 +215,33 @@ def plot_training_curves(metrics_jsonl: str | Path, path: str | Path) -> Path:
     return Path(path)
 
 
-def save_sample_grid(samples: Sequence[tuple[Tensor, Tensor, Tensor]], path: str | Path,
-                     captions: Sequence[tuple[str, str]] = (), corner: tuple[str, str] = ("", "")) -> Path:
+def save_sample_grid(
+    samples: Sequence[tuple[Tensor, Tensor, Tensor]],
+    path: str | Path,
+    captions: Sequence[tuple[str, str]] = (),
+    corner: tuple[str, str] = ("", ""),
+) -> Path:
     """PNG grid, one column per sample (image (3,H,W), mask (1,H,W), composite (3,H,W)); rows (``GRID_ROWS``):
     input with the hole in white, mask, output (composite), ground truth; 2 px white gaps between tiles.
 
     With ``captions`` (two lines per column, e.g. its hole-ratio bin and its score) the rows are labelled on
     the left, each column is headed by its caption and ``corner`` says what the two caption lines are.
     """
-    tiles = [[im * (1 - m) + m for im, m, _ in samples], [m.expand(3, -1, -1) for _, m, _ in samples],
-             [c for _, _, c in samples], [im for im, _, _ in samples]]
+    tiles = [
+        [im * (1 - m) + m for im, m, _ in samples],
+        [m.expand(3, -1, -1) for _, m, _ in samples],
+        [c for _, _, c in samples],
+        [im for im, _, _ in samples],
+    ]
     return save_labelled_grid(list(zip(GRID_ROWS, tiles)), path, captions, corner)
 
 
-def save_comparison_grid(samples: dict[str, Sequence[tuple[Tensor, Tensor, Tensor]]], path: str | Path,
-                         captions: Sequence[tuple[str, str]] = (), corner: tuple[str, str] = ("", "")) -> Path:
+def save_comparison_grid(
+    samples: dict[str, Sequence[tuple[Tensor, Tensor, Tensor]]],
+    path: str | Path,
+    captions: Sequence[tuple[str, str]] = (),
+    corner: tuple[str, str] = ("", ""),
+) -> Path:
     """PNG grid of several models on the same (image, mask) pairs: ``samples`` maps a model's label to its
     ``(image (3,H,W), mask (1,H,W), composite (3,H,W))`` columns, the same images and masks for every model.
 
@@ -235,8 +257,12 @@ def save_comparison_grid(samples: dict[str, Sequence[tuple[Tensor, Tensor, Tenso
     return save_labelled_grid(rows, path, captions, corner)
 
 
-def save_labelled_grid(rows: Sequence[tuple[str, Sequence[Tensor]]], path: str | Path,
-                       captions: Sequence[tuple[str, str]] = (), corner: tuple[str, str] = ("", "")) -> Path:
+def save_labelled_grid(
+    rows: Sequence[tuple[str, Sequence[Tensor]]],
+    path: str | Path,
+    captions: Sequence[tuple[str, str]] = (),
+    corner: tuple[str, str] = ("", ""),
+) -> Path:
     """PNG of ``rows`` = [(row label, [(3,H,W) tiles in [0,1]])], all rows with the same number of tiles;
     2 px white gaps. With ``captions`` (two lines per column) the rows are labelled on the left, each column
     is headed by its caption and ``corner`` says what the two caption lines are."""
@@ -270,8 +296,7 @@ def _font(size: int) -> ImageFont.ImageFont:
         return ImageFont.load_default()
 
 
-def write_report(report: dict[str, Any], out_dir: str | Path,
-                 samples: Sequence[tuple[Tensor, Tensor, Tensor]] = ()) -> Path:
+def write_report(report: dict[str, Any], out_dir: str | Path, samples: Sequence[tuple[Tensor, Tensor, Tensor]] = ()) -> Path:
     """Write metrics.json, metrics.csv, metrics.md, plot_<metric>.png and samples.png to ``out_dir``."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -299,16 +324,23 @@ def _sample_captions(report: dict[str, Any], with_score: bool) -> tuple[list[tup
     score = shown.get("score")
     unit = METRIC_FORMAT.get(score, ("", 4))[0]
     if not with_score:
-        return ([(c["bin_label"] or "outside the bins", f"hole {100 * (c['ratio'] or 0):.0f} %")
-                 for c in shown.get("columns", [])], ("hole-ratio bin", "measured hole"))
-    captions = [(c["bin_label"] or "outside the bins", f"{_fmt(c['score'], score)} {unit}".strip())
-                for c in shown.get("columns", [])]
+        return (
+            [(c["bin_label"] or "outside the bins", f"hole {100 * (c['ratio'] or 0):.0f} %") for c in shown.get("columns", [])],
+            ("hole-ratio bin", "measured hole"),
+        )
+    captions = [
+        (c["bin_label"] or "outside the bins", f"{_fmt(c['score'], score)} {unit}".strip()) for c in shown.get("columns", [])
+    ]
     return captions, ("hole-ratio bin", f"{score} ({unit})" if unit else str(score or ""))
 
 
-
-def write_comparison(reports: Sequence[dict[str, Any]], labels: Sequence[str], out_dir: str | Path, title: str,
-                     samples: Sequence[Sequence[tuple[Tensor, Tensor, Tensor]]] = ()) -> Path:
+def write_comparison(
+    reports: Sequence[dict[str, Any]],
+    labels: Sequence[str],
+    out_dir: str | Path,
+    title: str,
+    samples: Sequence[Sequence[tuple[Tensor, Tensor, Tensor]]] = (),
+) -> Path:
     """The side-by-side page of several models' reports (each already written to ``out_dir/<label>/``):
     ``out_dir/README.md`` (``compare`` tables + links), ``out_dir/plot_<metric>.png`` (one line per model)
     and, given each model's sample columns (``samples[k]`` for ``labels[k]``, the same images and masks),
@@ -320,21 +352,34 @@ def write_comparison(reports: Sequence[dict[str, Any]], labels: Sequence[str], o
         captions, corner = _sample_captions(reports[0], with_score=False)
         save_comparison_grid(dict(zip(labels, samples)), out / "samples.png", captions, corner)
     s = reports[0]["settings"]
-    lines = [f"# {title}", "", f"{s['images']['count']} images at {s['images']['size']}x{s['images']['size']}, "
-             f"masks: {json.dumps(s['masks'])}, seed {s['seed']}, code {s['code_version']}, {s['date']}.", "",
-             f"Images: {s['images']['preparation']}. {UNITS_NOTE}", ""]
+    lines = [
+        f"# {title}",
+        "",
+        f"{s['images']['count']} images at {s['images']['size']}x{s['images']['size']}, "
+        f"masks: {json.dumps(s['masks'])}, seed {s['seed']}, code {s['code_version']}, {s['date']}.",
+        "",
+        f"Images: {s['images']['preparation']}. {UNITS_NOTE}",
+        "",
+    ]
     if s["masks"]["kind"] == "generated":
         lines += ["The masks are a seeded synthetic stand-in for the NVIDIA irregular-mask test set.", ""]
     lines += [compare(reports), "## Plots", ""]
     lines += [f"![{m} against hole ratio](plot_{m}.png)" for m in _metric_names(reports[0])]
     if samples:
-        lines += ["", "## Every model on the same images and masks (rows: input, each model, ground truth)", "",
-                  "![every model](samples.png)"]
-    lines += ["", "## Samples (rows: input, mask, output, ground truth; each column headed by its hole-ratio bin "
-              "and score)", ""]
+        lines += [
+            "",
+            "## Every model on the same images and masks (rows: input, each model, ground truth)",
+            "",
+            "![every model](samples.png)",
+        ]
+    lines += ["", "## Samples (rows: input, mask, output, ground truth; each column headed by its hole-ratio bin and score)", ""]
     for label in labels:
-        lines += [f"{label} (`{label}/`: metrics.json, metrics.csv, metrics.md, plots)", "",
-                  f"![{label}]({label}/samples.png)", ""]
+        lines += [
+            f"{label} (`{label}/`: metrics.json, metrics.csv, metrics.md, plots)",
+            "",
+            f"![{label}]({label}/samples.png)",
+            "",
+        ]
     path = out / "README.md"
     path.write_text("\n".join(lines) + "\n")
     return path

@@ -69,8 +69,10 @@ def choose_start(out: str | Path, resume: str | Path | None, overwrite: bool = F
         path, header, hashed, skipped = resumable_checkpoint(out / "checkpoints")
         if path is None and skipped:
             reasons = "; ".join(f"{p.name}: {why}" for p, why in skipped)
-            raise InpaintlabError(f"--resume auto: no checkpoint in {out / 'checkpoints'} verifies ({reasons}); "
-                                  "resume from a file explicitly, or --overwrite to start over")
+            raise InpaintlabError(
+                f"--resume auto: no checkpoint in {out / 'checkpoints'} verifies ({reasons}); "
+                "resume from a file explicitly, or --overwrite to start over"
+            )
         if path is None and not run_entries(out):
             return {}
         return {"from": path, "step": header["step"] if header else 0, "hashed": hashed, "skipped": skipped}
@@ -220,14 +222,19 @@ def finish(out: str | Path, start: dict, last_batch: tuple | None, *, skipped_im
     previous = (_json_or_none(out / "summary.json") or {}) if (out / "summary.json").is_file() else {}
     files = sorted({*previous.get("skipped_images", {}).get("files", []), *skipped_images})
     segment = {
-        "resumed_from": str(start["from"]) if start.get("from") else None, "resume_step": start.get("step"),
-        "content_hash_verified": start.get("hashed"), "set_aside": str(start.get("set_aside") or "") or None,
+        "resumed_from": str(start["from"]) if start.get("from") else None,
+        "resume_step": start.get("step"),
+        "content_hash_verified": start.get("hashed"),
+        "set_aside": str(start.get("set_aside") or "") or None,
         "skipped_checkpoints": [{"file": str(p), "reason": why} for p, why in start.get("skipped", [])],
         "replaced_run_moved_to": str(start["replaced"]) if start.get("replaced") else None,
         **{k: str(v) if isinstance(v, Path) else v for k, v in facts.items()},
     }
-    summary = {**segment, "skipped_images": {"count": len(files), "files": files},
-               "segments": [*previous.get("segments", []), segment]}
+    summary = {
+        **segment,
+        "skipped_images": {"count": len(files), "files": files},
+        "segments": [*previous.get("segments", []), segment],
+    }
     (out / "summary.json").write_text(strict_json(summary, indent=2) + "\n")
     if files:
         _say(f"{len(files)} unreadable image(s) skipped in this run (data.skip_bad); listed in {out / 'summary.json'}")

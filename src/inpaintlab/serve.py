@@ -11,7 +11,6 @@ once, on first use, and cached; inference is serialised by a lock and runs in a 
 event loop keeps answering while a request computes.
 """
 
-
 import io
 import threading
 import time

@@ -40,24 +40,39 @@ def is_held_out(folder: str, name: str, fraction: float) -> bool:
     return _hash(f"{folder}/{name}") < fraction * 2**64
 
 
-def make_split(root: str | Path, out: str | Path, image_fraction: float = 0.1, masks_per_bin: int = 200,
-               size: int = 256, progress: bool = True) -> dict:
+def make_split(
+    root: str | Path,
+    out: str | Path,
+    image_fraction: float = 0.1,
+    masks_per_bin: int = 200,
+    size: int = 256,
+    progress: bool = True,
+) -> dict:
     """Write the four lists and ``split.json`` into ``out`` (see the module docstring); returns the summary."""
     root, out = Path(root).resolve(), Path(out)
     if not root.is_dir():
-        raise InpaintlabError(f"dataset root {root} is not a folder; expected a folder of image and mask folders "
-                              f"(pass it on the command line or set ${DATA_ENV})")
+        raise InpaintlabError(
+            f"dataset root {root} is not a folder; expected a folder of image and mask folders "
+            f"(pass it on the command line or set ${DATA_ENV})"
+        )
     if not 0 < image_fraction < 1 or masks_per_bin < 1:
         raise InpaintlabError(f"expected 0 < image_fraction < 1 and masks_per_bin >= 1, got {image_fraction}, {masks_per_bin}")
     folders = sorted(p for p in root.iterdir() if p.is_dir())
     image_dirs = [p for p in folders if not p.name.startswith("masks")]
     mask_dirs = [p for p in folders if p.name.startswith("masks")]
     if not image_dirs or not mask_dirs:
-        raise InpaintlabError(f"{root} needs image folders and mask folders (names starting with 'masks'); "
-                              f"found {[p.name for p in folders]}")
+        raise InpaintlabError(
+            f"{root} needs image folders and mask folders (names starting with 'masks'); found {[p.name for p in folders]}"
+        )
     lists: dict[str, list[str]] = {"train_images": [], "heldout_images": [], "train_masks": [], "heldout_masks": []}
-    summary: dict = {"root": str(root), "image_fraction": image_fraction, "masks_per_bin": masks_per_bin,
-                     "mask_size": size, "images": {}, "masks": {}}
+    summary: dict = {
+        "root": str(root),
+        "image_fraction": image_fraction,
+        "masks_per_bin": masks_per_bin,
+        "mask_size": size,
+        "images": {},
+        "masks": {},
+    }
     for folder in image_dirs:
         files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file())
         held = [p for p in files if is_held_out(folder.name, p.name, image_fraction)]

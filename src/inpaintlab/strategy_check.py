@@ -45,8 +45,12 @@ def hole_errors(result: np.ndarray, picture: np.ndarray, hole: np.ndarray) -> di
     return {"hole_mae": float(np.abs(diff[hole]).mean()), "psnr": 10 * np.log10(255.0**2 / max(mse, 1e-10))}
 
 
-def compare_strategies(pipes: dict[str, tuple[InpaintPipeline, str]], pictures: Sequence[tuple[str, np.ndarray]],
-                       ratios: Sequence[float] = (0.1, 0.25, 0.4), seeds: int = 2) -> dict:
+def compare_strategies(
+    pipes: dict[str, tuple[InpaintPipeline, str]],
+    pictures: Sequence[tuple[str, np.ndarray]],
+    ratios: Sequence[float] = (0.1, 0.25, 0.4),
+    seeds: int = 2,
+) -> dict:
     """Fill each picture x ratio x seed with every pipeline (label -> (pipeline, strategy)).
 
     Returns {"rows": [{"picture", "ratio", "seed", "<label>": {"hole_mae", "psnr"}}],
@@ -65,9 +69,13 @@ def compare_strategies(pipes: dict[str, tuple[InpaintPipeline, str]], pictures: 
     def mean(selected: list[dict], label: str) -> dict[str, float]:
         return {k: float(np.mean([r[label][k] for r in selected])) for k in ("hole_mae", "psnr")}
 
-    return {"rows": rows, "mean": {label: mean(rows, label) for label in pipes},
-            "mean_by_ratio": {ratio: {label: mean([r for r in rows if r["ratio"] == ratio], label) for label in pipes}
-                              for ratio in ratios}}
+    return {
+        "rows": rows,
+        "mean": {label: mean(rows, label) for label in pipes},
+        "mean_by_ratio": {
+            ratio: {label: mean([r for r in rows if r["ratio"] == ratio], label) for label in pipes} for ratio in ratios
+        },
+    }
 
 
 def markdown(report: dict) -> str:

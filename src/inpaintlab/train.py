@@ -74,8 +74,14 @@ class Trainer:
     not hold a run, unless ``overwrite`` moves it aside).
     """
 
-    def __init__(self, cfg: TrainConfig, out_dir: str | Path, device: str = "cpu", resume: str | Path | None = None,
-                 overwrite: bool = False):
+    def __init__(
+        self,
+        cfg: TrainConfig,
+        out_dir: str | Path,
+        device: str = "cpu",
+        resume: str | Path | None = None,
+        overwrite: bool = False,
+    ):
         if device.startswith("cuda") and not torch.cuda.is_available():
             raise InpaintlabError("--device cuda was requested but no CUDA GPU is visible; use --device cpu")
         self.cfg, self.out = cfg, Path(out_dir)
@@ -93,8 +99,10 @@ class Trainer:
             raise InpaintlabError(f"model {cfg.model.name!r} has no trainable parameters; pick a network model")
         unknown = sorted(contract.training_inputs - TRAINING_INPUTS)
         if unknown:
-            raise InpaintlabError(f"model {cfg.model.name!r} declares training input {unknown[0]!r}; the data path makes "
-                                  f"only {', '.join(sorted(TRAINING_INPUTS))} (data.EXTRA_INPUTS)")
+            raise InpaintlabError(
+                f"model {cfg.model.name!r} declares training input {unknown[0]!r}; the data path makes "
+                f"only {', '.join(sorted(TRAINING_INPUTS))} (data.EXTRA_INPUTS)"
+            )
         check_aux_weights(contract, cfg.loss)  # both directions: a weight per declared term, a term per weight
         self.extra_inputs, self.discriminator = training_inputs(contract), None
         if cfg.model.discriminator:
@@ -105,7 +113,9 @@ class Trainer:
                 if module is not None and sub_state(tensors, prefix):
                     load_weights(module, sub_state(tensors, prefix), f"{cfg.init_from}: {prefix} weights", cfg.model.name)
         self.ema = copy.deepcopy(self.generator).requires_grad_(False) if cfg.ema_decay else None
-        self.g_loss = GeneratorLoss(cfg.loss, self.discriminator, aux_terms=contract.aux_terms).to(self.device)  # G step: plain D, frozen
+        self.g_loss = GeneratorLoss(cfg.loss, self.discriminator, aux_terms=contract.aux_terms).to(
+            self.device
+        )  # G step: plain D, frozen
         self.d_loss = DiscriminatorLoss(cfg.loss)
         ids = [self.device.index] if self.device.type == "cuda" else None
         wrap = lambda m: m if self.world == 1 or m is None else DistributedDataParallel(m, device_ids=ids)  # noqa: E731
@@ -129,10 +139,12 @@ class Trainer:
         if not d.root:
             raise InpaintlabError("data.root is not set: pass --set data.root=/path/to/training/images")
         common = dict(size=d.size, preprocess=d.preprocess, skip_bad=d.skip_bad)
-        masks = build_mask_source(cfg.masks.source, d.size, margin=cfg.masks.margin, rotate90=cfg.masks.rotate90,
-                                  drawn_size=cfg.masks.drawn_size)
-        self.train_set = build_dataset(d.root, split="train", flip=d.flip, mask_source=masks, seed=cfg.seed,
-                                       extra_inputs=self.extra_inputs, **common)
+        masks = build_mask_source(
+            cfg.masks.source, d.size, margin=cfg.masks.margin, rotate90=cfg.masks.rotate90, drawn_size=cfg.masks.drawn_size
+        )
+        self.train_set = build_dataset(
+            d.root, split="train", flip=d.flip, mask_source=masks, seed=cfg.seed, extra_inputs=self.extra_inputs, **common
+        )
         self.steps_per_epoch = len(self.train_set) // (cfg.batch_size * self.world)  # data.py rejects empty folders
         if self.steps_per_epoch == 0:
             raise InpaintlabError(
@@ -179,8 +191,14 @@ class Trainer:
         # own generator: creating a loader must not draw from the global torch RNG (exact resume)
         seeds = torch.Generator().manual_seed(self.cfg.seed * 1_000_003 + epoch)
         workers, pin = self.cfg.data.num_workers, self.device.type == "cuda"
-        return DataLoader(self.train_set, batch_sampler=batches, num_workers=workers, pin_memory=pin, generator=seeds,
-                          collate_fn=collate_samples)
+        return DataLoader(
+            self.train_set,
+            batch_sampler=batches,
+            num_workers=workers,
+            pin_memory=pin,
+            generator=seeds,
+            collate_fn=collate_samples,
+        )
 
     def _autocast(self):
         return nullcontext() if self.cfg.amp == "none" else torch.autocast(self.device.type, dtype=_AMP_DTYPES[self.cfg.amp])
@@ -209,9 +227,11 @@ class Trainer:
         extras = extras or {}
         missing = [name for name in self.extra_inputs if name not in extras]
         if missing:
-            raise InpaintlabError(f"model {self.cfg.model.name!r} trains with extra input {missing[0]!r}, which the "
-                                  f"batch does not carry (it has: {', '.join(extras) or 'none'}); build the data "
-                                  "with extra_inputs=trainer.extra_inputs")
+            raise InpaintlabError(
+                f"model {self.cfg.model.name!r} trains with extra input {missing[0]!r}, which the "
+                f"batch does not carry (it has: {', '.join(extras) or 'none'}); build the data "
+                "with extra_inputs=trainer.extra_inputs"
+            )
         extra = {name: extras[name].to(self.device, non_blocking=True) for name in self.extra_inputs}
         self.generator.train()
         with self._autocast():
@@ -294,8 +314,17 @@ class Trainer:
         if self._tb is not None:  # rank 0: curves.png, samples.png (last batch), summary.json
             self._tb.close()
             self._tb = None
-            finish(self.out, self.start, getattr(self, "_last_batch", None), steps=self.step, total_steps=self.total_steps,
-                   seconds=time.time() - began, checkpoint=self.last_checkpoint, skipped_images=skipped, last=last)
+            finish(
+                self.out,
+                self.start,
+                getattr(self, "_last_batch", None),
+                steps=self.step,
+                total_steps=self.total_steps,
+                seconds=time.time() - began,
+                checkpoint=self.last_checkpoint,
+                skipped_images=skipped,
+                last=last,
+            )
         return last
 
     def _due(self, every: int) -> bool:
@@ -347,11 +376,17 @@ class Trainer:
             "model": contract_of(self.generator).spec.to_header(),
             "discriminator": {"name": self.cfg.model.discriminator, "kwargs": dict(self.cfg.model.discriminator_kwargs)},
             "config": to_dict(self.cfg),
-            "step": self.step, "epoch": self.epoch, "batch_index": self.batch_index, "world_size": self.world,
+            "step": self.step,
+            "epoch": self.epoch,
+            "batch_index": self.batch_index,
+            "world_size": self.world,
             "schedulers": {name: scheduler.state_dict() for name, scheduler in self.schedulers.items()},
             "scaler": self.scaler.state_dict(),
             "optimizers": {},
-            "rng": {str(r): {"numpy": st["numpy"], "python": st["python"], "cuda_devices": len(st["cuda"])} for r, st in enumerate(states)},
+            "rng": {
+                str(r): {"numpy": st["numpy"], "python": st["python"], "cuda_devices": len(st["cuda"])}
+                for r, st in enumerate(states)
+            },
         }
         modules = {"generator": self.generator, "generator_ema": self.ema, "discriminator": self.discriminator}
         tensors = {f"{prefix}.{k}": v for prefix, m in modules.items() if m is not None for k, v in m.state_dict().items()}
@@ -391,8 +426,9 @@ class Trainer:
         self.last_checkpoint = Path(path)
 
 
-def run_training(cfg: TrainConfig, out_dir: str | Path, device: str = "cpu", resume: str | None = None,
-                 overwrite: bool = False) -> dict[str, float]:
+def run_training(
+    cfg: TrainConfig, out_dir: str | Path, device: str = "cpu", resume: str | None = None, overwrite: bool = False
+) -> dict[str, float]:
     """Build a ``Trainer`` and ``fit`` it; under torchrun every rank calls this."""
     trainer = Trainer(cfg, out_dir, device=device, resume=resume, overwrite=overwrite)
     left = False

@@ -77,7 +77,7 @@ class ModelSpec:
     def from_header(cls, header: Mapping[str, Any], where: str = "checkpoint") -> "ModelSpec":
         """Read a header's ``"model"`` entry (``{"name", "kwargs"}``, the layout every checkpoint has used)."""
         if not isinstance(header, Mapping) or not isinstance(header.get("name"), str):
-            raise InpaintlabError(f"{where}: header names no model (expected \"model\": {{\"name\", \"kwargs\"}})")
+            raise InpaintlabError(f'{where}: header names no model (expected "model": {{"name", "kwargs"}})')
         kwargs = header.get("kwargs") or {}
         if not isinstance(kwargs, Mapping):
             raise InpaintlabError(f"{where}: model kwargs must be a mapping, got {type(kwargs).__name__}")
@@ -159,8 +159,10 @@ def discriminator_contract(module: nn.Module) -> InpaintDiscriminator:
         elif isinstance(module, nn.Module) and "_orig_mod" in module._modules:
             module = module._modules["_orig_mod"]
         else:
-            raise InpaintlabError(f"{type(seen).__name__} does not declare the discriminator contract: derive it "
-                                  "from inpaintlab.types.InpaintDiscriminator (takes_mask)")
+            raise InpaintlabError(
+                f"{type(seen).__name__} does not declare the discriminator contract: derive it "
+                "from inpaintlab.types.InpaintDiscriminator (takes_mask)"
+            )
     return module
 
 
@@ -184,9 +186,7 @@ def check_image_mask(image: Tensor, mask: Tensor) -> None:
     if mask.ndim != 4 or mask.shape[1] != 1:
         raise InpaintlabError(f"mask must have shape (B,1,H,W) with 1 = hole, got {tuple(mask.shape)}")
     if image.shape[0] != mask.shape[0] or image.shape[2:] != mask.shape[2:]:
-        raise InpaintlabError(
-            f"image {tuple(image.shape)} and mask {tuple(mask.shape)} differ in batch size or H x W"
-        )
+        raise InpaintlabError(f"image {tuple(image.shape)} and mask {tuple(mask.shape)} differ in batch size or H x W")
     if not image.is_floating_point() or not mask.is_floating_point():
         raise InpaintlabError("image and mask must be floating point tensors (image in [0,1], mask in {0,1})")
 
@@ -226,5 +226,20 @@ def masked_input(image: Tensor, mask: Tensor) -> Tensor:
     return image * (1 - mask)
 
 
-__all__ = ["Sample", "InpaintOutput", "InpaintModel", "InpaintDiscriminator", "ModelSpec", "SCALAR", "PYRAMID",
-           "AUX_KINDS", "contract_of", "discriminator_contract", "composite", "pad_to_multiple", "check_image_mask", "check_size_multiple", "masked_input"]
+__all__ = [
+    "Sample",
+    "InpaintOutput",
+    "InpaintModel",
+    "InpaintDiscriminator",
+    "ModelSpec",
+    "SCALAR",
+    "PYRAMID",
+    "AUX_KINDS",
+    "contract_of",
+    "discriminator_contract",
+    "composite",
+    "pad_to_multiple",
+    "check_image_mask",
+    "check_size_multiple",
+    "masked_input",
+]

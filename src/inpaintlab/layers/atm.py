@@ -127,8 +127,7 @@ class DilatedFuse(nn.Module):
     def __init__(self, channels: int):
         super().__init__()
         self.branches = nn.ModuleList(
-            nn.Sequential(nn.Conv2d(channels, channels // 4, 3, padding=r, dilation=r), nn.ReLU())
-            for r in FUSE_DILATIONS
+            nn.Sequential(nn.Conv2d(channels, channels // 4, 3, padding=r, dilation=r), nn.ReLU()) for r in FUSE_DILATIONS
         )
 
     def forward(self, x: Tensor) -> Tensor:

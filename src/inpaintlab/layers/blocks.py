@@ -20,9 +20,7 @@ class ResnetBlock(nn.Module):
         def conv() -> nn.Conv2d:
             return nn.Conv2d(channels, channels, 3, padding=1, padding_mode=padding, bias=False)
 
-        self.body = nn.Sequential(
-            conv(), nn.BatchNorm2d(channels), nn.ReLU(inplace=True), conv(), nn.BatchNorm2d(channels)
-        )
+        self.body = nn.Sequential(conv(), nn.BatchNorm2d(channels), nn.ReLU(inplace=True), conv(), nn.BatchNorm2d(channels))
 
     def forward(self, x: Tensor) -> Tensor:
         return x + self.body(x)

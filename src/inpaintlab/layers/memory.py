@@ -53,8 +53,12 @@ from torch import Tensor, nn
 from ..errors import InpaintlabError
 
 MEMORY_MODES = ("sets", "anchors_only", "merged")
-CHOICES = {"injection": ("average", "additive"), "memory_mode": MEMORY_MODES, "term_similarity": ("cosine", "dot"),
-           "softmax_similarity": ("dot", "scaled_dot", "cosine")}
+CHOICES = {
+    "injection": ("average", "additive"),
+    "memory_mode": MEMORY_MODES,
+    "term_similarity": ("cosine", "dot"),
+    "softmax_similarity": ("dot", "scaled_dot", "cosine"),
+}
 
 
 class CrossImageMemory(nn.Module):
@@ -77,8 +81,12 @@ class CrossImageMemory(nn.Module):
         sync_distributed: bool = True,
     ):
         super().__init__()
-        for name, value in (("injection", injection), ("memory_mode", memory_mode), ("term_similarity", term_similarity),
-                            ("softmax_similarity", softmax_similarity)):
+        for name, value in (
+            ("injection", injection),
+            ("memory_mode", memory_mode),
+            ("term_similarity", term_similarity),
+            ("softmax_similarity", softmax_similarity),
+        ):
             if value not in CHOICES[name]:
                 raise InpaintlabError(f"CICM {name} must be one of {', '.join(CHOICES[name])}, got {value!r}")
         for name, value in (("momentum", momentum), ("update_fraction", update_fraction), ("augment_fraction", augment_fraction)):
@@ -208,8 +216,11 @@ class CICMBlock(nn.Module):
         **memory_options,
     ):
         super().__init__()
-        allowed = {"gamma_mode": ("estimated", "one", "ground_truth"), "gamma_side": ("prose", "equation"),
-                   "ratio_target": ("fraction", "difference", "mask")}
+        allowed = {
+            "gamma_mode": ("estimated", "one", "ground_truth"),
+            "gamma_side": ("prose", "equation"),
+            "ratio_target": ("fraction", "difference", "mask"),
+        }
         for name, value in (("gamma_mode", gamma_mode), ("gamma_side", gamma_side), ("ratio_target", ratio_target)):
             if value not in allowed[name]:
                 raise InpaintlabError(f"CICM {name} must be one of {', '.join(allowed[name])}, got {value!r}")
@@ -226,7 +237,9 @@ class CICMBlock(nn.Module):
     ) -> tuple[Tensor, dict[str, Tensor]]:
         b, c, h, w = x.shape
         if mask.shape[-2] % h or mask.shape[-1] % w:
-            raise InpaintlabError(f"CICM needs the image size {tuple(mask.shape[-2:])} to be a multiple of its feature size {h}x{w}")
+            raise InpaintlabError(
+                f"CICM needs the image size {tuple(mask.shape[-2:])} to be a multiple of its feature size {h}x{w}"
+            )
         cell = (mask.shape[-2] // h, mask.shape[-1] // w)
         holes = F.avg_pool2d(mask.float(), cell)  # (B,1,h,w) hole fraction per region
         with torch.autocast(x.device.type, enabled=False):
@@ -258,6 +271,8 @@ class CICMBlock(nn.Module):
         if self.ratio_target != "difference":
             return F.avg_pool2d(mask.float(), cell)
         if masked_image is None or target is None or target.shape != masked_image.shape:
-            raise InpaintlabError("CICM ratio_target='difference' needs the input image and a target of the same shape "
-                                  "(B,3,H,W), also for gamma_mode='ground_truth' at inference")
+            raise InpaintlabError(
+                "CICM ratio_target='difference' needs the input image and a target of the same shape "
+                "(B,3,H,W), also for gamma_mode='ground_truth' at inference"
+            )
         return F.avg_pool2d((masked_image.float() - target.float()).abs().mean(1, keepdim=True), cell)

@@ -83,9 +83,7 @@ class SqueezeExcitation(nn.Module):
     def __init__(self, channels: int, squeeze_ratio: float = 1.0):
         super().__init__()
         hidden = max(1, int(channels * squeeze_ratio))
-        self.excite = nn.Sequential(
-            nn.Linear(channels, hidden), nn.ReLU(), nn.Linear(hidden, channels), nn.Sigmoid()
-        )
+        self.excite = nn.Sequential(nn.Linear(channels, hidden), nn.ReLU(), nn.Linear(hidden, channels), nn.Sigmoid())
 
     def forward(self, x: Tensor) -> Tensor:
         weights = self.excite(x.mean(dim=(2, 3)))

@@ -106,8 +106,13 @@ def patch_attention(
     size = target.shape[-2:]
     summed = F.fold(rebuilt.transpose(1, 2), size, target_grid.ksize, padding=target_grid.padding, stride=target_grid.stride)
     ones = torch.ones_like(target[:1, :1])
-    count = F.fold(F.unfold(ones, target_grid.ksize, padding=target_grid.padding, stride=target_grid.stride), size,
-                   target_grid.ksize, padding=target_grid.padding, stride=target_grid.stride)
+    count = F.fold(
+        F.unfold(ones, target_grid.ksize, padding=target_grid.padding, stride=target_grid.stride),
+        size,
+        target_grid.ksize,
+        padding=target_grid.padding,
+        stride=target_grid.stride,
+    )
     return summed / count
 
 

@@ -50,8 +50,15 @@ class UnknownOption(InpaintlabError):
         self.option, self.accepted = option, accepted
 
 
-def build(target: Callable[..., nn.Module], options: Mapping[str, Any], /, *, fixed: Mapping[str, Any] | None = None,
-          extra: Iterable[str] = (), **defaults: Any) -> nn.Module:
+def build(
+    target: Callable[..., nn.Module],
+    options: Mapping[str, Any],
+    /,
+    *,
+    fixed: Mapping[str, Any] | None = None,
+    extra: Iterable[str] = (),
+    **defaults: Any,
+) -> nn.Module:
     """``target(**{**defaults, **options, **fixed})`` after checking ``options``.
 
     Accepted options: ``target``'s named keyword arguments plus ``extra`` (names it forwards through its own
@@ -77,14 +84,13 @@ def _create(table: dict, kind: str, name: str, kwargs: dict) -> nn.Module:
     if not any(p.kind is p.VAR_KEYWORD for p in params.values()):
         unknown = sorted(set(kwargs) - set(params))
         if unknown:
-            raise InpaintlabError(
-                f"{kind} {name!r} has no option {unknown[0]!r}; it accepts: {', '.join(params) or 'none'}"
-            )
+            raise InpaintlabError(f"{kind} {name!r} has no option {unknown[0]!r}; it accepts: {', '.join(params) or 'none'}")
     try:
         model = fn(**kwargs)
     except UnknownOption as err:
-        raise InpaintlabError(f"{kind} {name!r} has no option {err.option!r}; it accepts: "
-                              f"{', '.join(err.accepted) or 'none'}") from None
+        raise InpaintlabError(
+            f"{kind} {name!r} has no option {err.option!r}; it accepts: {', '.join(err.accepted) or 'none'}"
+        ) from None
     base = InpaintModel if kind == "model" else InpaintDiscriminator
     if not isinstance(model, base):
         raise InpaintlabError(f"{kind} factory {name!r} returned a {type(model).__name__}, not an {base.__name__}")

@@ -82,8 +82,11 @@ class MemoryAugmented(InpaintModel):
         cicm, memory_mode = self.cicm, self.cicm.memory.memory_mode
         # ratio_target="difference" measures the ratio against the ground truth: training needs it.
         self.training_inputs = backbone.training_inputs | ({"target"} if cicm.ratio_target == "difference" else set())
-        terms = {"ratio": cicm.ratio is not None, "inter": cicm.use_inter and memory_mode != "merged",
-                 "intra": cicm.use_intra and memory_mode != "anchors_only"}
+        terms = {
+            "ratio": cicm.ratio is not None,
+            "inter": cicm.use_inter and memory_mode != "merged",
+            "intra": cicm.use_intra and memory_mode != "anchors_only",
+        }
         self.aux_terms = {**backbone.aux_terms, **{name: SCALAR for name, on in terms.items() if on}}
         self._call: dict | None = None  # the mask/target of the forward in progress, read by the hook
         site.register_forward_hook(self._augment)  # a bound method: deep copies (EMA) rebind it to the copy
@@ -135,8 +138,9 @@ def _msanet_cicm(layers: int, base_channels: int, memory_depth: int, sets: int, 
     backbone = PConvUNet(layers=layers, base_channels=base_channels)
     base = base_channels
     channels = [base, 2 * base, 4 * base] + [8 * base] * (layers - 3)  # output of Encode_i at index i-1
-    return MemoryAugmented(backbone, backbone.encoders[memory_depth - 1], channels[memory_depth - 1],
-                           sets=sets, set_size=set_size, **options)
+    return MemoryAugmented(
+        backbone, backbone.encoders[memory_depth - 1], channels[memory_depth - 1], sets=sets, set_size=set_size, **options
+    )
 
 
 def _unet15(ngf: int, num_downs: int) -> LGNet:
@@ -145,7 +149,9 @@ def _unet15(ngf: int, num_downs: int) -> LGNet:
 
 # Options a CICM model forwards to its CICMBlock and CrossImageMemory (besides its own memory_depth, sets, set_size).
 CICM_OPTIONS = tuple(
-    name for cls in (CICMBlock, CrossImageMemory) for name, p in inspect.signature(cls).parameters.items()
+    name
+    for cls in (CICMBlock, CrossImageMemory)
+    for name, p in inspect.signature(cls).parameters.items()
     if p.kind is not p.VAR_KEYWORD and name not in ("channels", "sets", "set_size")
 )
 FULL = {"memory_depth": 4, "sets": 13, "set_size": 40}  # the paper's memory: 13 sets of 40 at 16x16

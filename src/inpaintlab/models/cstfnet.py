@@ -99,13 +99,16 @@ class CoarseUNet(nn.Module):
         self.decoder = nn.ModuleList()
         for d in range(num_downs, 1, -1):
             in_ch = width[d] if d == num_downs else 2 * width[d]
-            self.decoder.append(nn.Sequential(
-                nn.ReLU(), nn.ConvTranspose2d(in_ch, width[d - 1], 3, 2, 1, output_padding=1, bias=False),
-                nn.BatchNorm2d(width[d - 1]),
-            ))
-        self.decoder.append(nn.Sequential(
-            nn.ReLU(), nn.ConvTranspose2d(2 * width[1], out_channels, 3, 2, 1, output_padding=1), nn.Tanh()
-        ))
+            self.decoder.append(
+                nn.Sequential(
+                    nn.ReLU(),
+                    nn.ConvTranspose2d(in_ch, width[d - 1], 3, 2, 1, output_padding=1, bias=False),
+                    nn.BatchNorm2d(width[d - 1]),
+                )
+            )
+        self.decoder.append(
+            nn.Sequential(nn.ReLU(), nn.ConvTranspose2d(2 * width[1], out_channels, 3, 2, 1, output_padding=1), nn.Tanh())
+        )
 
     def forward(self, x: Tensor) -> Tensor:
         skips = []
@@ -131,8 +134,18 @@ class Branch(NamedTuple):
 class RefinementNet(nn.Module):
     """Encoder f + STI + STF + additive-skip decoder. (B,4,H,W), mask (B,1,H,W) -> (out [-1,1], latent, dec feats)."""
 
-    def __init__(self, cnum: int, levels: int, structure: bool, texture: bool, fusion: str, cascade: bool,
-                 sti_ksize: int, softmax_scale: float, stf_gate: str):
+    def __init__(
+        self,
+        cnum: int,
+        levels: int,
+        structure: bool,
+        texture: bool,
+        fusion: str,
+        cascade: bool,
+        sti_ksize: int,
+        softmax_scale: float,
+        stf_gate: str,
+    ):
         super().__init__()
         widths = [cnum * LEVEL_WIDTHS[min(i, len(LEVEL_WIDTHS) - 1)] for i in range(levels)]
         self.encoder = nn.ModuleList(
@@ -180,9 +193,14 @@ class RefinementNet(nn.Module):
 def projector_head(channels: int, dim: int) -> nn.Sequential:
     """SimSiam projector g: (B,channels) -> (B,dim), ending in affine-free BatchNorm."""
     return nn.Sequential(
-        nn.Linear(channels, channels, bias=False), nn.BatchNorm1d(channels), nn.ReLU(),
-        nn.Linear(channels, channels, bias=False), nn.BatchNorm1d(channels), nn.ReLU(),
-        nn.Linear(channels, dim, bias=False), nn.BatchNorm1d(dim, affine=False),
+        nn.Linear(channels, channels, bias=False),
+        nn.BatchNorm1d(channels),
+        nn.ReLU(),
+        nn.Linear(channels, channels, bias=False),
+        nn.BatchNorm1d(channels),
+        nn.ReLU(),
+        nn.Linear(channels, dim, bias=False),
+        nn.BatchNorm1d(dim, affine=False),
     )
 
 

@@ -52,8 +52,13 @@ from .lgnet import LocalRefineNet, UNetGenerator
 LG_OPTIONS = ("ngf_unet", "ngf_local", "num_downs", "attention_levels", "use_fast_attention", "channels_last")
 LG_FULL = {"ngf_unet": 64, "ngf_local": 64, "num_downs": 8, "attention_levels": (4, 3, 2)}
 LG_TINY = {"ngf_unet": 8, "ngf_local": 8, "num_downs": 6, "attention_levels": (4, 3, 2)}  # = lgnet_tiny
-BACKBONES = {"pennet": "pennet_tiny", "srpnet": "srpnet_tiny", "msanet": "msanet_tiny",
-             "pconv_unet": "pconv_unet_tiny", "cstfnet": "cstfnet_tiny"}  # full -> tiny backbone
+BACKBONES = {
+    "pennet": "pennet_tiny",
+    "srpnet": "srpnet_tiny",
+    "msanet": "msanet_tiny",
+    "pconv_unet": "pconv_unet_tiny",
+    "cstfnet": "cstfnet_tiny",
+}  # full -> tiny backbone
 
 
 class LGRefined(InpaintModel):
@@ -73,10 +78,12 @@ class LGRefined(InpaintModel):
         if not backbone.trainable:
             raise InpaintlabError("the LG refinement needs a network backbone; a classical fill has nothing to train")
         self.backbone = backbone
-        self.nets = nn.ModuleDict({
-            "L": LocalRefineNet(4, 3, ngf_local),
-            "G_att": UNetGenerator(4, 3, ngf_unet, num_downs, tuple(attention_levels), use_fast_attention),
-        })
+        self.nets = nn.ModuleDict(
+            {
+                "L": LocalRefineNet(4, 3, ngf_local),
+                "G_att": UNetGenerator(4, 3, ngf_unet, num_downs, tuple(attention_levels), use_fast_attention),
+            }
+        )
         init_pix2pix_weights(self.nets)
         if channels_last:
             self.nets.to(memory_format=torch.channels_last)
@@ -141,11 +148,15 @@ def _register(name: str, backbone: str, lg_defaults: dict) -> None:
         lg = {**lg_defaults, **{key: options.pop(key) for key in LG_OPTIONS if key in options}}
         return lg_refine(create_model(backbone, **options), **lg)
 
-    widths = f"Net_L ngf {lg_defaults['ngf_local']}, Net_G_att ngf {lg_defaults['ngf_unet']} with " \
-             f"{lg_defaults['num_downs']} downsamplings"
+    widths = (
+        f"Net_L ngf {lg_defaults['ngf_local']}, Net_G_att ngf {lg_defaults['ngf_unet']} with "
+        f"{lg_defaults['num_downs']} downsamplings"
+    )
     factory.__name__ = factory.__qualname__ = name
-    factory.__doc__ = (f"``{backbone}`` + LGNet's local and global refinement ({widths}); keywords: "
-                       f"{', '.join(LG_OPTIONS)}, the rest go to ``{backbone}``.")
+    factory.__doc__ = (
+        f"``{backbone}`` + LGNet's local and global refinement ({widths}); keywords: "
+        f"{', '.join(LG_OPTIONS)}, the rest go to ``{backbone}``."
+    )
     register_model(factory)
 
 

@@ -87,9 +87,7 @@ class UNetGenerator(nn.Module):
             raise InpaintlabError(f"num_downs must be >= 2, got {num_downs}")
         bad = [lvl for lvl in attention_levels if not 1 <= lvl < num_downs]
         if bad:
-            raise InpaintlabError(
-                f"attention levels must lie in 1..{num_downs - 1} for num_downs={num_downs}, got {bad}"
-            )
+            raise InpaintlabError(f"attention levels must lie in 1..{num_downs - 1} for num_downs={num_downs}, got {bad}")
         width = [in_channels] + [unet_width(ngf, d) for d in range(1, num_downs + 1)]  # width[d] at depth d
         n = num_downs
 
@@ -133,9 +131,7 @@ class LocalRefineNet(nn.Module):
     the mirror [ConvT3x3 s2 (output_padding 1), BN, ReLU], reflect-padded Conv7x7 (bias), Tanh.
     """
 
-    def __init__(
-        self, in_channels: int = 4, out_channels: int = 3, ngf: int = 64, n_blocks: int = 4, downsamplings: int = 2
-    ):
+    def __init__(self, in_channels: int = 4, out_channels: int = 3, ngf: int = 64, n_blocks: int = 4, downsamplings: int = 2):
         super().__init__()
         layers: list[nn.Module] = [
             nn.Conv2d(in_channels, ngf, 7, padding=3, padding_mode="reflect", bias=False),

@@ -102,8 +102,7 @@ class PConvUNet(InpaintModel):
         )
         # decoders[i - 1] is Decode_i: cat(up(h), Encode_{i-1}) -> channels[i - 1].
         self.decoders = nn.ModuleList(
-            PConvBlock(channels[i] + channels[i - 1], channels[i - 1], 3, 1, bn=i > 1,
-                       activation="leaky" if i > 1 else None)
+            PConvBlock(channels[i] + channels[i - 1], channels[i - 1], 3, 1, bn=i > 1, activation="leaky" if i > 1 else None)
             for i in range(1, layers + 1)
         )
         self.attention = nn.ModuleDict(
@@ -177,8 +176,14 @@ def pconv_unet_tiny(**options) -> PConvUNet:
 
 def _middlebury_wheel() -> np.ndarray:
     """The optical-flow colour wheel of Baker et al. (Middlebury): (55, 3) float in [0, 255]."""
-    segments = [(15, (255, 0, 0), (255, 255, 0)), (6, (255, 255, 0), (0, 255, 0)), (4, (0, 255, 0), (0, 255, 255)),
-                (11, (0, 255, 255), (0, 0, 255)), (13, (0, 0, 255), (255, 0, 255)), (6, (255, 0, 255), (255, 0, 0))]
+    segments = [
+        (15, (255, 0, 0), (255, 255, 0)),
+        (6, (255, 255, 0), (0, 255, 0)),
+        (4, (0, 255, 0), (0, 255, 255)),
+        (11, (0, 255, 255), (0, 0, 255)),
+        (13, (0, 0, 255), (255, 0, 255)),
+        (6, (255, 0, 255), (255, 0, 0)),
+    ]
     rows = []
     for n, start, end in segments:
         start, end = np.array(start, dtype=float), np.array(end, dtype=float)
@@ -224,9 +229,7 @@ def _eval_mode(model: nn.Module):
         model.train(was_training)
 
 
-def attention_offsets(
-    model: nn.Module, image: Tensor, mask: Tensor, reduce: str = "argmax"
-) -> dict[str, tuple[Tensor, Tensor]]:
+def attention_offsets(model: nn.Module, image: Tensor, mask: Tensor, reduce: str = "argmax") -> dict[str, tuple[Tensor, Tensor]]:
     """Where each hole pixel of each pixelwise-attention map borrows from.
 
     image (1,3,H,W) in [0,1], mask (1,1,H,W) 1 = hole; the model runs once in eval mode. Returns
