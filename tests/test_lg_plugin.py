@@ -139,4 +139,5 @@ def test_lg_presets_are_the_backbone_recipe_plus_lgnets_terms():
     msa, msa_lg = PRESETS["msanet_psv"], PRESETS["msanet_lg_psv"]
     assert msa_lg.model.name == "msanet_lg" and msa_lg.optim == msa.optim and msa_lg.masks == msa.masks
     assert msa_lg.loss.feature_outputs == (0, 1, 2) and msa_lg.loss.pixel_norm == "all_pixels"
+    assert (msa.loss.adv_input, msa_lg.loss.adv_input) == ("final_raw", "first_raw")  # D judges MSA-Net's raw output
     assert {"pennet_lg_tiny_builtin", "msanet_lg_tiny_builtin"} <= set(PRESETS)

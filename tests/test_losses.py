@@ -179,7 +179,9 @@ def test_feature_terms_only_on_selected_outputs_raw_and_composite():
     assert total.item() == pytest.approx(0.05 * perc + 120 * style + 0.1 * tv, rel=1e-4)
 
 
-@pytest.mark.parametrize("adv_input,grad_index", [("first_composite", 0), ("final_composite", 2), ("final_raw", 2)])
+@pytest.mark.parametrize(
+    "adv_input,grad_index", [("first_composite", 0), ("final_composite", 2), ("first_raw", 0), ("final_raw", 2)]
+)
 def test_adversarial_term_reaches_only_the_chosen_image(adv_input, grad_index):
     image, mask = _batch()
     out, outs = _three_stage_output(image)

@@ -149,7 +149,8 @@ class LossConfig:
       LGNet, PEN-Net), so their published weights keep their balance against perceptual/style/GAN.
     gan_mode: lsgan | hinge | nsgan (BCE on logits) | relativistic. adv_input: the image D judges:
       "first_composite" (composite of outputs[0]; official LGNet, notes 1.7), "final_composite",
-      "final_raw" (MSA-Net) or "every_composite" (each output's composite, summed; CSTFNet).
+      "final_raw" (MSA-Net), "first_raw" (outputs[0] itself: MSA-Net as the first stage of ``msanet_lg``) or
+      "every_composite" (each output's composite, summed; CSTFNet).
     aux: weights of the model-specific terms in ``InpaintOutput.aux``, by name; a tuple-valued term
       (``"pyramid"``) is the pyramid L1 of those images, downsampling the target by ``pyramid_downsample``.
     """
@@ -170,7 +171,7 @@ class LossConfig:
     tv_region: Literal["hole", "composite"] = "hole"
     pixel_range: Literal["unit", "minus1_1"] = "unit"
     gan_mode: Literal["lsgan", "hinge", "nsgan", "relativistic"] = "lsgan"
-    adv_input: Literal["first_composite", "final_composite", "final_raw", "every_composite"] = "final_composite"
+    adv_input: Literal["first_composite", "final_composite", "first_raw", "final_raw", "every_composite"] = "final_composite"
     pyramid_downsample: Literal["bilinear", "area"] = "bilinear"
     aux: dict[str, float] = field(default_factory=dict)
 

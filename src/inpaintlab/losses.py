@@ -152,10 +152,13 @@ def adversarial_images(adv_input: str, out: InpaintOutput, image: Tensor, mask: 
     """The (B,3,H,W) image(s) the discriminator judges as fake, per ``LossConfig.adv_input``.
 
     "first_composite" / "final_composite": composite of ``outputs[0]`` / ``pred``; "final_raw": ``pred``
-    itself (MSA-Net); "every_composite": the composite of every output (CSTFNet: coarse and refined).
+    itself (MSA-Net); "first_raw": ``outputs[0]`` itself (a raw-judging backbone as the first stage of an
+    ``<backbone>_lg`` model); "every_composite": the composite of every output (CSTFNet: coarse and refined).
     """
     if adv_input == "first_composite":
         return [composite(out.outputs[0], image, mask)]
+    if adv_input == "first_raw":
+        return [out.outputs[0]]
     if adv_input == "final_composite":
         return [composite(out.pred, image, mask)]
     if adv_input == "final_raw":
@@ -163,7 +166,8 @@ def adversarial_images(adv_input: str, out: InpaintOutput, image: Tensor, mask: 
     if adv_input == "every_composite":
         return [composite(o, image, mask) for o in out.outputs]
     raise InpaintlabError(
-        f"unknown loss.adv_input {adv_input!r}; expected first_composite, final_composite, final_raw or every_composite"
+        f"unknown loss.adv_input {adv_input!r}; expected first_composite, final_composite, first_raw, final_raw or "
+        "every_composite"
     )
 
 

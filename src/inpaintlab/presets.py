@@ -386,9 +386,8 @@ def _with_model_kwargs(cfg: TrainConfig, kwargs: dict) -> TrainConfig:
 # [-1,1]; PEN-Net agrees with LGNet on both (``region``, ``minus1_1``), and with no VGG terms of its own it takes
 # LGNet's VGG16 input (pool1..pool3 on [-1,1]). The discriminator is the backbone's and judges the first stage:
 # LGNet's D sees only the coarse composite (notes 1.7, trap 1) and PEN-Net's D its output's composite, so for
-# PEN-Net both recipes agree on ``first_composite``; MSA-Net's D judges its raw output (``final_raw``), which
-# in the LG model has no adv_input of its own ("first_raw" would be new in config.py/losses.py): the first
-# composite stands in for it (the D then never sees pixels outside the hole that the network got wrong).
+# PEN-Net both recipes agree on ``first_composite``; MSA-Net's D judges its raw output (``final_raw``), so in
+# ``msanet_lg`` it judges the first stage's raw output (``first_raw``).
 # One Adam for all three networks (the backbones' recipes): with equal lr and betas that is LGNet's three
 # optimisers. Data, masks, schedule, batch and discriminator: the backbone's preset. Backbones with several
 # outputs of their own (CSTFNet) need their own loss mapping and have no preset yet.
@@ -412,7 +411,7 @@ def _with_lg(backbone: TrainConfig, model: str) -> TrainConfig:
             vgg_layers=("pool1", "pool2", "pool3"),
             tv_region="hole",
         )
-    adv_input = {"final_composite": "first_composite", "final_raw": "first_composite"}[loss.adv_input]
+    adv_input = {"final_composite": "first_composite", "final_raw": "first_raw"}[loss.adv_input]
     return dataclasses.replace(
         backbone,
         model=dataclasses.replace(backbone.model, name=model),
