@@ -15,6 +15,7 @@ from inpaintlab.data import (
     build_dataset,
     builtin_images,
     collate_samples,
+    jitter_colors,
     load_image,
     synthetic_images,
 )
@@ -167,6 +168,34 @@ def test_flip_mirrors_about_half_the_items_and_leaves_masks_alone():
         count += is_mirror
         assert torch.equal(out.mask, ref.mask), "the mask stream must not depend on the flip option"
     assert 70 <= count <= 130  # Binomial(200, 0.5): mean 100, sd 7
+
+
+def test_color_jitter_changes_only_the_colours_and_each_strength_does_its_own_thing():
+    items = synthetic_images(20, 16, seed=5)
+    common = dict(size=16, preprocess="none", flip=True, mask_source=build_mask_source("mixed", 16), seed=2)
+    plain, jittered = ArrayDataset(items, **common), ArrayDataset(items, color_jitter=(0.05,) * 4, **common)
+    again = ArrayDataset(items, color_jitter=(0.05,) * 4, **common)
+    changed = 0
+    for i in range(len(items)):
+        a, b = plain[i], jittered[i]
+        assert torch.equal(a.mask, b.mask)  # geometry and masks as without jitter
+        assert torch.equal(b.image, again[i].image)  # seeded by (seed, epoch, index)
+        assert (a.image - b.image).abs().max() < 0.25  # PEN-Net's strengths are small
+        changed += not torch.equal(a.image, b.image)
+    assert changed == len(items)
+    rgb = np.random.default_rng(0).integers(30, 200, (8, 8, 3)).astype(np.uint8)
+    for seed in range(5):  # brightness alone: one factor in [0.8, 1.2] for every pixel (none clipped here)
+        out = jitter_colors(rgb, (0.2, 0, 0, 0), np.random.default_rng(seed)).astype(float)
+        ratio = out / rgb
+        assert 0.8 - 0.02 <= ratio.min() and ratio.max() <= 1.2 + 0.02 and ratio.max() - ratio.min() < 0.03
+    grey = np.full((8, 8, 3), 90, np.uint8)  # hue and saturation leave grey alone; contrast keeps a flat image
+    assert np.array_equal(jitter_colors(grey, (0, 0.3, 0.3, 0.5), np.random.default_rng(1)), grey)
+    red = np.zeros((4, 4, 3), np.uint8)
+    red[..., 0] = 200
+    shifted = jitter_colors(red, (0, 0, 0, 0.5), np.random.default_rng(3))  # hue alone: same brightness, new hue
+    assert shifted.max() == 200 and not np.array_equal(shifted, red)
+    with pytest.raises(InpaintlabError, match="color_jitter"):
+        ArrayDataset(items, color_jitter=(0, 0, 0, 0.7), **common)
 
 
 def test_masks_default_to_zero_and_wrong_mask_shape_is_an_error():

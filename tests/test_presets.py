@@ -114,6 +114,9 @@ def test_pennet_preset_holds_the_pennet_numbers():
     factors = [cfg.optim.lr_factor(it / steps_per_epoch) for it in (99_999, 100_001, 200_001, 999_999)]
     assert factors[0] == 1.0 and factors[1:] == pytest.approx([0.1, 0.1, 0.1])
     assert all(PRESETS[f"srpnet_{d}"].masks.source == "pennet_square|strokes" for d in ("places2", "celebahq"))
+    # core/dataset.py: ColorJitter(0.05, 0.05, 0.05, 0.05) on every training image; SRPNet names none
+    assert cfg.data.color_jitter == (0.05, 0.05, 0.05, 0.05) and PRESETS["pennet_lg_places2"].data == cfg.data
+    assert PRESETS["srpnet_places2"].data.color_jitter == (0, 0, 0, 0)
 
 
 @pytest.mark.parametrize("name", ["cstfnet_celebahq", "cstfnet_psv", "cstfnet_places2"])

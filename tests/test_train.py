@@ -472,3 +472,13 @@ def test_init_from_starts_a_fine_tuning_run_from_trained_weights(tmp_path):
     )
     with pytest.raises(InpaintlabError, match="generator weights do not fit lgnet_tiny"):
         Trainer(dataclasses.replace(other, init_from=str(ckpt)), tmp_path / "wrong")
+
+
+def test_color_jitter_reaches_training_images_and_never_validation(tmp_path):
+    jitter = (0.1, 0.1, 0.1, 0.05)
+    cfg = tiny_config(data=DataConfig(root="synthetic:12", size=32, flip=True, val_count=4, color_jitter=jitter))
+    trainer = Trainer(cfg, tmp_path)
+    assert trainer.train_set.color_jitter == jitter and trainer.val_set.color_jitter == (0, 0, 0, 0)
+    plain = Trainer(dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, color_jitter=(0, 0, 0, 0))), tmp_path / "p")
+    a, b = trainer.train_set[0], plain.train_set[0]
+    assert torch.equal(a.mask, b.mask) and not torch.equal(a.image, b.image)

@@ -87,6 +87,8 @@ class DataConfig:
 
     root: "builtin", "synthetic[:N]", a folder or a .txt file list; val_root None -> the "test" split of
     root ("builtin" has a photo-disjoint split). val_count: validation images (0 = no validation).
+    color_jitter: (brightness, contrast, saturation, hue) strengths for training images (``data.jitter_colors``;
+    PEN-Net 0.05 each); validation images are never jittered.
     """
 
     root: str = "builtin"
@@ -97,11 +99,18 @@ class DataConfig:
     skip_bad: bool = False
     num_workers: int = 0
     val_count: int = 16
+    color_jitter: tuple[float, float, float, float] = (0.0, 0.0, 0.0, 0.0)
 
-    _ranges: ClassVar[dict[str, Range]] = {"size": Range(8), "num_workers": AT_LEAST_0, "val_count": AT_LEAST_0}
+    _ranges: ClassVar[dict[str, Range]] = {
+        "size": Range(8), "num_workers": AT_LEAST_0, "val_count": AT_LEAST_0, "color_jitter": Range(0, 1),
+    }  # fmt: skip
 
     def __post_init__(self) -> None:
         check_ranges(self)
+        if self.color_jitter[3] > 0.5:
+            raise InpaintlabError(
+                f"data.color_jitter: the hue strength is a fraction of a turn <= 0.5, got {self.color_jitter[3]}"
+            )
 
 
 @dataclass(frozen=True)

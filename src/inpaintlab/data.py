@@ -122,6 +122,36 @@ def _short_side_resize(rgb: np.ndarray, short: int, interpolation: str) -> np.nd
     return _resize(rgb, max(short, round(h * short / w)), short, interpolation)
 
 
+def jitter_colors(rgb: np.ndarray, strengths: Sequence[float], rng: np.random.Generator) -> np.ndarray:
+    """(H,W,3) uint8 -> (H,W,3) uint8 with random brightness, contrast, saturation and hue, in random order.
+
+    strengths (b, c, s, h) as torchvision's ``ColorJitter`` reads them (PEN-Net trains with 0.05 each): factors
+    uniform in [1-b, 1+b], [1-c, 1+c], [1-s, 1+s] (blends with black, with the grey mean, with the grey image)
+    and a hue shift uniform in [-h, h] of a full turn; values clipped to [0, 255] after each step. A strength
+    of 0 draws nothing, so the others' draws do not depend on it.
+    """
+    image = rgb.astype(np.float32)
+    grey = lambda x: x @ np.array([0.299, 0.587, 0.114], np.float32)  # noqa: E731  (ITU-R 601-2 luma, as PIL's "L")
+    steps = {
+        0: lambda x, f: x * f,
+        1: lambda x, f: x * f + grey(x).mean() * (1 - f),
+        2: lambda x, f: x * f + grey(x)[..., None] * (1 - f),
+        3: lambda x, f: _shift_hue(x, f),
+    }
+    for k in rng.permutation(4):
+        if strengths[k] > 0:
+            factor = rng.uniform(-strengths[k], strengths[k]) + (0.0 if k == 3 else 1.0)
+            image = np.clip(steps[k](image, factor), 0, 255)
+    return image.round().astype(np.uint8)
+
+
+def _shift_hue(image: np.ndarray, turn: float) -> np.ndarray:
+    """(H,W,3) float RGB in [0,255] with its hue rotated by ``turn`` of a full circle."""
+    hsv = cv2.cvtColor(image / 255.0, cv2.COLOR_RGB2HSV)  # float input: H in degrees [0, 360)
+    hsv[..., 0] = (hsv[..., 0] + 360.0 * turn) % 360.0
+    return cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB) * 255.0
+
+
 def _preprocess(
     rgb: np.ndarray, name: str, size: int, mode: str, interpolation: str, scene_short_side: int, rng: np.random.Generator
 ) -> np.ndarray:
@@ -179,6 +209,7 @@ class _SampleDataset(Dataset):
         interpolation: str = "bicubic",
         scene_short_side: int | None = None,
         extra_inputs: Iterable[str] = (),
+        color_jitter: Sequence[float] = (0.0, 0.0, 0.0, 0.0),
     ):
         if preprocess not in PREPROCESS_MODES:
             raise InpaintlabError(f"preprocess must be one of {PREPROCESS_MODES}, got {preprocess!r}")
@@ -197,6 +228,11 @@ class _SampleDataset(Dataset):
             )
         self.size, self.preprocess, self.flip = size, preprocess, flip
         self.mask_source, self.seed, self.interpolation = mask_source, int(seed), interpolation
+        self.color_jitter = tuple(float(v) for v in color_jitter)
+        if len(self.color_jitter) != 4 or not all(0 <= v <= 1 for v in self.color_jitter) or self.color_jitter[3] > 0.5:
+            raise InpaintlabError(
+                f"color_jitter must be (brightness, contrast, saturation, hue) in [0, 1], hue <= 0.5, got {color_jitter!r}"
+            )
         self.extra_inputs = tuple(sorted(extra_inputs))
         unknown = [name for name in self.extra_inputs if name not in EXTRA_INPUTS]
         if unknown:
@@ -245,6 +281,8 @@ class _SampleDataset(Dataset):
         rgb = _preprocess(rgb, name, self.size, self.preprocess, self.interpolation, self.scene_short_side, geometry_rng)
         if self.flip and geometry_rng.random() < 0.5:
             rgb = rgb[:, ::-1]
+        if any(self.color_jitter):  # drawn after crop and flip on the same stream: without it nothing changes
+            rgb = jitter_colors(rgb, self.color_jitter, geometry_rng)
         image = torch.from_numpy(np.array(rgb)).permute(2, 0, 1).float().div_(255.0)
         streams = dict(zip(EXTRA_INPUTS, extra_rngs))
         extras = {name: EXTRA_INPUTS[name](self, image, streams[name]) for name in self.extra_inputs}
@@ -286,8 +324,9 @@ class ImageDataset(_SampleDataset):
         interpolation: str = "bicubic",
         scene_short_side: int | None = None,
         extra_inputs: Iterable[str] = (),
+        color_jitter: Sequence[float] = (0.0, 0.0, 0.0, 0.0),
     ):
-        super().__init__(size, preprocess, flip, mask_source, seed, interpolation, scene_short_side, extra_inputs)
+        super().__init__(size, preprocess, flip, mask_source, seed, interpolation, scene_short_side, extra_inputs, color_jitter)
         entries = _find_images(source)
         if not skip_bad:
             missing = [path for path, _ in entries if not path.is_file()]
@@ -354,8 +393,9 @@ class ArrayDataset(_SampleDataset):
         interpolation: str = "bicubic",
         scene_short_side: int | None = None,
         extra_inputs: Iterable[str] = (),
+        color_jitter: Sequence[float] = (0.0, 0.0, 0.0, 0.0),
     ):
-        super().__init__(size, preprocess, flip, mask_source, seed, interpolation, scene_short_side, extra_inputs)
+        super().__init__(size, preprocess, flip, mask_source, seed, interpolation, scene_short_side, extra_inputs, color_jitter)
         if not items:
             raise InpaintlabError("ArrayDataset needs at least one (name, array) item")
         for name, rgb in items:
@@ -560,11 +600,13 @@ def build_dataset(
     interpolation: str = "bicubic",
     scene_short_side: int | None = None,
     extra_inputs: Iterable[str] = (),
+    color_jitter: Sequence[float] = (0.0, 0.0, 0.0, 0.0),
 ) -> Dataset:
     """Dataset from a ``DataConfig``-style root: ``"builtin"`` (uses ``split``), ``"synthetic"`` /
     ``"synthetic:N"`` (N images, default 32; the test split uses the next N indices so it never
     overlaps train), a folder or a ``.txt`` list (``split`` is ignored: point at the split's folder).
     ``extra_inputs``: names from ``EXTRA_INPUTS`` each sample carries in ``Sample.extras`` (module docstring).
+    ``color_jitter``: (brightness, contrast, saturation, hue) strengths of ``jitter_colors`` (0 = off).
     """
     common = dict(
         size=size,
@@ -575,6 +617,7 @@ def build_dataset(
         interpolation=interpolation,
         scene_short_side=scene_short_side,
         extra_inputs=extra_inputs,
+        color_jitter=color_jitter,
     )
     if root == "builtin":
         dataset = ArrayDataset(builtin_images(split, size), **common)
@@ -607,6 +650,7 @@ __all__ = [
     "build_dataset",
     "builtin_images",
     "collate_samples",
+    "jitter_colors",
     "builtin_photo_paths",
     "load_image",
     "synthetic_images",

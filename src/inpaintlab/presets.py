@@ -201,8 +201,9 @@ def _msanet(model: str, preprocess: str) -> TrainConfig:
 # test settings as in the paper (validation: the 128x128 centre square or strokes, "center|strokes").
 # ``pennet_square`` is PEN-Net's ``core/dataset.py`` square (every PEN-Net config): 128x128 at a random
 # position, flipped, rotated by 0-45 degrees (canvas enlarged, then resized back) and dilated by 3x3; SRPNet
-# builds on that code and names no training masks of its own. PEN-Net's ColorJitter(0.05) on the image is not
-# reproduced (data.py has no colour augmentation).
+# builds on that code and names no training masks of its own. PEN-Net's ``ColorJitter(0.05, 0.05, 0.05, 0.05)``
+# on the training image is ``data.color_jitter`` in ``pennet_places2`` (SRPNet's paper names no colour
+# augmentation, so its presets have none).
 # Table 5's rows are ``srpnet_<dataset>`` with ``--set model.name=pennet model.discriminator=pennet``
 # (Baseline) or ``model.name=pennet`` (+Discriminator), so they differ only in the network; ``pennet_places2``
 # is PEN-Net's own Places2 recipe instead (official batch 16, ``"mask": "square"``): trained on
@@ -231,6 +232,7 @@ def _pyramid(
     train_images: int,
     masks: MaskConfig = MaskConfig(source="pennet_square|strokes", val_source="center|strokes"),
     iterations: int = 150_000,
+    color_jitter: tuple[float, float, float, float] = (0.0, 0.0, 0.0, 0.0),
 ) -> TrainConfig:
     """SRPNet / PEN-Net recipe: one step decay after 100k iterations (PEN-Net's min(it, 150k) // 100k)."""
     steps_per_epoch = max(train_images // batch_size, 1)
@@ -246,7 +248,9 @@ def _pyramid(
     )
     return TrainConfig(
         model=ModelConfig(name=model, discriminator=discriminator),
-        data=DataConfig(root="", preprocess="resize", size=256, flip=True, num_workers=4, val_count=100),
+        data=DataConfig(
+            root="", preprocess="resize", size=256, flip=True, num_workers=4, val_count=100, color_jitter=color_jitter
+        ),
         masks=masks,
         loss=_PEN_LOSS,
         optim=optim,
@@ -459,6 +463,7 @@ PRESETS: dict[str, TrainConfig] = {
         _PLACES365_STANDARD_TRAIN_IMAGES,
         MaskConfig(source="pennet_square", val_source="center"),
         iterations=1_000_000,
+        color_jitter=(0.05, 0.05, 0.05, 0.05),
     ),
     "cstfnet_celebahq": _cstfnet(),
     "cstfnet_psv": _cstfnet(),

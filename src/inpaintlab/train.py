@@ -143,7 +143,14 @@ class Trainer:
             cfg.masks.source, d.size, margin=cfg.masks.margin, rotate90=cfg.masks.rotate90, drawn_size=cfg.masks.drawn_size
         )
         self.train_set = build_dataset(
-            d.root, split="train", flip=d.flip, mask_source=masks, seed=cfg.seed, extra_inputs=self.extra_inputs, **common
+            d.root,
+            split="train",
+            flip=d.flip,
+            color_jitter=d.color_jitter,
+            mask_source=masks,
+            seed=cfg.seed,
+            extra_inputs=self.extra_inputs,
+            **common,
         )
         self.steps_per_epoch = len(self.train_set) // (cfg.batch_size * self.world)  # data.py rejects empty folders
         if self.steps_per_epoch == 0:
