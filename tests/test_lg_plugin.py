@@ -82,6 +82,8 @@ def test_cstfnet_backbone_keeps_its_stages_second_mask_and_aux(two_hole_batch):
     image, mask, _ = two_hole_batch()
     out = model(image, mask, mask2=mask.flip(0))
     assert len(out.stages) == 3 and set(out.aux) == {"contrastive", "feature_l2"}  # coarse, CSTFNet, local
+    with pytest.raises(InpaintlabError, match=r"takes the extra inputs \['mask2'\], got 'target'"):
+        model(image, mask, target=image)  # only what the backbone declares is passed on
 
 
 def test_param_groups_backward_and_deep_copy(two_hole_batch):

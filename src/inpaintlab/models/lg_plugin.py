@@ -8,10 +8,10 @@ LGNet wires its own stages (official ``pix2pixglg_model.py``, implementation-not
     comp1 = known * (1 - mask) + first * mask;  local  = Net_L(cat([comp1, mask]))
     comp2 = known * (1 - mask) + local * mask;  global = Net_G_att(cat([comp2, mask]))
 
-``forward(image (B,3,H,W) [0,1], mask (B,1,H,W) 1 = hole, [mask2 | target])`` -> ``InpaintOutput(pred = global,
+``forward(image (B,3,H,W) [0,1], mask (B,1,H,W) 1 = hole, **extras)`` -> ``InpaintOutput(pred = global,
 stages = (*backbone stages, backbone pred, local), aux = backbone aux)``, all in [0,1], not composited. The
 backbone's aux terms (PEN-Net's pyramid, CSTFNet's contrastive pair, CICM's memory terms) pass through
-unchanged, and so do the extra training inputs its ``forward`` declares (``mask2``, ``target``).
+unchanged, and so do the extra training inputs it declares (``training_inputs``: ``mask2``, ``target``).
 
 * Net_L = ``LocalRefineNet`` (5,483,203 parameters at ``ngf_local=64``), Net_G_att = ``UNetGenerator`` with
   attention at 1/16, 1/8, 1/4 of the input side (55,104,003 at ``ngf_unet=64, num_downs=8``): LGNet's own
@@ -96,12 +96,16 @@ class LGRefined(InpaintModel):
         first = {"G1" if len(groups) == 1 else f"G1.{name}": list(params) for name, params in groups.items()}
         return {**first, "G2": list(self.nets["L"].parameters()), "G3": list(self.nets["G_att"].parameters())}
 
-    def forward(self, image: Tensor, mask: Tensor) -> InpaintOutput:
-        return self._refine(image, mask)
-
-    def _refine(self, image: Tensor, mask: Tensor, **extras) -> InpaintOutput:
+    def forward(self, image: Tensor, mask: Tensor, **extras: Tensor) -> InpaintOutput:
+        """extras: the backbone's declared extra training inputs (``training_inputs``: CSTFNet's ``mask2``,
+        CICM's ``target``), passed to it by name; any other keyword is an error."""
         check_image_mask(image, mask)
         check_size_multiple(image, self.size_multiple, self.model_name)
+        unknown = sorted(set(extras) - self.training_inputs)
+        if unknown:
+            raise InpaintlabError(
+                f"{self.model_name} takes the extra inputs {sorted(self.training_inputs) or 'none'}, got {unknown[0]!r}"
+            )
         image = masked_input(image, mask)
         first = self.backbone(image, mask, **extras)
         known = (image * 2 - 1) * (1 - mask)  # [-1,1], hole = 0
@@ -114,33 +118,15 @@ class LGRefined(InpaintModel):
         return InpaintOutput(pred=refined, stages=(*first.stages, first.pred, local), aux=dict(first.aux))
 
 
-class LGRefinedMask2(LGRefined):
-    """``LGRefined`` around a backbone whose forward takes a second mask (CSTFNet's siamese branch)."""
-
-    def forward(self, image: Tensor, mask: Tensor, mask2: Tensor | None = None) -> InpaintOutput:
-        return self._refine(image, mask, mask2=mask2)
-
-
-class LGRefinedTarget(LGRefined):
-    """``LGRefined`` around a backbone whose forward takes the ground truth (CICM's ``ratio_target="difference"``)."""
-
-    def forward(self, image: Tensor, mask: Tensor, target: Tensor | None = None) -> InpaintOutput:
-        return self._refine(image, mask, target=target)
-
-
 def lg_refine(backbone: InpaintModel, **options) -> LGRefined:
     """``backbone`` followed by LGNet's Net_L and Net_G_att; ``options``: ``LG_OPTIONS`` (defaults: full width).
 
-    The wrapper's ``forward`` declares the same extra training inputs (``mask2``, ``target``) as the backbone's.
+    The result declares the backbone's extra training inputs (``mask2``, ``target``) and passes them on.
     """
     unknown = sorted(set(options) - set(LG_OPTIONS))
     if unknown:
         raise InpaintlabError(f"the LG refinement has no option {unknown[0]!r}; it accepts: {', '.join(LG_OPTIONS)}")
-    extras = sorted(backbone.training_inputs)
-    if len(extras) > 1:
-        raise InpaintlabError(f"backbones taking both mask2 and target are not supported, got {extras}")
-    cls = {"mask2": LGRefinedMask2, "target": LGRefinedTarget}.get(extras[0]) if extras else LGRefined
-    return cls(backbone, **options)
+    return LGRefined(backbone, **options)
 
 
 def _register(name: str, backbone: str, lg_defaults: dict) -> None:
@@ -164,4 +150,4 @@ for _full, _tiny in BACKBONES.items():  # pennet first: the paper's PEN_LG
     _register(f"{_full}_lg", _full, LG_FULL)
     _register(f"{_full}_lg_tiny", _tiny, LG_TINY)
 
-__all__ = ["BACKBONES", "LG_OPTIONS", "LGRefined", "LGRefinedMask2", "LGRefinedTarget", "lg_refine"]
+__all__ = ["BACKBONES", "LG_OPTIONS", "LGRefined", "lg_refine"]
