@@ -51,6 +51,7 @@ import sys
 import tempfile
 import time
 import traceback
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Callable
 
@@ -721,6 +722,25 @@ def _stroke_batch(size: int, batch: int, device: str, seed: int = 0) -> tuple[to
     return image.to(device), torch.stack(masks)[:, None].float().to(device)
 
 
+def _extra_inputs(names: Sequence[str], image: torch.Tensor, mask: torch.Tensor) -> dict[str, torch.Tensor]:
+    """The extra training inputs ``names`` for the probe batch (image (B,3,S,S), mask (B,1,S,S)), made by the
+    data path (``data.EXTRA_INPUTS``) from the batch's own images and masks: a new kind needs nothing here."""
+    from .data import ArrayDataset, collate_samples
+
+    if not names:
+        return {}
+    items = [(f"probe{b}", image[b].mul(255).round().byte().permute(1, 2, 0).cpu().numpy()) for b in range(len(image))]
+    masks = mask.cpu()
+    dataset = ArrayDataset(
+        items,
+        size=image.shape[-1],
+        preprocess="none",
+        mask_source=lambda rng: masks[rng.integers(len(masks))],
+        extra_inputs=names,
+    )
+    return collate_samples([dataset[b] for b in range(len(dataset))]).extras
+
+
 def _probe_loss(out, image: torch.Tensor) -> torch.Tensor:
     """L1 of every output against the image plus every scalar aux term (tuples: mean of each image)."""
     loss = sum((o.float() - image).abs().mean() for o in out.outputs)
@@ -785,9 +805,7 @@ def contract_check(name: str, size: int, batch: int, device: str) -> dict[str, A
         if not _all_finite([pred_bf16]):
             problems.append("non-finite bf16 prediction")
     model.train()
-    extras = {"target": image} if "target" in training_inputs(model) else {}
-    if "mask2" in training_inputs(model):
-        extras["mask2"] = torch.flip(mask, dims=(0,))
+    extras = {name: value.to(device) for name, value in _extra_inputs(training_inputs(model), image, mask).items()}
 
     def forward_backward(precision: str) -> dict[str, Any]:
         times = []
