@@ -8,7 +8,8 @@ Reads, for each row of ``presets.COMPARE_ROWS`` (and ``<row>_seed<k>`` repeats w
   RUNS/cost_<row>.json                   params, MACs, CPU latency at 256 (``inpaintlab bench --checkpoint``)
   EVAL/<label>/metrics.json              per-bin metrics and per-image values (``inpaintlab eval``)
 and writes Markdown: the cost table, the claim table (each paper's pair: its difference, the paired standard
-error over the same images and masks, the seed spread, and the verdict) and the seed table.
+error over the same images and masks, the seed spread, and the verdict) and the seed table; with ``--curves
+PNG`` also the validation PSNR of every run against the training images it had seen (RUNS/<row>/metrics.jsonl).
 """
 
 from __future__ import annotations
@@ -59,15 +60,48 @@ def paired(eval_dir: Path, a: str, b: str, metric: str = "psnr") -> tuple[float,
     return mean, se, {label: sum(v) / len(v) for label, v in by_bin.items()}
 
 
+def plot_curves(runs: Path, rows: list[str], path: Path) -> None:
+    """Validation PSNR (the trainer's held-out windows) against training images seen, one line per run."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 5))
+    for row in rows:
+        log = runs / row / "metrics.jsonl"
+        if not log.is_file():
+            continue
+        points = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
+        batch = COMPARE_ROWS[row.split("_seed")[0]].batch_size
+        xs = [p["step"] * batch for p in points if "val/psnr" in p]
+        ys = [p["val/psnr"] for p in points if "val/psnr" in p]
+        ax.plot(xs, ys, "--" if "_seed" in row else "-", marker="o", markersize=3, label=row)
+    ax.set_xlabel("training images seen (128 px crops)")
+    ax.set_ylabel("validation PSNR (dB), 32 held-out photos")
+    ax.set_title("Equal wall-clock budget: validation PSNR during training")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, ncol=2)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=Path, required=True)
     parser.add_argument("--eval", type=Path, required=True)
+    parser.add_argument("--curves", type=Path, help="also write the validation curves of every run as this PNG")
     args = parser.parse_args()
     runs, evals = args.runs, args.eval
+    if args.curves:
+        seeds = sorted(p.name for p in runs.iterdir() if "_seed" in p.name and p.is_dir())
+        plot_curves(runs, [*COMPARE_ROWS, *seeds], args.curves)
 
-    print("| row | paper | params | GMACs at 256 | CPU ms at 256 (2 threads) | train img/s (bench, 1 thread) | steps | images | "
-          "run wall-clock (min) | held-out PSNR (dB) | SSIM | L1 (%) |")
+    print(
+        "| row | paper | params | GMACs at 256 | CPU ms at 256 (2 threads) | train img/s (bench, 1 thread) | steps | images | "
+        "run wall-clock (min) | held-out PSNR (dB) | SSIM | L1 (%) |"
+    )
     print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for row in [*COMPARE_ROWS, "telea", "navier_stokes"]:
         cost, bench = load(runs / f"cost_{row}.json"), load(runs / f"bench_{row}.json")
@@ -85,7 +119,11 @@ def main() -> None:
         else:
             cells += ["-", "-", "-"]
         overall = report["overall"] if report else {}
-        cells += [f"{overall.get('psnr', math.nan):.2f}", f"{overall.get('ssim', math.nan):.4f}", f"{overall.get('l1', math.nan):.2f}"]
+        cells += [
+            f"{overall.get('psnr', math.nan):.2f}",
+            f"{overall.get('ssim', math.nan):.4f}",
+            f"{overall.get('l1', math.nan):.2f}",
+        ]
         print("| " + " | ".join(cells) + " |")
 
     seeds = sorted(p.name for p in evals.iterdir() if p.name.startswith("lgnet_seed"))
