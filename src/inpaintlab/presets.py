@@ -546,7 +546,7 @@ def _compare(row: str, paper: TrainConfig, model: str, kwargs: dict, d_kwargs: d
         optim=dataclasses.replace(paper.optim, schedule="constant"),
         batch_size=batch,
         seed=0,
-        epochs=math.ceil(steps / (2024 // batch)) + 1,
+        epochs=steps,  # an epoch has at least one step: max_steps sets the length on any data set
         max_steps=steps,
         amp="bf16",
         ema_decay=round(1 - 5 / steps, 4),
