@@ -276,21 +276,22 @@ def evaluate_models(
     ``out_dir/README.md`` (``compare`` tables + links) and ``out_dir/plot_<metric>.png`` (one line per model).
 
     settings: recorded for every model; model_settings: label -> extra settings (e.g. its checkpoint).
-    kwargs go to ``evaluate``.
+    kwargs go to ``evaluate_with_samples``. Rank 0 also writes ``out_dir/samples.png``: every model on the
+    same images and masks.
     """
     labels = [label for label, _ in models]
     if len(set(labels)) != len(labels):
         raise InpaintlabError(f"model labels must be unique, got {labels}")
-    out = Path(out_dir)
+    out, writes = Path(out_dir), rank_and_world()[0] == 0
     reports, samples = [], []
     for label, model in models:
         own = {**(settings or {}), **(model_settings or {}).get(label, {}), "label": label}
         report, shown = evaluate_with_samples(model, images, masks, settings=own, **kwargs)
-        if rank_and_world()[0] == 0:
+        if writes:
             write_report(report, out / label, shown)
         reports.append(report)
         samples.append(shown)
-    if rank_and_world()[0] == 0:
+    if writes:
         write_comparison(reports, labels, out, title, samples)
     return reports
 
