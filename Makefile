@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint venv clean
+.PHONY: demo test lint venv clean continue
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -27,6 +27,23 @@ test: $(STAMP)
 	$(BIN)/ruff check src tests
 	$(BIN)/ruff format --check src tests
 	$(BIN)/python -m pytest -q
+
+# Continue training the shipped default in the background (one thread, resumable, outside the work tree):
+# `make continue`; follow it with `tail -f $(RUNS)/lgnet_compact_continue/train.log`, ship it by the
+# ledger's rule with `inpaintlab ship-continued` (README: "Keep the default improving").
+DATA ?= $(or $(INPAINTLAB_DATA),../shared/datasets)
+RUNS ?= $(HOME)/runs
+# bf16 autocast only where the CPU has bf16 units (AMX or AVX512-BF16); emulated bf16 is slower than fp32
+AMP ?= $(if $(shell grep -m1 -o 'amx_bf16\|avx512_bf16' /proc/cpuinfo 2>/dev/null),bf16,none)
+continue: $(STAMP)
+	test -f $(RUNS)/split/train_images.txt || $(BIN)/inpaintlab split $(DATA) --out $(RUNS)/split
+	mkdir -p $(RUNS)/lgnet_compact_continue
+	OMP_NUM_THREADS=1 setsid nohup $(BIN)/inpaintlab train --preset lgnet_compact_continue \
+	  --out $(RUNS)/lgnet_compact_continue --resume auto --amp $(AMP) \
+	  --set data.root=$(RUNS)/split/train_images.txt --set masks.source=$(RUNS)/split/train_masks.txt \
+	  --set data.val_root=$(RUNS)/split/heldout_images.txt --set masks.val_source=$(RUNS)/split/heldout_masks.txt \
+	  >> $(RUNS)/lgnet_compact_continue/train.log 2>&1 < /dev/null &
+	@echo "training in the background: $(RUNS)/lgnet_compact_continue (log: train.log)"
 
 clean:
 	rm -rf $(VENV) runs

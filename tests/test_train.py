@@ -482,3 +482,35 @@ def test_color_jitter_reaches_training_images_and_never_validation(tmp_path):
     plain = Trainer(dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, color_jitter=(0, 0, 0, 0))), tmp_path / "p")
     a, b = trainer.train_set[0], plain.train_set[0]
     assert torch.equal(a.mask, b.mask) and not torch.equal(a.image, b.image)
+
+
+def test_init_pretrained_starts_from_exactly_the_shipped_weights_with_a_fresh_d_and_a_warm_up(tmp_path):
+    """``train --init pretrained:lgnet_compact`` (the continuation preset): G and its EMA hold exactly the
+    shipped fp16 weights, D and the optimisers start fresh at step 0, and the lr rises from 0."""
+    from safetensors.torch import load_file
+
+    from inpaintlab.pretrained import WEIGHTS_DIR
+    from inpaintlab.presets import resolve_train_config
+
+    cfg, _ = resolve_train_config(
+        "lgnet_compact_continue",
+        None,
+        ["data.root=synthetic:4", "data.val_count=0", "batch_size=2", "masks.source=box", "init_from=pretrained:lgnet_compact"],
+        amp="none",
+    )
+    assert cfg.amp == "none" and cfg.init_from == "pretrained:lgnet_compact"
+    trainer = Trainer(cfg, tmp_path / "continue")
+    shipped = load_file(str(WEIGHTS_DIR / "lgnet_compact.safetensors"))
+    for module in (trainer.generator, trainer.ema):
+        state = module.state_dict()
+        assert state.keys() == shipped.keys()
+        for key, value in shipped.items():
+            assert torch.equal(state[key], value.to(state[key].dtype)), key
+    assert trainer.generator.training and trainer.step == 0
+    assert all(not opt.state for opt in trainer.optimizers.values())
+    lrs = [opt.param_groups[0]["lr"] for opt in trainer.optimizers.values()]
+    assert lrs == [0.0] * len(lrs)  # warm-up: the lr starts at 0 and reaches optim.lr after warmup_epochs
+    assert cfg.optim.lr_factor(cfg.optim.warmup_epochs / 2) == pytest.approx(0.5)
+    assert cfg.optim.lr_factor(cfg.optim.warmup_epochs) == 1.0
+    with pytest.raises(InpaintlabError, match="holds lgnet_compact weights; this run trains '_train_two_stage'"):
+        Trainer(tiny_config(init_from="pretrained:lgnet_compact"), tmp_path / "wrong")

@@ -280,6 +280,12 @@ def _add_train(sub) -> None:
         action="store_true",
         help="start over in a run folder that holds a run: the old one is moved to <out>.replaced-<time>",
     )
+    p.add_argument(
+        "--init",
+        metavar="SOURCE",
+        help="start from these weights (fresh optimisers, step 0): pretrained:NAME (shipped weights, e.g. "
+        "pretrained:lgnet_compact) or a checkpoint file; same as --set init_from=SOURCE",
+    )
     p.add_argument("--device", choices=["cpu", "cuda"], help="default: cuda when available")
     p.add_argument("--amp", choices=["none", "bf16", "fp16"], help="mixed precision (overrides the config)")
     p.set_defaults(func=_cmd_train)
@@ -291,7 +297,8 @@ def _cmd_train(args) -> None:
     from .presets import resolve_train_config
     from .train import run_training
 
-    cfg, name = resolve_train_config(args.preset, args.config, args.overrides, args.amp)
+    overrides = args.overrides + ([f"init_from={args.init}"] if args.init else [])
+    cfg, name = resolve_train_config(args.preset, args.config, overrides, args.amp)
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     run_training(cfg, args.out or f"runs/{name}", device=device, resume=args.resume, overwrite=args.overwrite)
 

@@ -205,6 +205,8 @@ class OptimConfig:
       ``step_until_epochs`` when set (PEN-Net: lr * 0.1 ** (min(it, 150k) // 100k), one decay in 1e6
       iterations). d_lr: D's learning rate;
       None = ``lr * d_lr_scale`` (MSA-Net: 0.1). grad_clip: max global grad norm per network (None = off).
+      warmup_epochs: the lr rises linearly from 0 over this many epochs before the schedule applies (0 =
+      off; no paper uses one: continuing trained weights with fresh Adam moments does).
     """
 
     name: Literal["adam", "adamw"] = "adam"
@@ -221,6 +223,7 @@ class OptimConfig:
     gamma: float = 0.1
     grad_clip: float | None = None
     step_until_epochs: float | None = None
+    warmup_epochs: float = 0.0
 
     _ranges: ClassVar[dict[str, Range]] = {
         "lr": ABOVE_0,
@@ -234,6 +237,7 @@ class OptimConfig:
         "gamma": Range(0, 1, lo_open=True),
         "grad_clip": ABOVE_0,
         "step_until_epochs": ABOVE_0,
+        "warmup_epochs": AT_LEAST_0,
     }
 
     def __post_init__(self) -> None:
@@ -241,6 +245,10 @@ class OptimConfig:
 
     def lr_factor(self, epoch: float) -> float:
         """Multiplier of the base lr at (fractional) ``epoch``; the trainer applies it every iteration."""
+        warmup = min(1.0, epoch / self.warmup_epochs) if self.warmup_epochs else 1.0
+        return warmup * self._schedule_factor(epoch)
+
+    def _schedule_factor(self, epoch: float) -> float:
         if self.schedule == "linear":
             return (
                 1.0 if epoch < self.epochs_constant else max(0.0, 1 - (epoch - self.epochs_constant) / max(self.epochs_decay, 1))
@@ -276,7 +284,9 @@ class TrainConfig:
     val_every: int = 1000
     ckpt_every: int = 1000
     keep_checkpoints: int = 3  # 0 = keep every checkpoint
-    init_from: str | None = None  # checkpoint whose G (and D) weights start the run: fine-tuning, fresh optimisers
+    # weights that start the run (fine-tuning: fresh optimisers, step 0): a checkpoint file (its G and D), or
+    # "pretrained:NAME", the shipped weights of NAME (G only; D starts fresh)
+    init_from: str | None = None
 
     _ranges: ClassVar[dict[str, Range]] = {
         "batch_size": AT_LEAST_1,

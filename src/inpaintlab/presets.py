@@ -118,6 +118,17 @@ _LGNET_COMPACT_CPU = dataclasses.replace(
     keep_checkpoints=3,
 )
 
+# Continuing the shipped default (``make continue``; ledger and ship rule in ``pretrained.py``): the same
+# CPU recipe started from the shipped EMA weights (``init_from="pretrained:lgnet_compact"``) with a fresh
+# discriminator and fresh Adam moments, so the lr rises over half an epoch (warm-up), stays at half the
+# recipe's lr for 8 epochs and decays linearly to 0 over 10 (~36k crops: 1 h on one core with AMX-BF16,
+# 1.6 h in fp32 on a core without bf16 units, where bf16 autocast is emulated and 6x slower: ``--amp none``).
+_LGNET_COMPACT_CONTINUE = dataclasses.replace(
+    _LGNET_COMPACT_CPU,
+    init_from="pretrained:lgnet_compact",
+    optim=dataclasses.replace(_LGNET_COMPACT_CPU.optim, lr=1e-4, warmup_epochs=0.5, epochs_constant=8, epochs_decay=10),
+)
+
 # ------------------------------------------------------------------------------------------- MSA-Net
 # Paper Sec. 3.4 (Eqs. 13-22) and Sec. 4.2; official code wangning-001/MANet (implementation-notes 2.1).
 # Paper numbers: batch 6, 256x256, loss weights valid 1, hole 6, perceptual 0.05, style 120, adversarial
@@ -451,6 +462,7 @@ PRESETS: dict[str, TrainConfig] = {
     "lgnet_psv": _lgnet(),
     "lgnet_tiny_builtin": _TINY,
     "lgnet_compact_cpu": _LGNET_COMPACT_CPU,
+    "lgnet_compact_continue": _LGNET_COMPACT_CONTINUE,
     "msanet_psv": _msanet("msanet", "scene_crop"),
     "msanet_celeba": _msanet("msanet", "face_crop"),
     "msanet_places2": _msanet("msanet", "scene_crop"),
@@ -601,7 +613,9 @@ def resolve_train_config(
     if (preset is None) == (config_file is None):
         raise InpaintlabError(f"give exactly one of --preset NAME or --config FILE (presets: {', '.join(sorted(PRESETS))})")
     cfg = get_preset(preset) if preset else load_config(config_file)
-    cfg = apply_overrides(cfg, list(overrides) + ([f"amp={amp}"] if amp else []))
+    cfg = apply_overrides(cfg, list(overrides))
+    if amp:  # set directly: as a --set value the text "none" would read as None
+        cfg = dataclasses.replace(cfg, amp=amp)
     return cfg, preset or Path(config_file).stem
 
 

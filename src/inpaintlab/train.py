@@ -108,10 +108,7 @@ class Trainer:
         if cfg.model.discriminator:
             self.discriminator = create_discriminator(cfg.model.discriminator, **cfg.model.discriminator_kwargs).to(self.device)
         if cfg.init_from and not resume:  # fine-tuning: weights from a checkpoint, fresh optimisers, step 0
-            tensors, _ = load_checkpoint(cfg.init_from)
-            for prefix, module in (("generator", self.generator), ("discriminator", self.discriminator)):
-                if module is not None and sub_state(tensors, prefix):
-                    load_weights(module, sub_state(tensors, prefix), f"{cfg.init_from}: {prefix} weights", cfg.model.name)
+            self._init_weights(cfg.init_from)
         self.ema = copy.deepcopy(self.generator).requires_grad_(False) if cfg.ema_decay else None
         self.g_loss = GeneratorLoss(cfg.loss, self.discriminator, aux_terms=contract.aux_terms).to(
             self.device
@@ -130,6 +127,24 @@ class Trainer:
             seed_rng(cfg.seed + self.rank)
         if resume:
             self.load(resume)
+
+    def _init_weights(self, source: str) -> None:
+        """Start from ``source``: "pretrained:NAME" (NAME's shipped G weights, exactly as shipped, fp16 ->
+        fp32; D fresh) or a checkpoint file (its G and, when present, D weights)."""
+        if source.startswith("pretrained:"):
+            from .pretrained import load_pretrained_weights
+
+            name = source.removeprefix("pretrained:")
+            if name != self.cfg.model.name:
+                raise InpaintlabError(f"init_from={source!r} holds {name} weights; this run trains {self.cfg.model.name!r}")
+            load_pretrained_weights(self.generator, name)
+            self.generator.checkpoint_header = None  # the run's checkpoints carry their own header
+            self.generator.train()
+            return
+        tensors, _ = load_checkpoint(source)
+        for prefix, module in (("generator", self.generator), ("discriminator", self.discriminator)):
+            if module is not None and sub_state(tensors, prefix):
+                load_weights(module, sub_state(tensors, prefix), f"{source}: {prefix} weights", self.cfg.model.name)
 
     def _build_data(self) -> None:
         from .data import build_dataset
