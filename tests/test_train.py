@@ -489,8 +489,8 @@ def test_init_pretrained_starts_from_exactly_the_shipped_weights_with_a_fresh_d_
     shipped fp16 weights, D and the optimisers start fresh at step 0, and the lr rises from 0."""
     from safetensors.torch import load_file
 
-    from inpaintlab.pretrained import WEIGHTS_DIR
     from inpaintlab.presets import resolve_train_config
+    from inpaintlab.pretrained import WEIGHTS_DIR
 
     cfg, _ = resolve_train_config(
         "lgnet_compact_continue",
