@@ -82,7 +82,7 @@ def test_models_endpoint_and_openapi_document_the_api(client):
     info = client.get("/api/models").json()
     assert [m["name"] for m in info["models"]] == ["lgnet_compact", "telea", "navier_stokes"]  # shipped default first
     assert [m["source"] for m in info["models"]] == ["pretrained", "classical", "classical"]
-    assert info["strategies"] == ["pad", "resize", "crop"] and info["default_model"] == "lgnet_compact"
+    assert info["strategies"] == ["pad", "resize", "crop", "detail"] and info["default_model"] == "lgnet_compact"
     schema = client.get("/openapi.json").json()
     assert {"/api/models", "/api/inpaint"} <= set(schema["paths"])
     body = schema["paths"]["/api/inpaint"]["post"]["requestBody"]["content"]

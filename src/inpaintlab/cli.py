@@ -143,7 +143,11 @@ def _add_eval(sub) -> None:
     p.add_argument("--size", type=int, default=256, help="image and mask side (default 256)")
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--max-images", type=int, default=None, help="use only the first N images")
-    p.add_argument("--metrics", default="l1,psnr,ssim", help="comma-separated metric names (default l1,psnr,ssim)")
+    p.add_argument(
+        "--metrics",
+        default="l1,psnr,ssim,detail,detail_gt",
+        help="comma-separated metric names (default l1,psnr,ssim,detail,detail_gt: the detail ratio of the fill and of the original)",
+    )
     p.add_argument("--device", default="cpu")
     p.add_argument("--seed", type=int, default=0, help="seed of the generated masks (default 0)")
     p.add_argument(
@@ -352,6 +356,20 @@ def _cmd_attention(args) -> None:
 # ------------------------------------------------------------------------------------ fill / serve / export
 
 
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text}")
+    return value
+
+
 def _add_fill(sub) -> None:
     p = sub.add_parser("fill", help="inpaint an image (or a folder) with a mask (or a folder, paired by name)")
     p.add_argument("images", metavar="IMG|DIR", help="image file or folder of images")
@@ -364,9 +382,16 @@ def _add_fill(sub) -> None:
     p.add_argument("-o", "--out", required=True, help="output folder (or a .png file for one image)")
     p.add_argument(
         "--strategy",
-        choices=["pad", "resize", "crop"],
+        choices=["pad", "resize", "crop", "detail"],
         default=None,
-        help="pad: full size; resize: bounded long side; crop: one crop per hole region (default: the model's, see its card)",
+        help="pad: full size; resize: bounded long side; crop: one crop per hole region; detail: the holes' box at "
+        "the model's size plus the photo's own full-resolution texture (default: the model's, see its card)",
+    )
+    p.add_argument(
+        "--max-pixels",
+        type=_positive_int,
+        default=100_000_000,
+        help="refuse images with more pixels than this (default 100,000,000)",
     )
     p.add_argument("--side-by-side", action="store_true", help="write image | mask | result")
     p.add_argument("--device", default="cpu", help="torch device (default cpu)")
@@ -378,7 +403,7 @@ def _cmd_fill(args) -> None:
     from .pretrained import DEFAULT_MODEL
 
     pipe = InpaintPipeline.from_checkpoint(args.checkpoint or args.model or DEFAULT_MODEL, device=args.device)
-    report = fill_paths(pipe, args.images, args.mask, args.out, args.strategy, args.side_by_side)
+    report = fill_paths(pipe, args.images, args.mask, args.out, args.strategy, args.side_by_side, args.max_pixels)
     print(f"wrote {len(report.written)} file(s) to {args.out}")
     for name, reason in report.failed:
         print(f"  skipped {name}: {reason}", file=sys.stderr)
@@ -394,8 +419,13 @@ def _add_serve(sub) -> None:
     p.add_argument("--port", type=int, default=8000)
     p.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1: this machine only)")
     p.add_argument("--device", default="cpu", help="torch device (default cpu)")
-    p.add_argument("--max-pixels", type=int, default=4096 * 4096, help="per uploaded image (default 4096*4096)")
-    p.add_argument("--max-upload-mb", type=float, default=32.0, help="request body limit (default 32 MB)")
+    p.add_argument(
+        "--max-pixels",
+        type=_positive_int,
+        default=4096 * 4096,
+        help="per uploaded image (default 4096*4096: the server faces the network, so its bound is its own)",
+    )
+    p.add_argument("--max-upload-mb", type=_positive_float, default=32.0, help="request body limit (default 32 MB)")
     p.set_defaults(func=_cmd_serve)
 
 
@@ -519,6 +549,17 @@ def _add_strategies(sub) -> None:
         default="builtin",
         help="'builtin' (the built-in test photos at their own size, plus smooth backgrounds at 512) or a folder/.txt list",
     )
+    p.add_argument("--every", type=_positive_int, default=1, help="take every N-th image of --images (default 1: all)")
+    p.add_argument(
+        "--strategies",
+        default="pad,resize,crop,detail",
+        help="comma-separated strategies of the network alone (default pad,resize,crop,detail; pad is slow on large photos)",
+    )
+    p.add_argument(
+        "--detail-strengths",
+        default="",
+        help="also run detail at these strengths, as rows detail@S (e.g. 0.5,0.75)",
+    )
     p.add_argument("--ratios", default="0.1,0.25,0.4", help="object-hole ratios (default 0.1,0.25,0.4)")
     p.add_argument("--seeds", type=int, default=2, help="holes per picture and ratio (default 2)")
     p.add_argument(
@@ -543,9 +584,15 @@ def _cmd_strategies(args) -> None:
         pictures = photos + smooth_backgrounds(512, 512, photos[0][1])
     else:
         pictures = [(name, load_image(path)) for path, name in _find_images(args.images)]
-    pipes = {
-        strategy: (InpaintPipeline(model, train_size=args.size, smooth_threshold=0), strategy) for strategy in STRATEGIES
-    }  # the network alone
+    pictures = pictures[:: args.every]
+    strategies = [s.strip() for s in args.strategies.split(",") if s.strip()]
+    unknown = [s for s in strategies if s not in STRATEGIES]
+    if unknown:
+        raise InpaintlabError(f"unknown strategy {unknown[0]!r}; expected some of {', '.join(STRATEGIES)}")
+    network = dict(train_size=args.size, smooth_threshold=0)  # the network alone
+    pipes = {strategy: (InpaintPipeline(model, **network), strategy) for strategy in strategies}
+    for strength in (float(v) for v in args.detail_strengths.split(",") if v.strip()):
+        pipes[f"detail@{strength:g}"] = (InpaintPipeline(model, detail_strength=strength, **network), "detail")
     shipped = InpaintPipeline(model, train_size=args.size)
     if shipped.smooth_threshold:  # a shipped model's card turns on the Telea fill of smooth regions
         pipes["shipped_default"] = (shipped, None)

@@ -147,7 +147,7 @@ def evaluate_with_samples(
     images: Dataset,
     masks: str | MaskFolder = "bins",
     *,
-    metrics: Sequence[str] = ("l1", "psnr", "ssim"),
+    metrics: Sequence[str] = ("l1", "psnr", "ssim", "detail", "detail_gt"),
     bins: Sequence = HOLE_RATIO_BINS,
     batch_size: int = 8,
     device: str | torch.device = "cpu",
@@ -309,7 +309,7 @@ def run_demo(
     *,
     size: int = 256,
     max_images: int | None = 12,
-    metrics: Sequence[str] = ("l1", "psnr", "ssim"),
+    metrics: Sequence[str] = ("l1", "psnr", "ssim", "detail", "detail_gt"),
     seed: int = 0,
     progress: bool = True,
 ) -> Path:

@@ -6,6 +6,10 @@ and returns (B,) float64; ``METRICS`` maps names to them. Project metrics: ``l1`
 ``structural_similarity(gaussian_weights=True, sigma=1.5, use_sample_covariance=False, data_range=1)``),
 ``ms_ssim`` and ``lpips``. FID: :func:`frechet_distance`, :func:`fid_from_features`.
 
+Masked, no-reference: ``detail`` (:func:`detail_ratio` of the composite) and ``detail_gt`` (the same of the
+original, over the same hole: what a perfect fill scores, ~1). A proxy for "is there texture in the fill",
+not a realism metric: noise scores high too, so read it beside PSNR/SSIM.
+
 Paper conventions, named as such so published tables compare like for like:
 ``psnr_uint8_trunc`` (LGNet ``test_and_save.py``), ``ssim_win51_uint8`` (PEN-Net / SRPNet ``eval.py``),
 ``ssim_gray_win51`` and ``psnr_gray`` (MSA-Net ``quality_test.py``), ``l1_relative`` (PEN-Net and MSA-Net
@@ -306,6 +310,45 @@ def l1_relative(pred: Tensor, target: Tensor) -> Tensor:
     return (a - b).abs().sum(dim=(1, 2, 3)) / (a + b).sum(dim=(1, 2, 3))
 
 
+DETAIL_RING, DETAIL_GAP = 16, 2  # pixels: the known ring around the hole that sets the reference detail
+
+
+def _dilate(mask: Tensor, radius: int) -> Tensor:
+    """Square (Chebyshev) dilation of (B,1,H,W) {0,1} by ``radius`` px, separably (cost O(radius) per pixel)."""
+    if radius <= 0:
+        return mask
+    k = 2 * radius + 1
+    rows = F.max_pool2d(mask, (1, k), stride=1, padding=(0, radius))
+    return F.max_pool2d(rows, (k, 1), stride=1, padding=(radius, 0))
+
+
+def detail_ratio(image: Tensor, mask: Tensor, ring: int = DETAIL_RING, gap: int = DETAIL_GAP) -> Tensor:
+    """Detail inside the hole relative to its surroundings: (B,3,H,W) [0,1], (B,1,H,W) 1 = hole -> (B,).
+
+    Mean |Laplacian| (4-neighbour, replicate border) of the grey image (channel mean) over the hole pixels
+    whose 3x3 neighbourhood is all hole (so the seam with the known pixels does not count as detail),
+    divided by the same over the known ring from ``gap`` to ``gap + ring`` pixels (Chebyshev) outside the
+    hole. Ground truth scores ~1, a flat or blurred fill ~0; NaN for an image without such hole or ring
+    pixels (holes at most 2 px wide have no interior).
+
+    >>> flat = torch.full((1, 3, 64, 64), 0.5)
+    >>> noisy = flat + 0.1 * torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(0))
+    >>> hole = torch.zeros(1, 1, 64, 64); hole[..., 24:40, 24:40] = 1
+    >>> round(float(detail_ratio(noisy * (1 - hole) + flat * hole, hole)), 3)
+    0.0
+    """
+    check_image_mask(image, mask)
+    grey = image.double().mean(dim=1, keepdim=True)
+    taps = torch.tensor([[0.0, 1.0, 0.0], [1.0, -4.0, 1.0], [0.0, 1.0, 0.0]], dtype=grey.dtype, device=grey.device)
+    lap = F.conv2d(F.pad(grey, (1, 1, 1, 1), mode="replicate"), taps[None, None]).abs()
+    hole = (mask > 0.5).to(grey.dtype)
+    interior = 1 - _dilate(1 - hole, 1)
+    band = _dilate(hole, gap + ring) - _dilate(hole, gap)
+    inside = (lap * interior).sum(dim=(1, 2, 3)) / interior.sum(dim=(1, 2, 3))
+    around = (lap * band).sum(dim=(1, 2, 3)) / band.sum(dim=(1, 2, 3))
+    return inside / around
+
+
 #: Per-image metrics by name: ``fn(pred, target) -> (B,)``. ``"fid"`` is a set metric (``MetricTracker``).
 METRICS: dict[str, Callable[[Tensor, Tensor], Tensor]] = {
     "l1": l1,
@@ -320,6 +363,11 @@ METRICS: dict[str, Callable[[Tensor, Tensor], Tensor]] = {
     "psnr_gray": psnr_gray,
     "l1_relative": l1_relative,
 }
+#: Per-image metrics that need the hole: ``fn(pred, target, mask) -> (B,)``.
+MASKED_METRICS: dict[str, Callable[[Tensor, Tensor, Tensor], Tensor]] = {
+    "detail": lambda pred, target, mask: detail_ratio(pred, mask),
+    "detail_gt": lambda pred, target, mask: detail_ratio(target, mask),
+}
 
 
 # ------------------------------------------------------------------------------------------ tracker
@@ -328,7 +376,7 @@ METRICS: dict[str, Callable[[Tensor, Tensor], Tensor]] = {
 class MetricTracker:
     """Per-image metrics of composites, averaged overall and per hole-ratio bin.
 
-    metrics: names from ``METRICS`` plus ``"fid"``; bins: (lo, hi] hole-ratio intervals (an image whose
+    metrics: names from ``METRICS`` and ``MASKED_METRICS`` plus ``"fid"``; bins: (lo, hi] hole-ratio intervals (an image whose
     ratio is in none of them counts in "overall" only); feature_weights: ``"pretrained"``, ``"random"``
     (results are then not real LPIPS/FID: ``settings`` says so) or a mapping from canonical file name
     (``features.ALEXNET_FILE``, ``LPIPS_ALEX_FILE``, ``INCEPTION_FID_FILE``) to a path. The feature nets are
@@ -343,9 +391,10 @@ class MetricTracker:
         feature_weights: str | Mapping[str, str | Path] = "pretrained",
         fid_features: torch.nn.Module | None = None,
     ) -> None:
-        unknown = [name for name in metrics if name not in METRICS and name != "fid"]
+        known = [*METRICS, *MASKED_METRICS, "fid"]
+        unknown = [name for name in metrics if name not in known]
         if unknown or not metrics:
-            raise InpaintlabError(f"unknown metrics {unknown or list(metrics)}; choose from {[*METRICS, 'fid']}")
+            raise InpaintlabError(f"unknown metrics {unknown or list(metrics)}; choose from {known}")
         self.metrics = tuple(metrics)
         self.bins = tuple((float(lo), float(hi)) for lo, hi in bins)
         self.feature_weights = feature_weights
@@ -394,6 +443,8 @@ class MetricTracker:
         for name in self.metrics:
             if name == "lpips":
                 values[name] = lpips(comp, image, net=self._lpips).tolist()
+            elif name in MASKED_METRICS:
+                values[name] = MASKED_METRICS[name](comp, image, mask).tolist()
             elif name != "fid":
                 values[name] = METRICS[name](comp, image).tolist()
         if self._fid_net is not None:
@@ -446,7 +497,8 @@ class MetricTracker:
                     fake = np.stack([r["fid_features"][1] for r in records])
                     summary[name] = fid_from_features(real, fake)
             else:
-                summary[name] = float(np.mean([r["values"][name] for r in records])) if records else math.nan
+                mean = np.nanmean if name in MASKED_METRICS else np.mean  # detail: NaN for an image without a ring
+                summary[name] = float(mean([r["values"][name] for r in records])) if records else math.nan
         summary["count"] = len(records)
         return summary
 

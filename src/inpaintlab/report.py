@@ -38,6 +38,8 @@ METRIC_FORMAT = {
     "ssim_gray_win51": ("", 4),
     "lpips": ("", 4),
     "fid": ("", 2),
+    "detail": ("ratio", 3),
+    "detail_gt": ("ratio", 3),
 }
 
 

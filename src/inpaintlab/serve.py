@@ -20,7 +20,6 @@ from typing import Sequence
 
 from .errors import InpaintlabError
 from .pipeline import (
-    DEFAULT_MAX_PIXELS,
     STRATEGIES,
     ImageTooLargeError,
     InpaintPipeline,
@@ -40,12 +39,15 @@ def default_models() -> tuple[str, ...]:
     return ((DEFAULT_MODEL,) if has_weights(DEFAULT_MODEL) else ()) + CLASSICAL_MODELS
 
 
+SERVER_MAX_PIXELS = 4096 * 4096  # the server faces the network: its own bound (the CLI and pipeline take 100 MP)
+
+
 @dataclass(frozen=True)
 class ServerLimits:
     """Input limits: ``max_upload_bytes`` for the whole request body, ``max_pixels`` per image."""
 
     max_upload_bytes: int = 32 << 20
-    max_pixels: int = DEFAULT_MAX_PIXELS
+    max_pixels: int = SERVER_MAX_PIXELS
 
 
 class ModelCatalog:
@@ -188,7 +190,7 @@ def create_app(
         image: UploadFile = File(..., description="PNG/JPEG/WebP/BMP image"),
         mask: UploadFile = File(..., description="same size as the image; white (>127) = hole"),
         model: str | None = Form(None, description="a name from /api/models (default: the first)"),
-        strategy: str | None = Form(None, description="pad | resize | crop (default: the pipeline's)"),
+        strategy: str | None = Form(None, description="pad | resize | crop | detail (default: the pipeline's)"),
     ) -> Response:
         image_bytes, mask_bytes = await image.read(), await mask.read()
         name = model or next(iter(catalog.sources))

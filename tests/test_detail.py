@@ -1,0 +1,144 @@
+"""Full-resolution detail (the ``detail`` strategy), the detail ratio, large and EXIF-rotated photos."""
+
+import io
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from inpaintlab import cli
+from inpaintlab.data import builtin_photo_paths, load_image
+from inpaintlab.detail import add_detail
+from inpaintlab.masks import object_mask
+from inpaintlab.metrics import MetricTracker, detail_ratio
+from inpaintlab.pipeline import InpaintPipeline
+
+
+def tensor(picture: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(np.ascontiguousarray(picture)).permute(2, 0, 1)[None].float() / 255
+
+
+def ratio(picture: np.ndarray, hole: np.ndarray) -> float:
+    return float(detail_ratio(tensor(picture), torch.from_numpy(hole)[None, None].float())[0])
+
+
+@pytest.fixture(scope="module")
+def photo_and_hole():
+    """A built-in test photo at its own size (> 256 px) with a 10 % object-shaped hole."""
+    photo = load_image(builtin_photo_paths()["coffee"][0])
+    hole = object_mask(*photo.shape[:2], 0.1, np.random.default_rng(3)) > 0
+    return photo, hole
+
+
+def test_detail_ratio_is_one_for_the_original_and_near_zero_for_a_blurred_fill():
+    rng = np.random.default_rng(0)
+    texture = (128 + 40 * rng.standard_normal((128, 128, 3))).clip(0, 255).astype(np.uint8)
+    hole = np.zeros((128, 128), bool)
+    hole[40:90, 30:100] = True
+    assert ratio(texture, hole) == pytest.approx(1.0, abs=0.1)
+    flat = texture.copy()
+    flat[hole] = texture[hole].mean(axis=0).astype(np.uint8)
+    assert ratio(flat, hole) < 0.01  # the seam with the known pixels is not counted as detail
+    doubled = texture.astype(np.float64)
+    doubled[hole] = 128 + 2 * (doubled[hole] - 128)
+    assert ratio(doubled.clip(0, 255).astype(np.uint8), hole) == pytest.approx(2.0, rel=0.15)
+
+
+def test_eval_tracker_reports_the_detail_ratio_of_the_fill_and_of_the_original():
+    rng = np.random.default_rng(1)
+    image = torch.from_numpy(rng.random((2, 3, 64, 64))).float()
+    mask = torch.zeros(2, 1, 64, 64)
+    mask[:, :, 16:48, 16:48] = 1
+    comp = image * (1 - mask) + 0.5 * mask
+    tracker = MetricTracker(metrics=("psnr", "detail", "detail_gt"), bins=((0.0, 1.0),))
+    tracker.update(comp, image, mask)
+    overall = tracker.result()["overall"]
+    assert overall["detail"] == pytest.approx(0.0, abs=1e-9)
+    assert overall["detail_gt"] == pytest.approx(1.0, abs=0.1)
+
+
+def test_add_detail_copies_known_texture_into_the_hole_only_and_is_seeded():
+    rng = np.random.default_rng(0)
+    photo = (0.5 + 0.15 * rng.standard_normal((200, 300, 3))).clip(0, 1).astype(np.float32)
+    hole = np.zeros((200, 300), bool)
+    hole[60:140, 100:220] = True
+    coarse = np.full((50, 75, 3), 0.5, np.float32)
+    out = add_detail(photo, hole, coarse, seed=0)
+    assert out.shape == photo.shape and out.dtype == np.float32
+    np.testing.assert_array_equal(out[~hole], photo[~hole])
+    np.testing.assert_array_equal(out, add_detail(photo, hole, coarse, seed=0))
+    assert not np.array_equal(out, add_detail(photo, hole, coarse, seed=1))
+    plain = add_detail(photo, hole, coarse, strength=0.0)
+    np.testing.assert_allclose(plain[hole], 0.5, atol=1e-6)  # strength 0: the upsampled fill alone
+    as_uint8 = lambda a: (a * 255).round().astype(np.uint8)  # noqa: E731
+    assert ratio(as_uint8(out), hole) > 0.6 > 0.05 > ratio(as_uint8(plain), hole)
+
+
+def test_detail_strategy_on_a_real_photo_adds_texture_and_leaves_the_outside_untouched(photo_and_hole):
+    photo, hole = photo_and_hole
+    pipe = InpaintPipeline.from_pretrained(smooth_threshold=0)
+    detailed = pipe(photo, hole, strategy="detail")
+    assert detailed.shape == photo.shape
+    np.testing.assert_array_equal(detailed[~hole], photo[~hole])
+    assert (detailed[hole] != photo[hole]).any()
+    np.testing.assert_array_equal(detailed, pipe(photo, hole, strategy="detail"))  # deterministic (seed 0)
+    pipe.detail_strength = 0.0  # the same box and network fill, upsampled without the photo's own detail
+    plain = pipe(photo, hole, strategy="detail")
+    assert ratio(detailed, hole) > 0.4 > 2 * ratio(plain, hole), (ratio(detailed, hole), ratio(plain, hole))
+
+
+def test_fill_accepts_a_30_megapixel_photo(tmp_path):
+    height, width = 4500, 6700  # 30.15 MP; above the old 16.7 MP limit
+    yy, xx = np.mgrid[0:height, 0:width]
+    photo = np.dstack([(xx * 255 // width), (yy * 255 // height), np.full_like(xx, 128)]).astype(np.uint8)
+    Image.fromarray(photo).save(tmp_path / "big.png", compress_level=1)
+    hole = np.zeros((height, width), np.uint8)
+    hole[2000:2100, 3000:3200] = 255
+    Image.fromarray(hole).save(tmp_path / "hole.png")
+    cli.main(
+        [
+            "fill",
+            str(tmp_path / "big.png"),
+            "--mask",
+            str(tmp_path / "hole.png"),
+            "--model",
+            "telea",
+            "-o",
+            str(tmp_path / "out.png"),
+        ]
+    )
+    result = np.asarray(Image.open(tmp_path / "out.png"))
+    assert result.shape == photo.shape
+    with pytest.raises(SystemExit):  # and the limit is the user's to set
+        cli.main(["fill", str(tmp_path / "big.png"), "--mask", str(tmp_path / "hole.png"), "--max-pixels", "0", "-o", "x.png"])
+
+
+def test_fill_returns_an_exif_rotated_photo_as_shown_with_the_hole_where_it_was_drawn(tmp_path):
+    stored = np.zeros((40, 60, 3), np.uint8)  # 60 wide as stored; shown 40 wide, 60 high (orientation 6)
+    stored[:, :30] = (200, 30, 30)
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    buffer = io.BytesIO()
+    Image.fromarray(stored).save(buffer, format="PNG", exif=exif)
+    (tmp_path / "phone.png").write_bytes(buffer.getvalue())
+    shown = np.rot90(stored, k=-1)  # what a viewer shows: 60 high, 40 wide
+    hole = np.zeros(shown.shape[:2], np.uint8)
+    hole[5:15, 5:15] = 255  # drawn on the shown picture
+    Image.fromarray(hole).save(tmp_path / "hole.png")
+    cli.main(
+        [
+            "fill",
+            str(tmp_path / "phone.png"),
+            "--mask",
+            str(tmp_path / "hole.png"),
+            "--model",
+            "telea",
+            "-o",
+            str(tmp_path / "out.png"),
+        ]
+    )
+    result = np.asarray(Image.open(tmp_path / "out.png").convert("RGB"))
+    assert result.shape == shown.shape
+    known = hole == 0
+    np.testing.assert_array_equal(result[known], shown[known])
