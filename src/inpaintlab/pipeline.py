@@ -19,7 +19,7 @@ alpha channel back unchanged (RGBA out), hole pixels included. Three strategies 
             training size, the crop runs like ``resize`` at the training size, and only that region's
             hole pixels are pasted back.
 ``detail``  for photos larger than the model's size: the box of all holes plus context (``crop_margin``,
-            at least half the box's side) runs like ``resize``, and the upsampled fill gets the photo's
+            at least a quarter of the box's side) runs like ``resize``, and the upsampled fill gets the photo's
             own full-resolution texture back (``detail.add_detail``: residuals of known cells that match
             the fill at low resolution, times ``detail_strength``). Work grows with the holes' box, not
             the photo; a box within ``max_side`` runs at its own resolution and needs no detail.
@@ -277,7 +277,7 @@ class InpaintPipeline:
         if strategy == "detail":
             ys, xs = np.nonzero(hole.any(axis=1))[0], np.nonzero(hole.any(axis=0))[0]
             box = HoleRegion([], (int(ys[0]), int(xs[0]), int(ys[-1]) + 1, int(xs[-1]) + 1))
-            margin = max(self.crop_margin, (max(box.box[2] - box.box[0], box.box[3] - box.box[1]) + 1) // 2)
+            margin = max(self.crop_margin, max(box.box[2] - box.box[0], box.box[3] - box.box[1]) // 4)
             top, left, box_h, box_w = crop_box(box, hole.shape, margin, self.train_size)
             window = (slice(top, top + box_h), slice(left, left + box_w))
             job = self._job(index, picture[window], hole[window], (top, left, box_h, box_w), hole[window], self.max_side)
@@ -430,9 +430,14 @@ def fill_smooth_regions(picture: np.ndarray, hole: np.ndarray, result: np.ndarra
     pixel within ``SMOOTH_BAND`` its nearest region (where two regions' bands overlap, the pixel counts for
     the nearer one), and each region's band mean is a weighted count.
     """
-    count, labels = cv2.connectedComponents(hole.astype(np.uint8), connectivity=8)
-    if count <= 1:
+    rows, cols = np.nonzero(hole.any(axis=1))[0], np.nonzero(hole.any(axis=0))[0]
+    if len(rows) == 0:
         return 0
+    # work in the holes' box grown by the band (and Telea's radius): cost follows the holes, not the photo
+    top, left = max(0, rows[0] - SMOOTH_BAND - 4), max(0, cols[0] - SMOOTH_BAND - 4)
+    window = (slice(top, rows[-1] + SMOOTH_BAND + 5), slice(left, cols[-1] + SMOOTH_BAND + 5))
+    picture, hole, result = picture[window], hole[window], result[window]
+    count, labels = cv2.connectedComponents(hole.astype(np.uint8), connectivity=8)
     distance, nearest = cv2.distanceTransformWithLabels((~hole).astype(np.uint8), cv2.DIST_C, 3, labelType=cv2.DIST_LABEL_CCOMP)
     to_region = np.zeros(int(nearest.max()) + 1, np.int64)
     to_region[nearest[hole]] = labels[hole]
