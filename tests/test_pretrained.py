@@ -203,16 +203,50 @@ def test_the_shipped_default_loads_offline_with_its_card():
     assert pipe.model.model_name == name and pipe.strategy == card["default_strategy"]
 
 
-def test_shipped_default_is_as_good_as_telea_where_telea_is_best():
-    """Large object-shaped holes (10-40 %) in smooth 512 px backgrounds, the default strategy: the model's
-    mean error in the hole stays within Telea's plus 1.5 grey levels (of 255), picture by picture."""
+@pytest.mark.parametrize("refill", [True, False], ids=["pipeline", "network_alone"])
+def test_shipped_default_is_as_good_as_telea_where_telea_is_best(refill):
+    """Large object-shaped holes (10-40 %) in smooth 512 px backgrounds, the default strategy. With the
+    card's smooth-region rule (the pipeline's claim): the mean error in the hole stays within Telea's plus
+    1.5 grey levels (of 255), picture by picture. Without it (the network's own fill, measured 3-6 levels
+    above Telea on flat colour and sky, below it on a defocused photo): within Telea's plus 8."""
     from inpaintlab.data import builtin_photo_paths, load_image
     from inpaintlab.strategy_check import compare_strategies, smooth_backgrounds
 
     photo = load_image(builtin_photo_paths()["coffee"][0])
     pictures = smooth_backgrounds(512, 512, photo)
-    pipes = {"model": (InpaintPipeline.from_pretrained(), None), "telea": (InpaintPipeline.from_checkpoint("telea"), None)}
+    model = InpaintPipeline.from_pretrained() if refill else InpaintPipeline.from_pretrained(smooth_threshold=0)
+    assert bool(model.smooth_threshold) == refill
+    pipes = {"model": (model, None), "telea": (InpaintPipeline.from_checkpoint("telea"), None)}
     report = compare_strategies(pipes, pictures, ratios=(0.1, 0.25, 0.4), seeds=1)
+    slack = 1.5 if refill else 8.0
     for row in report["rows"]:
         model, telea = row["model"]["hole_mae"], row["telea"]["hole_mae"]
-        assert model <= telea + 1.5, (row["picture"], row["ratio"], model, telea)
+        assert model <= telea + slack, (row["picture"], row["ratio"], model, telea)
+
+
+def test_shipped_network_itself_beats_telea_on_photos_with_free_form_holes():
+    """The network alone (no smooth-region rule, which could hide a broken network behind Telea): the
+    built-in test photos at 256 px with seeded free-form stroke holes of 10-50 %. Measured with the shipped
+    weights: 22.9 dB against Telea's 22.2, detail ratio 0.28 against 0.24. Weights set to zeros, or any
+    network that answers with a flat colour, fall far below the floor and Telea."""
+    import cv2
+
+    from inpaintlab.data import builtin_photo_paths, load_image
+    from inpaintlab.masks import bin_stroke_mask
+    from inpaintlab.strategy_check import hole_errors
+
+    network = InpaintPipeline.from_pretrained(smooth_threshold=0)
+    telea = InpaintPipeline.from_checkpoint("telea")
+    scores = {"network": [], "telea": []}
+    for name, (path, split) in builtin_photo_paths().items():
+        if split != "test":
+            continue
+        picture = cv2.resize(load_image(path), (256, 256), interpolation=cv2.INTER_AREA)
+        for k in (1, 2, 3, 4):
+            hole = bin_stroke_mask(256, k, np.random.default_rng([0, k])) > 0
+            for label, pipe in (("network", network), ("telea", telea)):
+                scores[label].append(hole_errors(np.asarray(pipe(picture, hole)), picture, hole))
+    mean = {label: {m: float(np.mean([r[m] for r in rows])) for m in ("psnr", "detail")} for label, rows in scores.items()}
+    assert mean["network"]["psnr"] > 21.5, mean  # the stated floor
+    assert mean["network"]["psnr"] > mean["telea"]["psnr"] + 0.3, mean
+    assert mean["network"]["detail"] > 0.8 * mean["telea"]["detail"], mean

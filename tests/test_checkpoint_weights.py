@@ -1,0 +1,117 @@
+"""Every user path answers with the checkpoint's own weights (issue 25, item 2).
+
+Compositing makes known pixels right for any model, so each path is checked on the hole pixels: they must
+equal those of a model built independently here (registry + ``load_state_dict`` from the raw safetensors
+tensors, the EMA generator as ``load_model`` documents), and differ from a fresh initialisation. A path
+that built the model from the header alone, or read the live generator instead of the EMA, fails.
+"""
+
+import io
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from safetensors.torch import load_file
+
+from inpaintlab import InpaintPipeline, cli, create_model
+from inpaintlab.checkpoint import save_checkpoint
+from inpaintlab.data import build_dataset
+from inpaintlab.evaluate import evaluate
+from inpaintlab.serve import create_app
+
+SIZE = 64
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    """An ``lgnet_tiny`` checkpoint whose live and EMA generators hold different, non-initial weights."""
+    torch.manual_seed(0)
+    live, ema = create_model("lgnet_tiny"), create_model("lgnet_tiny")
+    generator = torch.Generator().manual_seed(1)
+    tensors = {}
+    for prefix, model, scale in (("generator", live, 2.0), ("generator_ema", ema, 3.0)):
+        for name, value in model.state_dict().items():
+            if value.is_floating_point():
+                value = value + scale * torch.randn(value.shape, generator=generator) * (value.std() if value.numel() > 1 else 1)
+            tensors[f"{prefix}.{name}"] = value
+    header = {"model": {"name": "lgnet_tiny", "kwargs": {}}, "step": 7, "config": {"data": {"size": SIZE}}}
+    return save_checkpoint(tmp_path_factory.mktemp("ckpt") / "step_7.safetensors", tensors, header)
+
+
+def reference_model(path, prefix="generator_ema"):
+    model = create_model("lgnet_tiny")
+    tensors = load_file(str(path))
+    model.load_state_dict({k.removeprefix(prefix + "."): v for k, v in tensors.items() if k.startswith(prefix + ".")})
+    return model.eval()
+
+
+def reference_fill(model, picture, hole):
+    image = torch.from_numpy(picture).permute(2, 0, 1)[None].float() / 255
+    mask = torch.from_numpy(hole)[None, None].float()
+    with torch.no_grad():
+        pred = model(image, mask).pred.clamp(0, 1)
+    return (pred[0].permute(1, 2, 0) * 255).round().to(torch.uint8).numpy()
+
+
+@pytest.fixture(scope="module")
+def picture_and_hole():
+    rng = np.random.default_rng(0)
+    picture = rng.integers(0, 256, (SIZE, SIZE, 3), dtype=np.uint8)
+    hole = np.zeros((SIZE, SIZE), bool)
+    hole[16:44, 12:40] = True
+    return picture, hole
+
+
+@pytest.fixture(scope="module")
+def expected(checkpoint, picture_and_hole):
+    """The checkpoint's EMA fill of the hole; checked to differ from the live weights' and a fresh model's."""
+    picture, hole = picture_and_hole
+    fill = reference_fill(reference_model(checkpoint), picture, hole)[hole]
+    for other in (reference_model(checkpoint, "generator"), create_model("lgnet_tiny").eval()):
+        assert np.abs(reference_fill(other, picture, hole)[hole].astype(int) - fill).mean() > 2
+    return fill
+
+
+def test_pipeline_from_checkpoint_fills_with_the_checkpoint_weights(checkpoint, picture_and_hole, expected):
+    picture, hole = picture_and_hole
+    result = InpaintPipeline.from_checkpoint(checkpoint, strategy="pad")(picture, hole)
+    np.testing.assert_array_equal(result[hole], expected)
+
+
+def test_fill_cli_fills_with_the_checkpoint_weights(checkpoint, picture_and_hole, expected, tmp_path):
+    picture, hole = picture_and_hole
+    Image.fromarray(picture).save(tmp_path / "photo.png")
+    Image.fromarray(hole.astype(np.uint8) * 255).save(tmp_path / "hole.png")
+    args = ["fill", str(tmp_path / "photo.png"), "--mask", str(tmp_path / "hole.png"), "--checkpoint", str(checkpoint)]
+    assert cli.main([*args, "--strategy", "pad", "-o", str(tmp_path / "out.png")]) == 0
+    np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "out.png"))[hole], expected)
+
+
+def test_server_fills_with_the_checkpoint_weights(checkpoint, picture_and_hole, expected):
+    from fastapi.testclient import TestClient
+
+    picture, hole = picture_and_hole
+    app = create_app(checkpoints=[str(checkpoint)])
+    files = {}
+    for field, array in (("image", picture), ("mask", hole.astype(np.uint8) * 255)):
+        buffer = io.BytesIO()
+        Image.fromarray(array).save(buffer, format="PNG")
+        files[field] = (f"{field}.png", buffer.getvalue(), "image/png")
+    with TestClient(app) as client:
+        name = client.get("/api/models").json()["models"][0]["name"]
+        response = client.post("/api/inpaint", files=files, data={"model": name, "strategy": "pad"})
+    assert response.status_code == 200, response.text
+    np.testing.assert_array_equal(np.asarray(Image.open(io.BytesIO(response.content)).convert("RGB"))[hole], expected)
+
+
+def test_eval_checkpoint_scores_the_checkpoint_weights(checkpoint, tmp_path):
+    args = ["eval", "--images", "synthetic:2", "--size", str(SIZE), "--metrics", "psnr", "--masks", "center"]
+    assert cli.main([*args, "--checkpoint", str(checkpoint), "--out", str(tmp_path / "cli")]) == 0
+    reported = json.loads((tmp_path / "cli" / "metrics.json").read_text())["overall"]["psnr"]
+    images = build_dataset("synthetic:2", size=SIZE, split="test")
+    kwargs = dict(metrics=("psnr",), progress=False)
+    own = evaluate(reference_model(checkpoint), images, "center", **kwargs)["overall"]["psnr"]
+    fresh = evaluate(create_model("lgnet_tiny").eval(), images, "center", **kwargs)["overall"]["psnr"]
+    assert reported == pytest.approx(own, abs=1e-6) and abs(own - fresh) > 0.1
