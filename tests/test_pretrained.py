@@ -238,7 +238,7 @@ def test_shipped_network_itself_beats_telea_on_photos_with_free_form_holes():
     network = InpaintPipeline.from_pretrained(smooth_threshold=0)
     telea = InpaintPipeline.from_checkpoint("telea")
     scores = {"network": [], "telea": []}
-    for name, (path, split) in builtin_photo_paths().items():
+    for _name, (path, split) in builtin_photo_paths().items():
         if split != "test":
             continue
         picture = cv2.resize(load_image(path), (256, 256), interpolation=cv2.INTER_AREA)

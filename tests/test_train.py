@@ -205,8 +205,17 @@ def test_discriminator_step_runs_before_the_generator_step(tmp_path):
 @pytest.mark.filterwarnings("ignore:Detected call of `lr_scheduler.step:UserWarning")  # fp16 scaler skips inf steps
 @pytest.mark.parametrize("amp", ["bf16", "fp16"])
 def test_mixed_precision_steps_on_cpu(tmp_path, amp):
+    """The step really runs in the asked dtype: every convolution of G and D computes in it during
+    training (an autocast that does nothing leaves them in float32), and the weights stay float32."""
     trainer = Trainer(tiny_config(amp=amp, max_steps=2, loss=LossConfig(hole=6.0, adversarial=0.1)), tmp_path)
+    seen = {"generator": set(), "discriminator": set()}
+    for name, module in (("generator", trainer.generator), ("discriminator", trainer.discriminator)):
+        for conv in (m for m in module.modules() if isinstance(m, nn.Conv2d)):
+            conv.register_forward_hook(lambda m, args, out, name=name: seen[name].add(out.dtype))
     logs = trainer.fit()
+    asked = {"bf16": torch.bfloat16, "fp16": torch.float16}[amp]
+    assert seen == {"generator": {asked}, "discriminator": {asked}}
+    assert all(p.dtype == torch.float32 for p in trainer.generator.parameters())
     assert np.isfinite(logs["g/total"])
     _, header = load_checkpoint(tmp_path / "checkpoints" / "step_00000002.safetensors")
     assert header["scaler"] == trainer.scaler.state_dict()
