@@ -142,3 +142,16 @@ def test_fill_returns_an_exif_rotated_photo_as_shown_with_the_hole_where_it_was_
     assert result.shape == shown.shape
     known = hole == 0
     np.testing.assert_array_equal(result[known], shown[known])
+
+
+def test_detail_is_the_default_and_equals_resize_at_the_model_size(photo_and_hole):
+    """The card's default (chosen on the full-resolution protocol) leaves 256 px work as it was: the
+    held-out 256 px table does not move."""
+    import cv2
+
+    pipe = InpaintPipeline.from_pretrained()
+    assert pipe.strategy == "detail" and pipe.detail_strength == 1.0
+    photo, _ = photo_and_hole
+    small = cv2.resize(photo, (256, 256), interpolation=cv2.INTER_AREA)
+    hole = object_mask(256, 256, 0.2, np.random.default_rng(0)) > 0
+    np.testing.assert_array_equal(pipe(small, hole), pipe(small, hole, strategy="resize"))

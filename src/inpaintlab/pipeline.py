@@ -22,7 +22,8 @@ alpha channel back unchanged (RGBA out), hole pixels included. Three strategies 
             at least a quarter of the box's side) runs like ``resize``, and the upsampled fill gets the photo's
             own full-resolution texture back (``detail.add_detail``: residuals of known cells that match
             the fill at low resolution, times ``detail_strength``). Work grows with the holes' box, not
-            the photo; a box within ``max_side`` runs at its own resolution and needs no detail.
+            the photo; a picture within ``max_side`` runs whole (as ``resize``) and a box within it at its own
+            resolution: neither needs detail.
 
 ``pipe.batch(images, masks)`` runs many images in batches: work items (whole images or crops) with the
 same working shape share one forward pass.
@@ -274,6 +275,8 @@ class InpaintPipeline:
             return [self._job(index, picture, hole, (0, 0, height, width), hole, None)]
         if strategy == "resize":
             return [self._job(index, picture, hole, (0, 0, height, width), hole, self.max_side)]
+        if strategy == "detail" and max(height, width) <= self.max_side:  # fits the model: the whole picture
+            return [self._job(index, picture, hole, (0, 0, height, width), hole, None)]
         if strategy == "detail":
             ys, xs = np.nonzero(hole.any(axis=1))[0], np.nonzero(hole.any(axis=0))[0]
             box = HoleRegion([], (int(ys[0]), int(xs[0]), int(ys[-1]) + 1, int(xs[-1]) + 1))
