@@ -251,3 +251,44 @@ def test_shipped_network_itself_beats_telea_on_photos_with_free_form_holes():
     assert mean["network"]["psnr"] > 21.5, mean  # the stated floor
     assert mean["network"]["psnr"] > mean["telea"]["psnr"] + 0.3, mean
     assert mean["network"]["detail"] > 0.8 * mean["telea"]["detail"], mean
+
+
+def _fake_eval(folder, rows):
+    """An ``inpaintlab eval`` folder with one metrics.json per row: {label: (psnr, detail)}."""
+    for label, (psnr, detail) in rows.items():
+        (folder / label).mkdir(parents=True)
+        values = {"l1": 3.0, "psnr": psnr, "ssim": 0.8, "detail": detail, "detail_gt": 1.0, "count": 4}
+        (folder / label / "metrics.json").write_text(json.dumps({"overall": values, "bins": {"(0.1,0.2]": values}}))
+    return folder
+
+
+@pytest.mark.parametrize(
+    "candidate, ships",
+    [((25.3, 0.30), True), ((25.2, 0.30), True), ((25.1, 0.50), False), ((26.0, 0.29), False)],
+    ids=["better", "equal", "psnr_falls", "detail_falls"],
+)
+def test_ship_continued_ships_only_weights_that_do_not_fall_and_keeps_a_ledger(
+    shipped, tiny_checkpoint, tmp_path, candidate, ships
+):
+    """The ledger's ship rule: the shipped weights (25.2 dB, detail 0.30 on the same pairs) are replaced only
+    when neither the held-out PSNR nor the detail ratio falls; the card's ledger records the segment either way."""
+    from safetensors.torch import load_file
+
+    weights = shipped / "lgnet_tiny.safetensors"
+    before = weights.read_bytes()
+    card_before = json.loads((shipped / "lgnet_tiny.json").read_text())
+    eval_dir = _fake_eval(tmp_path / "eval", {"lgnet_tiny": (25.2, 0.30), "candidate": candidate, "telea": (24.0, 0.2)})
+    args = ["ship-continued", str(tiny_checkpoint), "--eval", str(eval_dir), "--name", "lgnet_tiny", "--out", str(shipped)]
+    assert cli.main([*args, "--hours", "0.5"]) == 0
+    card = json.loads((shipped / "lgnet_tiny.json").read_text())
+    first, row = card["ledger"]
+    assert first["heldout"]["psnr"] == 25.2 and first["shipped"] and row["shipped"] is ships
+    assert row["heldout"]["psnr"] == candidate[0] and row["steps"] == 2 and row["cpu_hours"] == 0.5
+    if ships:
+        assert card["heldout"]["model"]["overall"]["psnr"] == candidate[0] and card["step"] == card_before["step"] + 2
+        expected = load_file(str(tiny_checkpoint))
+        for key, value in load_file(str(weights)).items():
+            assert torch.equal(value, expected[f"generator_ema.{key}"].half()), key
+    else:
+        assert weights.read_bytes() == before and row["why"].startswith("refused")
+        assert card["heldout"] == card_before["heldout"] if "heldout" in card_before else "heldout" not in card

@@ -539,6 +539,28 @@ def _cmd_ship(args) -> None:
     print(f"wrote {weights} ({weights.stat().st_size / 1e6:.1f} MB) and {card_path}")
 
 
+def _add_ship_continued(sub) -> None:
+    p = sub.add_parser(
+        "ship-continued",
+        help="ship a continuation of the shipped default only if neither held-out PSNR nor detail ratio falls; "
+        "record it in the card's ledger either way",
+    )
+    p.add_argument("checkpoint", help="the continuation's final checkpoint (its EMA generator)")
+    p.add_argument("--eval", required=True, help="inpaintlab eval folder with rows NAME, candidate (and telea)")
+    p.add_argument("--name", default=None, help="the shipped model continued (default: the shipped default)")
+    p.add_argument("--hours", type=float, default=None, help="the segment's training wall time, for the ledger")
+    p.add_argument("--out", help="weights folder (default: the package's)")
+    p.set_defaults(func=_cmd_ship_continued)
+
+
+def _cmd_ship_continued(args) -> None:
+    from .ledger import ship_continued
+    from .pretrained import DEFAULT_MODEL, WEIGHTS_DIR
+
+    shipped, why = ship_continued(args.checkpoint, args.eval, args.name or DEFAULT_MODEL, args.out or WEIGHTS_DIR, args.hours)
+    print(why)
+
+
 def _add_strategies(sub) -> None:
     p = sub.add_parser("strategies", help="object removal at a photo's own size: pad/resize/crop vs Telea")
     which = p.add_mutually_exclusive_group()
@@ -653,6 +675,7 @@ _SUBCOMMANDS = [
     _add_masks,
     _add_split,
     _add_ship,
+    _add_ship_continued,
     _add_strategies,
     _add_bench,
     _add_eval,

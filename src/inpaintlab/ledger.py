@@ -1,0 +1,134 @@
+"""Continuing the shipped default: one evaluation, the ship rule, and the card's ledger.
+
+A continuation (``make continue``: ``train --preset lgnet_compact_continue``) ends with
+
+    inpaintlab eval --model lgnet_compact --checkpoint candidate=RUN/checkpoints/step_N.safetensors \\
+        --model telea --images SPLIT/heldout_images.txt --masks SPLIT/heldout_masks.txt --out EVAL
+    inpaintlab ship-continued RUN/checkpoints/step_N.safetensors --eval EVAL
+
+so the shipped weights and the candidate are scored on the same held-out images and masks. The rule
+(``ship_rule``): new weights ship only if the held-out PSNR does not fall **and** the detail ratio does not
+fall. Either way the card's ``ledger`` gets one row for the segment (date, starting weights, steps, crops,
+CPU hours, recipe, held-out PSNR / SSIM / L1 / detail ratio, shipped or not and why); refused weights
+leave the shipped file untouched.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+from pathlib import Path
+from typing import Any
+
+from .errors import InpaintlabError
+
+TABLE_KEYS = ("l1", "psnr", "ssim", "detail", "detail_gt")
+
+
+def eval_table(eval_dir: str | Path, label: str) -> dict[str, Any]:
+    """``{"overall": {...}, "bins": {label: {...}}}`` of one row of an ``inpaintlab eval`` folder."""
+    path = Path(eval_dir) / label / "metrics.json"
+    if not path.is_file():
+        raise InpaintlabError(f"{path} not found: evaluate the row {label!r} into {eval_dir} first (module docstring)")
+    report = json.loads(path.read_text())
+    missing = [k for k in ("psnr", "detail") if k not in report["overall"]]
+    if missing:
+        raise InpaintlabError(f"{path} has no {missing[0]!r}; run inpaintlab eval with its default metrics")
+    pick = lambda values: {k: values[k] for k in TABLE_KEYS if k in values}  # noqa: E731
+    return {"overall": pick(report["overall"]), "bins": {b: pick(v) for b, v in report["bins"].items()}}
+
+
+def ship_rule(shipped: dict[str, float], candidate: dict[str, float]) -> tuple[bool, str]:
+    """(ship?, why) for two ``overall`` tables measured on the same held-out pairs."""
+    falls = [k for k, name in (("psnr", "PSNR"), ("detail", "detail ratio")) if candidate[k] < shipped[k]]
+    numbers = (
+        f"PSNR {candidate['psnr']:.3f} vs {shipped['psnr']:.3f} dB, detail ratio {candidate['detail']:.3f} vs "
+        f"{shipped['detail']:.3f}"
+    )
+    if falls:
+        return False, f"refused: the held-out {' and '.join(falls)} would fall ({numbers})"
+    return True, f"shipped: neither the held-out PSNR nor the detail ratio falls ({numbers})"
+
+
+def segment_row(header: dict[str, Any], candidate: dict[str, Any], shipped: bool, why: str, hours: float | None) -> dict:
+    """The ledger row of a training segment from its checkpoint header and held-out table."""
+    config = header["config"]
+    return {
+        "date": datetime.date.today().isoformat(),
+        "start": config.get("init_from") or "scratch",
+        "steps": header["step"],
+        "crops": header["step"] * config["batch_size"] * header.get("world_size", 1),
+        "cpu_hours": hours,
+        "recipe": {
+            "preset_model": config["model"]["name"],
+            "loss": config["loss"],
+            "optim": config["optim"],
+            "amp": config["amp"],
+        },
+        "heldout": candidate["overall"],
+        "shipped": shipped,
+        "why": why,
+    }
+
+
+def ship_continued(
+    checkpoint: str | Path,
+    eval_dir: str | Path,
+    name: str,
+    weights_dir: str | Path,
+    hours: float | None = None,
+    shipped_label: str | None = None,
+    candidate_label: str = "candidate",
+) -> tuple[bool, str]:
+    """Apply ``ship_rule`` to ``checkpoint`` (a continuation of ``name``'s shipped weights) and record the
+    segment in the card's ledger; on success the weights, held-out table and step are replaced. Returns
+    (shipped?, why)."""
+    from .checkpoint import read_header
+    from .pretrained import write_pretrained
+
+    weights_dir = Path(weights_dir)
+    card_path = weights_dir / f"{name}.json"
+    if not card_path.is_file():
+        raise InpaintlabError(f"{card_path} not found: {name} has no shipped card to continue")
+    card = json.loads(card_path.read_text())
+    header = read_header(checkpoint)
+    if header["model"]["name"] != name:
+        raise InpaintlabError(f"{checkpoint} holds {header['model']['name']!r}, not a continuation of {name!r}")
+    current, candidate = eval_table(eval_dir, shipped_label or name), eval_table(eval_dir, candidate_label)
+    ship, why = ship_rule(current["overall"], candidate["overall"])
+    ledger = card.get("ledger") or [_first_row(card, current)]
+    ledger.append(segment_row(header, candidate, ship, why, hours))
+    if not ship:
+        card["ledger"] = ledger
+        card_path.write_text(json.dumps(card, indent=2) + "\n")
+        return ship, why
+    fields = {k: v for k, v in card.items() if k not in ("format", "model", "weights")}
+    fields["ledger"] = ledger
+    fields["step"] = int(card["step"]) + int(header["step"])
+    fields["heldout"] = {**card.get("heldout", {}), "model": candidate}
+    telea = Path(eval_dir) / "telea" / "metrics.json"
+    if telea.is_file():
+        fields["heldout"]["telea"] = eval_table(eval_dir, "telea")
+    fields.pop("batchnorm", None)  # the EMA's own averaged statistics ship (no re-estimation)
+    write_pretrained(checkpoint, weights_dir, fields)
+    return ship, why
+
+
+def _first_row(card: dict[str, Any], measured: dict[str, Any]) -> dict[str, Any]:
+    """The ledger row of the weights shipped before the ledger existed, from their card (the held-out table
+    as measured in this evaluation, so the detail ratio is there too)."""
+    training = card.get("training", {})
+    return {
+        "date": None,
+        "start": "scratch",
+        "steps": card.get("step"),
+        "crops": (card.get("step") or 0) * training.get("batch_size", 0),
+        "cpu_hours": training.get("wall_time_h"),
+        "recipe": {"preset": training.get("preset"), "losses": training.get("losses")},
+        "heldout": measured["overall"],
+        "shipped": True,
+        "why": "the first shipped weights (before the ledger)",
+    }
+
+
+__all__ = ["eval_table", "segment_row", "ship_continued", "ship_rule"]
