@@ -11,7 +11,8 @@ from inpaintlab.presets import COMPARE_IMAGES_PER_S, COMPARE_ROWS, COMPARE_SECON
 from inpaintlab.train import Trainer
 
 TINY = sorted(name for name in PRESETS if name.endswith("_tiny_builtin"))
-CPU_VARIANTS = sorted(name for name in PRESETS if name.endswith("_cpu"))  # named compact recipes
+# named compact recipes: the shipped model's and its continuations
+CPU_VARIANTS = sorted(name for name in PRESETS if name.endswith("_cpu") or name.startswith("lgnet_compact_"))
 COMPARE = sorted(name for name in PRESETS if name.startswith("compare_"))  # the equal-budget comparison
 PAPER = sorted(name for name in PRESETS if name not in TINY + CPU_VARIANTS + COMPARE)
 
@@ -250,3 +251,18 @@ def test_comparison_row_trains_one_step_at_its_crop_size(tmp_path, row):
     assert torch.isfinite(logs["g/total"]) and torch.isfinite(logs["d/loss"])
     for name in cfg.loss.aux:
         assert torch.isfinite(logs[f"g/aux/{name}"])
+
+
+@pytest.mark.parametrize("name", ["lgnet_compact_continue", "lgnet_compact_texture"])
+def test_continuation_presets_start_from_the_shipped_weights_and_train_a_step(tmp_path, name):
+    """Each continuation trains one step from the shipped weights; the texture one logs its
+    feature-matching term and judges the final composite."""
+    cfg = PRESETS[name]
+    assert cfg.init_from == "pretrained:lgnet_compact" and cfg.optim.warmup_epochs > 0
+    data = dataclasses.replace(cfg.data, root="synthetic:4", val_count=0)
+    cfg = dataclasses.replace(cfg, data=data, masks=dataclasses.replace(cfg.masks, source="box"), batch_size=2, amp="none")
+    trainer = Trainer(cfg, tmp_path)
+    sample = next(iter(trainer._loader(0, 0)))
+    logs = trainer.train_step(sample.image, sample.mask, sample.extras)
+    assert torch.isfinite(logs["g/total"]) and torch.isfinite(logs["d/loss"])
+    assert ("g/fm" in logs) == (name == "lgnet_compact_texture")

@@ -162,6 +162,10 @@ class LossConfig:
       "every_composite" (each output's composite, summed; CSTFNet).
     aux: weights of the model-specific terms in ``InpaintOutput.aux``, by name; a tuple-valued term
       (``"pyramid"``) is the pyramid L1 of those images, downsampling the target by ``pyramid_downsample``.
+    feature_matching: weight of pix2pixHD's feature-matching term (Wang et al. 2018), a perceptual term
+      that needs no pretrained network: the mean L1 between D's intermediate features of each image D
+      judges (``adv_input``) and of the original, averaged over D's layers. None of the five papers uses
+      it (0 = off).
     """
 
     valid: float = 1.0
@@ -183,10 +187,11 @@ class LossConfig:
     adv_input: Literal["first_composite", "final_composite", "first_raw", "final_raw", "every_composite"] = "final_composite"
     pyramid_downsample: Literal["bilinear", "area"] = "bilinear"
     aux: dict[str, float] = field(default_factory=dict)
+    feature_matching: float = 0.0
 
     # feature_outputs are indices into the model's outputs (negative from the end): no range of their own
     _ranges: ClassVar[dict[str, Range]] = {
-        **dict.fromkeys(("valid", "hole", "perceptual", "style", "tv", "adversarial", "aux"), AT_LEAST_0),
+        **dict.fromkeys(("valid", "hole", "perceptual", "style", "tv", "adversarial", "aux", "feature_matching"), AT_LEAST_0),
         "feature_outputs": Range(),
     }
 

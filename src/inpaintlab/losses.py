@@ -270,9 +270,10 @@ class GeneratorLoss(nn.Module):
         # aux_terms: the generator's declared ``{name: kind}`` (the trainer passes it); None infers each kind
         # from the value (a tuple is a pyramid), for a loss used on its own.
         self.aux_terms = None if aux_terms is None else dict(aux_terms)
-        if cfg.adversarial > 0 and discriminator is None:
+        if (cfg.adversarial > 0 or cfg.feature_matching > 0) and discriminator is None:
             raise InpaintlabError(
-                "loss.adversarial > 0 needs a discriminator: set model.discriminator=NAME or loss.adversarial=0"
+                "loss.adversarial > 0 and loss.feature_matching > 0 need a discriminator: set "
+                "model.discriminator=NAME or the weight to 0"
             )
         self.discriminator = discriminator
         if features is None and (cfg.perceptual > 0 or cfg.style > 0):
@@ -302,6 +303,9 @@ class GeneratorLoss(nn.Module):
                 per_head = [generator_adversarial(cfg.gan_mode, f, r) for f, r in zip(fake_logits, reals)]
                 terms["adv"] = terms["adv"] + sum(per_head) / len(per_head)
             total = total + cfg.adversarial * terms["adv"]
+        if cfg.feature_matching > 0:
+            terms["fm"] = self._feature_matching(out, image, mask)
+            total = total + cfg.feature_matching * terms["fm"]
         for name, value in out.aux.items():
             if name not in cfg.aux:
                 raise InpaintlabError(
@@ -318,6 +322,17 @@ class GeneratorLoss(nn.Module):
         logs = {f"g/{k}": v.detach() for k, v in terms.items()}
         logs["g/total"] = total.detach()
         return total, logs
+
+    def _feature_matching(self, out: InpaintOutput, image: Tensor, mask: Tensor) -> Tensor:
+        """pix2pixHD's term: per judged image, the mean over D's layers of mean |D_l(fake) - D_l(real)|."""
+        features = discriminator_contract(self.discriminator).features
+        with torch.no_grad():
+            real = [f.detach() for f in features(image, mask)]
+        total = image.new_zeros(())
+        for fake in adversarial_images(self.cfg.adv_input, out, image, mask):
+            layers = features(fake, mask)
+            total = total + sum((f - r).abs().mean() for f, r in zip(layers, real)) / len(layers)
+        return total
 
     def _feature_terms(self, outputs: tuple[Tensor, ...], image: Tensor, mask: Tensor, terms: dict) -> Tensor:
         """Perceptual and style on each selected output (raw, and composited unless ``feature_images="raw"``),

@@ -130,6 +130,14 @@ class InpaintDiscriminator(nn.Module):
 
     takes_mask: bool = True
 
+    def features(self, image: Tensor, mask: Tensor | None = None) -> list[Tensor]:
+        """D's intermediate activations for ``image`` (B,3,H,W) in [0,1], shallow to deep (feature matching,
+        pix2pixHD). A discriminator that exposes none raises ``InpaintlabError``."""
+        raise InpaintlabError(
+            f"discriminator {type(self).__name__} exposes no intermediate features; loss.feature_matching needs "
+            "one that does (lgnet, lgnet_tiny)"
+        )
+
 
 def contract_of(model: nn.Module) -> InpaintModel:
     """The ``InpaintModel`` behind ``model``, looking through DDP and ``torch.compile`` wrappers.

@@ -58,6 +58,15 @@ class SNPatchDiscriminator(InpaintDiscriminator):
         """``mask`` is ignored (the patch D sees the whole image)."""
         return self.classifier(self.encoder(image * 2 - 1))
 
+    def features(self, image: Tensor, mask: Tensor | None = None) -> list[Tensor]:
+        """The output of every LeakyReLU of the encoder, (B,C_i,h_i,w_i) shallow to deep."""
+        x, found = image * 2 - 1, []
+        for layer in self.encoder:
+            x = layer(x)
+            if isinstance(layer, nn.LeakyReLU):
+                found.append(x)
+        return found
+
 
 @register_discriminator
 def lgnet(**options) -> SNPatchDiscriminator:
