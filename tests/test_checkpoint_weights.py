@@ -115,3 +115,79 @@ def test_eval_checkpoint_scores_the_checkpoint_weights(checkpoint, tmp_path):
     own = evaluate(reference_model(checkpoint), images, "center", **kwargs)["overall"]["psnr"]
     fresh = evaluate(create_model("lgnet_tiny").eval(), images, "center", **kwargs)["overall"]["psnr"]
     assert reported == pytest.approx(own, abs=1e-6) and abs(own - fresh) > 0.1
+
+
+# ------------------------------------------------------------------- corrupted weights (issue 20, item 6)
+
+
+def test_a_checkpoint_changed_after_saving_is_refused_by_every_path_in_one_line(checkpoint, picture_and_hole, tmp_path, capsys):
+    from inpaintlab.checkpoint import load_model
+    from inpaintlab.errors import InpaintlabError
+
+    data = bytearray(checkpoint.read_bytes())
+    data[-100] ^= 0xFF  # one byte of one weight
+    bad = tmp_path / "bad.safetensors"
+    bad.write_bytes(bytes(data))
+    with pytest.raises(InpaintlabError, match="content hash mismatch"):
+        load_model(bad)
+    with pytest.raises(InpaintlabError, match="content hash mismatch"):
+        InpaintPipeline.from_checkpoint(bad)
+    picture, hole = picture_and_hole
+    Image.fromarray(picture).save(tmp_path / "photo.png")
+    Image.fromarray(hole.astype(np.uint8) * 255).save(tmp_path / "hole.png")
+    code = cli.main(
+        [
+            "fill",
+            str(tmp_path / "photo.png"),
+            "--mask",
+            str(tmp_path / "hole.png"),
+            "--checkpoint",
+            str(bad),
+            "-o",
+            str(tmp_path / "o.png"),
+        ]
+    )
+    assert code != 0 and not (tmp_path / "o.png").exists()
+    err = capsys.readouterr().err
+    assert "content hash mismatch" in err and "Traceback" not in err
+
+
+def test_shipped_weights_are_checked_against_the_card_hash(tmp_path, monkeypatch):
+    import shutil
+
+    from inpaintlab import pretrained
+    from inpaintlab.errors import InpaintlabError
+
+    weights = tmp_path / "weights"
+    shutil.copytree(pretrained.WEIGHTS_DIR, weights)
+    monkeypatch.setattr(pretrained, "WEIGHTS_DIR", weights)
+    card = json.loads((weights / "lgnet_compact.json").read_text())
+    assert card["weights"]["sha256"] == pretrained.file_sha256(weights / "lgnet_compact.safetensors")
+    data = bytearray((weights / "lgnet_compact.safetensors").read_bytes())
+    data[-2] ^= 0x40
+    (weights / "lgnet_compact.safetensors").write_bytes(bytes(data))
+    with pytest.raises(InpaintlabError, match="SHA-256 differs from its card"):
+        create_model("lgnet_compact", pretrained=True)
+
+
+def test_a_model_answering_nan_is_refused_not_written_as_black(checkpoint, picture_and_hole):
+    from inpaintlab.errors import InpaintlabError
+
+    model = reference_model(checkpoint)
+    with torch.no_grad():
+        next(model.parameters()).fill_(float("nan"))
+    picture, hole = picture_and_hole
+    with pytest.raises(InpaintlabError, match="NaN or infinite"):
+        InpaintPipeline(model, strategy="pad")(picture, hole)
+
+
+def test_a_checkpoint_header_that_is_not_json_is_a_one_line_error(tmp_path):
+    from safetensors.torch import save_file
+
+    from inpaintlab.checkpoint import read_header
+    from inpaintlab.errors import InpaintlabError
+
+    path = tmp_path / "broken.safetensors"
+    save_file({"generator.w": torch.zeros(2)}, str(path), metadata={"inpaintlab": "{not json"})
+    with pytest.raises(InpaintlabError, match="not valid JSON"):
+        read_header(path)

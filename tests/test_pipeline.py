@@ -452,3 +452,54 @@ def test_a_mask_of_many_dots_is_answered_in_seconds_not_minutes():
     began = time.perf_counter()
     assert fill_smooth_regions(picture, big, picture.copy(), 1.5) == big.sum()  # a gradient: every dot is smooth
     assert time.perf_counter() - began < 15
+
+
+def test_sixteen_bit_and_greyscale_pictures_come_back_grey_and_right(tmp_path):
+    """A 16-bit greyscale PNG (PIL mode I;16) came back white: Pillow's convert("RGB") clips it. Now it is
+    scaled to 8 bits, filled, and comes back greyscale (no colour tint in the hole), through the pipeline
+    and through ``fill``."""
+    grey16 = (np.linspace(0, 65535, 48 * 64).reshape(48, 64)).astype(np.uint16)
+    Image.fromarray(grey16).save(tmp_path / "grey16.png")
+    picture = Image.open(tmp_path / "grey16.png")
+    assert picture.mode.startswith("I;16")
+    hole = np.zeros((48, 64), bool)
+    hole[16:32, 20:44] = True
+    expected = np.rint(grey16 / 257).astype(np.uint8)
+    for pipe in (InpaintPipeline(ConstantFill()), InpaintPipeline.from_checkpoint("telea")):
+        result = pipe(picture, hole)
+        assert result.mode == "L"
+        np.testing.assert_array_equal(np.asarray(result)[~hole], expected[~hole])
+    Image.fromarray(hole.astype(np.uint8) * 255).save(tmp_path / "hole.png")
+    cli.main(
+        [
+            "fill",
+            str(tmp_path / "grey16.png"),
+            "--mask",
+            str(tmp_path / "hole.png"),
+            "--model",
+            "telea",
+            "-o",
+            str(tmp_path / "out.png"),
+        ]
+    )
+    written = np.asarray(Image.open(tmp_path / "out.png"))
+    assert written.ndim == 2 and (written == 255).mean() < 0.05  # not white
+    np.testing.assert_array_equal(written[~hole], expected[~hole])
+    rgb_grey = InpaintPipeline(ConstantFill())(np.asarray(Image.fromarray(expected)), hole)  # (H,W) uint8 array in
+    assert (rgb_grey[..., 0] == rgb_grey[..., 1]).all() and (rgb_grey[..., 1] == rgb_grey[..., 2]).all()
+
+
+def test_a_mask_of_strokes_on_a_transparent_layer_marks_only_the_strokes():
+    """GIMP / Photoshop export: transparent background (colour white or black), opaque white strokes."""
+    from inpaintlab.pipeline import to_hole_array
+
+    for background in ((255, 255, 255, 0), (0, 0, 0, 0)):
+        layer = np.zeros((20, 30, 4), np.uint8)
+        layer[:] = background
+        layer[5:10, 5:20] = (255, 255, 255, 255)
+        hole = to_hole_array(Image.fromarray(layer, "RGBA"))
+        assert hole.sum() == 75 and hole[5:10, 5:20].all()
+    opaque = np.zeros((20, 30, 4), np.uint8)
+    opaque[..., 3] = 255
+    opaque[2:4, 2:4, :3] = 255  # an ordinary opaque mask with alpha: colour decides
+    assert to_hole_array(Image.fromarray(opaque, "RGBA")).sum() == 4

@@ -56,7 +56,8 @@ def _picture_and_hole(size=64):
 def test_ship_writes_fp16_ema_weights_and_a_card(shipped, tiny_checkpoint):
     card = json.loads((shipped / "lgnet_tiny.json").read_text())
     assert card["model"] == {"name": "lgnet_tiny", "kwargs": {}} and card["step"] == 2
-    assert card["weights"] == {"file": "lgnet_tiny.safetensors", "dtype": "float16", "ema": True}
+    sha256 = pretrained.file_sha256(shipped / "lgnet_tiny.safetensors")
+    assert card["weights"] == {"file": "lgnet_tiny.safetensors", "dtype": "float16", "ema": True, "sha256": sha256}
     assert card["summary"] == "two toy steps" and card["inference_size"] == 64
     with safe_open(str(shipped / "lgnet_tiny.safetensors"), "pt") as handle:
         dtypes = {handle.get_tensor(k).dtype for k in handle.keys()}

@@ -194,7 +194,13 @@ def read_header(path: str | Path) -> dict[str, Any]:
         raise InpaintlabError(f"{path} is not a readable inpaintlab checkpoint ({err})") from None
     if _HEADER_KEY not in meta:
         raise InpaintlabError(f"{path} is a safetensors file but not an inpaintlab checkpoint (no header)")
-    return json.loads(meta[_HEADER_KEY])
+    try:
+        header = json.loads(meta[_HEADER_KEY])
+    except ValueError as err:
+        raise InpaintlabError(f"{path}: the checkpoint's header is not valid JSON ({err})") from None
+    if not isinstance(header, dict):
+        raise InpaintlabError(f"{path}: the checkpoint's header is not a JSON object")
+    return header
 
 
 def load_checkpoint(
@@ -267,10 +273,12 @@ def set_rng_state(state: dict) -> None:
 def load_model(path: str | Path, device: str | torch.device = "cpu", ema: bool = True) -> nn.Module:
     """Build the generator a checkpoint describes and load its weights (EMA weights when present).
 
-    Needs nothing but the file. The model is returned in eval mode.
+    Needs nothing but the file. The content hash written at save time is checked first (a corrupted or
+    tampered file is a one-line error naming it). The model is returned in eval mode.
     """
     from .models import create_model
 
+    verify_checkpoint(path)
     tensors, header = load_checkpoint(path, device, prefixes=("generator_ema", "generator") if ema else ("generator",))
     spec = ModelSpec.from_header(header.get("model"), str(path))  # the layout every checkpoint has used
     model = create_model(spec.name, **spec.kwargs)

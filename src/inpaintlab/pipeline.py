@@ -2,7 +2,7 @@
 
 >>> pipe = InpaintPipeline.from_pretrained()                  # the shipped default model
 >>> pipe = InpaintPipeline.from_checkpoint("telea")            # a registered name or a checkpoint file
->>> result = pipe(Image.open("photo.jpg"), Image.open("hole.png"))   # PIL in -> PIL RGB out
+>>> result = pipe(Image.open("photo.jpg"), Image.open("hole.png"))   # PIL in -> PIL out (RGB, or L if grey)
 
 Inputs are PIL images or uint8 arrays ((H,W), (H,W,3) or (H,W,4)); a mask is white (>127) = hole, or a
 bool array (True = hole). The result has the input's size and every pixel outside the hole equals the
@@ -104,9 +104,32 @@ def read_image_file(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS, max_
     return decode_image(path.read_bytes(), str(path), max_pixels)
 
 
-def to_rgb_array(image: ImageLike) -> np.ndarray:
-    """PIL image or uint8 array ((H,W), (H,W,1|3|4)) -> contiguous uint8 (H,W,3)."""
+GREY_MODES = ("1", "L", "LA", "La", "I", "I;16", "I;16B", "I;16L", "I;16N")
+
+
+def is_greyscale(image: ImageLike) -> bool:
+    """Whether a picture is greyscale by format (PIL grey modes, (H,W) or (H,W,1) arrays): its fill comes
+    back grey too."""
     if isinstance(image, Image.Image):
+        return image.mode in GREY_MODES
+    return isinstance(image, np.ndarray) and (image.ndim == 2 or (image.ndim == 3 and image.shape[2] == 1))
+
+
+def to_rgb_array(image: ImageLike) -> np.ndarray:
+    """PIL image or uint8 array ((H,W), (H,W,1|3|4)) -> contiguous uint8 (H,W,3).
+
+    16-bit and 32-bit integer greyscale (PIL modes I;16*, I) are scaled to 8 bits (by 1/257 when the values
+    exceed 255), never clipped; float images (mode F) are refused, as PIL cannot say their range.
+    """
+    if isinstance(image, Image.Image):
+        if image.mode.startswith("I;16") or image.mode == "I":
+            grey = np.asarray(image).astype(np.float64)
+            if image.mode != "I" or grey.max() > 255:
+                grey = grey / 257.0
+            grey8 = np.clip(np.rint(grey), 0, 255).astype(np.uint8)
+            return np.ascontiguousarray(np.repeat(grey8[:, :, None], 3, axis=2))
+        if image.mode == "F":
+            raise InpaintlabError("32-bit float images (PIL mode F) are not supported; save the image as 8- or 16-bit")
         return np.asarray(image.convert("RGB"), dtype=np.uint8).copy()
     arr = _uint8_array(image, "image")
     if arr.ndim == 2:
@@ -130,9 +153,19 @@ def alpha_channel(image: ImageLike) -> np.ndarray | None:
 
 
 def to_hole_array(mask: ImageLike) -> np.ndarray:
-    """PIL image, bool array (True = hole) or uint8 array (>127 = hole) -> bool (H,W), True = hole."""
+    """PIL image, bool array (True = hole) or uint8 array (>127 = hole) -> bool (H,W), True = hole.
+
+    A mask with transparency (strokes on a transparent layer, as GIMP or Photoshop export them): where the
+    colour says nothing (every pixel light, or every pixel dark) the opaque pixels (alpha > 127) are the
+    hole; else a hole pixel must be both light and opaque.
+    """
     if isinstance(mask, Image.Image):
-        return np.asarray(mask.convert("L")) > 127
+        light = to_rgb_array(mask.convert("L") if mask.mode not in GREY_MODES[4:] else mask)[:, :, 0] > 127
+        if "A" in mask.getbands() or "transparency" in mask.info:
+            opaque = np.asarray(mask.convert("RGBA"))[:, :, 3] > 127
+            if not opaque.all():
+                return opaque if light.all() or not light.any() else light & opaque
+        return light
     if isinstance(mask, np.ndarray) and mask.dtype == bool:
         arr = mask
     else:
@@ -235,7 +268,8 @@ class InpaintPipeline:
         return cls(resolve_model(source, device), device=device, **kwargs)
 
     def __call__(self, image: ImageLike, mask: ImageLike, strategy: str | None = None) -> ImageLike:
-        """Inpaint one picture. Returns a PIL RGB image for a PIL input, else a uint8 (H,W,3) array."""
+        """Inpaint one picture. Returns a PIL image for a PIL input (RGB; L for greyscale, 16-bit included,
+        as 8-bit; with the input's alpha as RGBA / LA), else a uint8 (H,W,3) array."""
         return self.batch([image], [mask], strategy)[0]
 
     def batch(self, images: Sequence[ImageLike], masks: Sequence[ImageLike], strategy: str | None = None) -> list:
@@ -261,11 +295,17 @@ class InpaintPipeline:
         if self.smooth_threshold:
             for picture, hole, result in zip(pictures, holes, results):
                 fill_smooth_regions(picture, hole, result, self.smooth_threshold)
-        for index, image in enumerate(images):  # the input's alpha comes back untouched, hole pixels included
-            alpha = alpha_channel(image)
+        out = []
+        for image, hole, result in zip(images, holes, results):
+            if is_greyscale(image):  # grey in, grey out: the fill's channel mean, no colour tint
+                result = result.mean(axis=2).round().astype(np.uint8) if isinstance(image, Image.Image) else result
+                if result.ndim == 3:
+                    result[hole] = result[hole].mean(axis=1, keepdims=True).round().astype(np.uint8)
+            alpha = alpha_channel(image)  # the input's alpha comes back untouched, hole pixels included
             if alpha is not None:
-                results[index] = np.dstack([results[index], alpha])
-        return [Image.fromarray(r) if isinstance(img, Image.Image) else r for r, img in zip(results, images)]
+                result = np.dstack([result, alpha])
+            out.append(Image.fromarray(result) if isinstance(image, Image.Image) else result)
+        return out
 
     # ------------------------------------------------------------------------------------ planning
 
@@ -321,7 +361,13 @@ class InpaintPipeline:
                 chunk = group[start : start + self.batch_size]
                 image = torch.stack([j.image for j in chunk]).to(self.device)
                 hole = torch.stack([j.hole for j in chunk]).to(self.device)
-                pred = self.model(image, hole).pred.clamp(0, 1)
+                pred = self.model(image, hole).pred
+                if not torch.isfinite(pred).all():
+                    raise InpaintlabError(
+                        f"model {type(contract_of(self.model)).__name__} answered with NaN or infinite values; its "
+                        "weights are likely corrupt (nothing was written)"
+                    )
+                pred = pred.clamp(0, 1)
                 filled = composite(pred, image, hole).float().cpu()
                 for job, out in zip(chunk, filled):
                     _paste(job, out, results[job.index], self.detail_strength, self.seed)
@@ -588,6 +634,7 @@ __all__ = [
     "decode_image",
     "fill_paths",
     "hole_regions",
+    "is_greyscale",
     "read_image_file",
     "to_hole_array",
     "to_rgb_array",

@@ -15,6 +15,7 @@ models that have weights: an untrained network never answers silently.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 from typing import Any
@@ -50,6 +51,15 @@ def model_card(name: str) -> dict[str, Any]:
     return json.loads(path.read_text())
 
 
+def file_sha256(path: str | Path) -> str:
+    """SHA-256 (hex) of a file's bytes."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def load_pretrained_weights(model: nn.Module, name: str) -> nn.Module:
     """Load ``name``'s shipped weights (fp16 on disk -> the model's dtype) into ``model`` and attach the card.
 
@@ -61,7 +71,14 @@ def load_pretrained_weights(model: nn.Module, name: str) -> nn.Module:
     kwargs = contract_of(model).model_kwargs
     if kwargs != card["model"]["kwargs"]:
         raise InpaintlabError(f"pretrained {name} was trained with options {card['model']['kwargs']}; got {kwargs}")
-    state = load_file(str(WEIGHTS_DIR / f"{name}.safetensors"))
+    path = WEIGHTS_DIR / f"{name}.safetensors"
+    expected = card.get("weights", {}).get("sha256")
+    if expected and file_sha256(path) != expected:
+        raise InpaintlabError(f"{path}: SHA-256 differs from its card's; the shipped weights are corrupt or were changed")
+    try:
+        state = load_file(str(path))
+    except Exception as err:  # safetensors raises its own error types for every kind of damage
+        raise InpaintlabError(f"{path}: unreadable weights ({str(err).splitlines()[0]})") from None
     reference = model.state_dict()
     state = {k: v.to(reference[k].dtype) if k in reference else v for k, v in state.items()}
     load_weights(model, state, f"shipped weights of {name}", name)
@@ -144,7 +161,12 @@ def write_pretrained(checkpoint: str | Path, out_dir: str | Path, card: dict[str
         "format": CARD_FORMAT,
         "model": spec.to_header(),
         "step": header["step"],
-        "weights": {"file": weights.name, "dtype": "float16", "ema": bool(sub_state(tensors, "generator_ema"))},
+        "weights": {
+            "file": weights.name,
+            "dtype": "float16",
+            "ema": bool(sub_state(tensors, "generator_ema")),
+            "sha256": file_sha256(weights),
+        },
         **card,
     }
     card_path.write_text(json.dumps(full, indent=2) + "\n")
