@@ -284,3 +284,38 @@ def test_skip_bad_training_skips_each_undecodable_image_once_and_counts_it(tmp_p
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert summary["skipped_images"] == {"count": len(bad), "files": sorted(str(images / n) for n in bad)}
     assert f"{len(bad)} unreadable image(s) skipped" in err
+
+
+def test_a_second_run_into_a_folder_in_use_is_refused_at_once(tmp_path):
+    """Two `train` runs into one --out used to both finish and mix their logs and checkpoints. The first
+    holds an OS lock on the folder for its life; a second process is refused before writing anything, and
+    the folder is free again the moment the first process ends."""
+    import subprocess
+    import sys
+
+    from inpaintlab.errors import InpaintlabError
+    from inpaintlab.run_folder import lock_run_folder
+
+    out = tmp_path / "run"
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            f"from inpaintlab.run_folder import lock_run_folder; h = lock_run_folder({str(out)!r}); "
+            "print('locked', flush=True); import time; time.sleep(60)",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        with pytest.raises(InpaintlabError, match=f"in use by another training run \\(process {holder.pid}\\)"):
+            lock_run_folder(out)
+        assert sorted(p.name for p in out.iterdir()) == [".lock"]
+    finally:
+        holder.kill()
+        holder.wait()
+    assert lock_run_folder(out) is lock_run_folder(out)  # free after the holder's kill -9; ours to take again
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(InpaintlabError, match="is a file"):
+        lock_run_folder(tmp_path / "file")

@@ -17,6 +17,7 @@ Contents: ``config.json``, ``metrics.jsonl``, ``tb/`` (TensorBoard), ``checkpoin
 from __future__ import annotations
 
 import datetime
+import fcntl
 import json
 import os
 import sys
@@ -53,6 +54,40 @@ def run_entries(out: Path) -> list[str]:
         if path.is_file() or (path.is_dir() and any(path.iterdir())):
             found.append(name)
     return found
+
+
+LOCK_FILE = ".lock"
+_HELD: dict[Path, Any] = {}  # lock file -> open handle: this process's run folders
+
+
+def lock_run_folder(out: str | Path):
+    """Take the run folder for this process: an exclusive OS lock on ``out/.lock``, held until the process
+    ends (kill -9 included). A run of another process into the same folder fails at once, naming the
+    process that holds it, before anything is read or written; this process may take it again."""
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise InpaintlabError(f"--out {out} is a file; expected a run folder")
+    out.mkdir(parents=True, exist_ok=True)
+    key = (out / LOCK_FILE).resolve()
+    held = _HELD.get(key)
+    if held and not held.closed and key.exists() and os.fstat(held.fileno()).st_ino == key.stat().st_ino:
+        return held  # (a folder moved aside by --overwrite took its lock file along: lock the new one)
+    handle = open(out / LOCK_FILE, "a+")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0)
+        holder = handle.read().strip() or "unknown"
+        handle.close()
+        raise InpaintlabError(
+            f"{out} is in use by another training run (process {holder}); wait for it to finish or choose another --out"
+        ) from None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(str(os.getpid()))
+    handle.flush()
+    _HELD[key] = handle
+    return handle
 
 
 def choose_start(out: str | Path, resume: str | Path | None, overwrite: bool = False, is_main: bool = True) -> dict:

@@ -52,7 +52,7 @@ from .errors import InpaintlabError
 from .losses import DiscriminatorLoss, GeneratorLoss, check_aux_weights
 from .models import create_discriminator, create_model
 from .report import image_grid, strict_json
-from .run_folder import choose_start, finish, prepare, report_skipped_images
+from .run_folder import choose_start, finish, lock_run_folder, prepare, report_skipped_images
 from .types import composite, contract_of
 
 _AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
@@ -87,7 +87,10 @@ class Trainer:
         self.cfg, self.out = cfg, Path(out_dir)
         self.rank, self.world, local_rank = distributed.join(device)
         self.is_main = self.rank == 0
+        self._lock = lock_run_folder(self.out) if self.is_main else None  # one run per folder, for its life
         self.start = choose_start(self.out, resume, overwrite, self.is_main)  # fails before anything is built
+        if self.start.get("replaced"):  # --overwrite moved the old run (and its lock file) aside
+            self._lock = lock_run_folder(self.out)
         resume = self.start.get("from")
         self.device = torch.device("cuda", local_rank) if device == "cuda" else torch.device(device)  # "cuda:1" kept
         if self.device.type == "cuda":
