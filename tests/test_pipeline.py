@@ -503,3 +503,33 @@ def test_a_mask_of_strokes_on_a_transparent_layer_marks_only_the_strokes():
     opaque[..., 3] = 255
     opaque[2:4, 2:4, :3] = 255  # an ordinary opaque mask with alpha: colour decides
     assert to_hole_array(Image.fromarray(opaque, "RGBA")).sum() == 4
+
+
+def test_fill_never_writes_through_a_link_keeps_pixels_and_icc_and_lists_write_failures(tmp_path, capsys):
+    """Issue 20 items 7, 13, 16: an output hard-linked to an input is refused; lossy formats are refused
+    unless asked for (they change pixels outside the hole); an input's ICC profile is kept; an output that
+    cannot be written is a per-file failure; no temporary file is left behind."""
+    import os
+
+    picture = random_picture(40, 50)
+    hole = np.zeros((40, 50), np.uint8)
+    hole[10:20, 10:30] = 255
+    icc = b"\x00\x00\x02\x0cfake profile bytes"
+    Image.fromarray(picture).save(tmp_path / "photo.png", icc_profile=icc)
+    Image.fromarray(hole).save(tmp_path / "hole.png")
+    base = ["fill", str(tmp_path / "photo.png"), "--mask", str(tmp_path / "hole.png"), "--model", "telea"]
+    os.link(tmp_path / "photo.png", tmp_path / "linked.png")
+    before = (tmp_path / "photo.png").read_bytes()
+    assert cli.main([*base, "-o", str(tmp_path / "linked.png")]) == 2
+    assert "would overwrite an input" in capsys.readouterr().err and (tmp_path / "photo.png").read_bytes() == before
+    assert cli.main([*base, "-o", str(tmp_path / "x.jpg")]) == 2
+    assert "lossy" in capsys.readouterr().err and not (tmp_path / "x.jpg").exists()
+    assert cli.main([*base, "-o", str(tmp_path / "x.jpg"), "--allow-lossy"]) == 0
+    assert cli.main([*base, "-o", str(tmp_path / "out.png")]) == 0
+    written = Image.open(tmp_path / "out.png")
+    assert written.info.get("icc_profile") == icc
+    np.testing.assert_array_equal(np.asarray(written)[hole == 0], picture[hole == 0])
+    (tmp_path / "blocker").write_text("a file where a folder should be")
+    assert cli.main([*base, "-o", str(tmp_path / "blocker" / "out.png")]) == 2
+    assert "cannot write" in capsys.readouterr().err
+    assert not [p for p in tmp_path.iterdir() if ".partial" in p.name]

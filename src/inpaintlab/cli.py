@@ -394,6 +394,11 @@ def _add_fill(sub) -> None:
         help="refuse images with more pixels than this (default 100,000,000)",
     )
     p.add_argument("--side-by-side", action="store_true", help="write image | mask | result")
+    p.add_argument(
+        "--allow-lossy",
+        action="store_true",
+        help="allow -o x.jpg / .webp (lossy: pixels outside the hole change too); PNG otherwise",
+    )
     p.add_argument("--device", default="cpu", help="torch device (default cpu)")
     p.set_defaults(func=_cmd_fill)
 
@@ -403,8 +408,13 @@ def _cmd_fill(args) -> None:
     from .pretrained import DEFAULT_MODEL
 
     pipe = InpaintPipeline.from_checkpoint(args.checkpoint or args.model or DEFAULT_MODEL, device=args.device)
-    report = fill_paths(pipe, args.images, args.mask, args.out, args.strategy, args.side_by_side, args.max_pixels)
+    report = fill_paths(
+        pipe, args.images, args.mask, args.out, args.strategy, args.side_by_side, args.max_pixels, args.allow_lossy
+    )
     print(f"wrote {len(report.written)} file(s) to {args.out}")
+    if report.interrupted:
+        finished = ", ".join(p.name for p in report.written) or "none"
+        raise InpaintlabError(f"interrupted while filling {report.interrupted} (nothing written for it); finished: {finished}")
     for name, reason in report.failed:
         print(f"  skipped {name}: {reason}", file=sys.stderr)
     if report.failed:

@@ -32,6 +32,7 @@ same working shape share one forward pass.
 from __future__ import annotations
 
 import io
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence, Union
@@ -517,14 +518,45 @@ def crop_box(region: HoleRegion, shape: tuple[int, int], margin: int, min_side: 
 
 
 OUTPUT_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
+LOSSY_SUFFIXES = (".jpg", ".jpeg", ".webp")
 
 
 @dataclass
 class FillReport:
-    """What ``fill_paths`` did: files written and ``(input name, reason)`` for each pair it skipped."""
+    """What ``fill_paths`` did: files written, ``(input name, reason)`` for each pair it skipped, and the
+    input it was working on when interrupted (Ctrl-C), if it was."""
 
     written: list[Path]
     failed: list[tuple[str, str]]
+    interrupted: str | None = None
+
+
+def _check_output(target: Path, inputs: set[tuple[int, int]], allow_lossy: bool, has_alpha: bool) -> None:
+    """Refuse an output that would overwrite an input (by path, symlink or hard link) or silently change
+    known pixels (a lossy format unless asked for; alpha in a format without it)."""
+    if target.exists() and (target.stat().st_dev, target.stat().st_ino) in inputs:
+        raise InpaintlabError(f"output {target} would overwrite an input (the same file, or a link to one); choose another -o")
+    suffix = target.suffix.lower()
+    if suffix in LOSSY_SUFFIXES and not allow_lossy:
+        raise InpaintlabError(
+            f"output {target}: {suffix} is lossy and changes pixels outside the hole too; write .png, or pass "
+            "--allow-lossy to accept that"
+        )
+    if has_alpha and suffix in (".jpg", ".jpeg", ".bmp"):
+        raise InpaintlabError(f"output {target}: the image has an alpha channel, which {suffix} cannot store; write .png")
+
+
+def _save_atomically(image: Image.Image, target: Path, icc_profile: bytes | None) -> None:
+    """Write ``image`` to a temporary file beside ``target`` and rename it into place: an interruption
+    leaves the old file (or none), never a cut-off one. The input's ICC profile goes along."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    temporary = target.with_name(f".{target.name}.partial{target.suffix}")
+    try:
+        options = {"icc_profile": icc_profile} if icc_profile else {}
+        image.save(temporary, format=Image.registered_extensions()[target.suffix.lower()], **options)
+        os.replace(temporary, target)
+    finally:
+        temporary.unlink(missing_ok=True)
 
 
 def fill_paths(
@@ -535,6 +567,7 @@ def fill_paths(
     strategy: str | None = None,
     side_by_side: bool = False,
     max_pixels: int = DEFAULT_MAX_PIXELS,
+    allow_lossy: bool = False,
 ) -> FillReport:
     """Inpaint an image file or folder with a mask file or folder, writing PNGs (the CLI's ``fill``).
 
@@ -542,7 +575,10 @@ def fill_paths(
     image. ``out`` is a file when ``images`` is a file and ``out`` ends in an image suffix, else a folder
     receiving ``<stem>.png``. With ``side_by_side`` each output is image | mask | result. Pairs that fail
     (no mask, unreadable file, size mismatch, an output that would overwrite an input) are skipped and
-    reported; inputs are never overwritten. Shows a tqdm progress bar.
+    reported; inputs are never overwritten (not through a link either). Each output is written to a
+    temporary file and renamed, keeps the input's ICC profile, and is PNG unless ``allow_lossy`` (JPEG and
+    WebP change pixels outside the hole). Ctrl-C stops after cleaning up: the report names the files
+    finished and the input interrupted. Shows a tqdm progress bar.
     """
     from tqdm import tqdm
 
@@ -553,17 +589,16 @@ def fill_paths(
     image_files = _listing(images) if images.is_dir() else [images]
     mask_by_stem = _stems(masks) if masks.is_dir() else None
     mask_files = [p for found in mask_by_stem.values() for p in found] if mask_by_stem else [masks]
-    inputs = {p.resolve() for p in [*image_files, *mask_files]}
+    inputs = {(p.stat().st_dev, p.stat().st_ino) for p in [*image_files, *mask_files]}
     single_file = images.is_file() and out.suffix.lower() in OUTPUT_SUFFIXES
     report = FillReport([], [])
     for image_file in tqdm(image_files, desc="fill", unit="image"):
         target = out if single_file else out / f"{image_file.stem}.png"
         try:
-            if target.resolve() in inputs:
-                raise InpaintlabError(f"output {target} would overwrite an input; choose another -o")
             if target in report.written:
                 raise InpaintlabError(f"output {target} was already written for another {image_file.stem}.* input")
             picture = read_image_file(image_file, max_pixels)
+            _check_output(target, inputs, allow_lossy, alpha_channel(picture) is not None and not side_by_side)
             mask_file = masks if mask_by_stem is None else _mask_for(image_file, mask_by_stem, masks)
             hole = to_hole_array(read_image_file(mask_file, max_pixels))
             result = pipe(picture, hole, strategy=strategy)  # PIL, RGBA when the input has alpha
@@ -571,11 +606,15 @@ def fill_paths(
                 hole_rgb = np.repeat(hole[:, :, None], 3, axis=2).astype(np.uint8) * 255
                 panels = [to_rgb_array(picture), hole_rgb, to_rgb_array(result)]
                 result = Image.fromarray(np.concatenate(panels, axis=1))
-            target.parent.mkdir(parents=True, exist_ok=True)
-            result.save(target)
+            _save_atomically(result, target, picture.info.get("icc_profile"))
             report.written.append(target)
         except InpaintlabError as err:
             report.failed.append((image_file.name, str(err)))
+        except OSError as err:  # the output could not be written: this file fails, the folder goes on
+            report.failed.append((image_file.name, f"cannot write {target}: {err.strerror or err}"))
+        except KeyboardInterrupt:
+            report.interrupted = image_file.name
+            break
     return report
 
 
