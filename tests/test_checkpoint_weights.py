@@ -99,7 +99,7 @@ def test_server_fills_with_the_checkpoint_weights(checkpoint, picture_and_hole, 
         buffer = io.BytesIO()
         Image.fromarray(array).save(buffer, format="PNG")
         files[field] = (f"{field}.png", buffer.getvalue(), "image/png")
-    with TestClient(app) as client:
+    with TestClient(app, base_url="http://127.0.0.1") as client:
         name = client.get("/api/models").json()["models"][0]["name"]
         response = client.post("/api/inpaint", files=files, data={"model": name, "strategy": "pad"})
     assert response.status_code == 200, response.text

@@ -176,7 +176,7 @@ def test_server_offers_the_shipped_default_first_and_labels_kinds(shipped, monke
     from fastapi.testclient import TestClient
 
     monkeypatch.setattr(pretrained, "DEFAULT_MODEL", "lgnet_tiny")
-    with TestClient(create_app()) as client:
+    with TestClient(create_app(), base_url="http://127.0.0.1") as client:
         info = client.get("/api/models").json()
     assert info["default_model"] == "lgnet_tiny"
     assert [(m["name"], m["source"]) for m in info["models"]] == [

@@ -74,7 +74,7 @@ MIXED_IN = [h for h in HOSTILE if h[0] != "body over the limit"]
 def client():
     from fastapi.testclient import TestClient
 
-    with TestClient(create_app(limits=LIMITS)) as test_client:
+    with TestClient(create_app(limits=LIMITS), base_url="http://127.0.0.1") as test_client:
         yield test_client
 
 
@@ -123,7 +123,7 @@ def test_checkpoints_are_served_by_stem_and_cached(tmp_path):
     path = save_checkpoint(tmp_path / "tiny.safetensors", tensors, {"model": {"name": "lgnet_tiny", "kwargs": {}}})
     app = create_app(models=["telea"], checkpoints=[path], limits=LIMITS)
     catalog = app.state.catalog
-    with TestClient(app) as test_client:
+    with TestClient(app, base_url="http://127.0.0.1") as test_client:
         names = [(m["name"], m["source"]) for m in test_client.get("/api/models").json()["models"]]
         assert names == [("telea", "classical"), ("tiny", "checkpoint")]
         response = test_client.post("/api/inpaint", files=valid_files(), data={"model": "tiny"})
@@ -220,3 +220,17 @@ def test_load_200_requests_8_concurrent_with_hostile_uploads_mixed_in(live_serve
     print("load test:", json.dumps(report))
     with httpx.Client(base_url=live_server, timeout=10) as http:
         assert http.get("/api/models").status_code == 200
+
+
+def test_forged_host_and_cross_origin_posts_are_refused(client):
+    """DNS rebinding: a page at evil.example resolving to 127.0.0.1 sends Host: evil.example; a cross-site
+    form POST carries its own Origin. Both are refused before the body is read; the server's own page works."""
+    assert client.get("/api/models", headers={"Host": "evil.example:8000"}).status_code == 400
+    assert client.get("/api/models", headers={"Host": "localhost:8000"}).status_code == 200
+    files = {"image": ("i.png", b"x", "image/png"), "mask": ("m.png", b"x", "image/png")}
+    refused = client.post("/api/inpaint", files=files, headers={"Origin": "http://evil.example"})
+    assert refused.status_code == 403 and "cross-origin" in refused.json()["detail"]
+    refused = client.post("/api/inpaint", files=files, headers={"Sec-Fetch-Site": "cross-site"})
+    assert refused.status_code == 403
+    same = client.post("/api/inpaint", files=files, headers={"Origin": "http://127.0.0.1"})
+    assert same.status_code == 415  # past the check: the bytes are not an image

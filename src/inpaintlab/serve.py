@@ -100,6 +100,40 @@ class _BodyTooLarge(Exception):
     pass
 
 
+LOOPBACK_NAMES = ("127.0.0.1", "localhost", "::1")
+
+
+class SameOriginMiddleware:
+    """ASGI middleware against DNS rebinding and cross-site requests: a ``Host`` header that names none of
+    ``hosts`` gets 400, and a POST whose ``Origin`` (or ``Sec-Fetch-Site: cross-site``) says it comes from
+    another site gets 403, so a web page the user visits cannot drive this server."""
+
+    def __init__(self, app, hosts: Sequence[str]):
+        self.app, self.hosts = app, {h.lower().strip("[]") for h in hosts}
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        from urllib.parse import urlsplit
+
+        from starlette.responses import JSONResponse
+
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers") or []}
+        host = headers.get("host", "")
+        name = (urlsplit(f"//{host}").hostname or "").lower()
+        if name not in self.hosts:
+            detail = f"Host {host!r} is not served here (accepted: {', '.join(sorted(self.hosts))})"
+            return await JSONResponse({"detail": detail}, status_code=400)(scope, receive, send)
+        origin = headers.get("origin")
+        cross = headers.get("sec-fetch-site") == "cross-site" or (
+            origin not in (None, "null") and urlsplit(origin).netloc != host
+        )
+        if scope["method"] not in ("GET", "HEAD", "OPTIONS") and cross:
+            detail = f"cross-origin request from {origin or 'another site'} refused; use the page this server serves"
+            return await JSONResponse({"detail": detail}, status_code=403)(scope, receive, send)
+        return await self.app(scope, receive, send)
+
+
 class BodyLimitMiddleware:
     """ASGI middleware answering 413 when a request body exceeds ``max_bytes`` (declared or streamed)."""
 
@@ -147,8 +181,10 @@ def create_app(
     checkpoints: Sequence[str | Path] = (),
     device: str = "cpu",
     limits: ServerLimits = ServerLimits(),
+    hosts: Sequence[str] = LOOPBACK_NAMES,
 ):
-    """The FastAPI application. ``models``/``checkpoints`` default to the classical baselines."""
+    """The FastAPI application. ``models``/``checkpoints`` default to the classical baselines; ``hosts``: the
+    host names a request's ``Host`` header may carry (``SameOriginMiddleware``)."""
     from fastapi import FastAPI, File, Form, HTTPException, UploadFile
     from fastapi.responses import FileResponse, Response
     from fastapi.staticfiles import StaticFiles
@@ -165,6 +201,7 @@ def create_app(
     app.state.catalog = catalog
     app.state.limits = limits
     app.add_middleware(BodyLimitMiddleware, max_bytes=limits.max_upload_bytes)
+    app.add_middleware(SameOriginMiddleware, hosts=hosts)  # outermost: checked before anything is read
     app.mount("/static", StaticFiles(directory=WEB_DIR), name="static")
 
     @app.get("/", include_in_schema=False)
@@ -239,9 +276,10 @@ def serve(
     """Run the server with uvicorn until interrupted."""
     import uvicorn
 
-    app = create_app(models, checkpoints, device, limits)
+    hosts = LOOPBACK_NAMES if host in LOOPBACK_NAMES else (*LOOPBACK_NAMES, host)
+    app = create_app(models, checkpoints, device, limits, hosts)
     print(f"inpaintlab: serving on http://{host}:{port}/ (API schema at /openapi.json)", flush=True)
     uvicorn.run(app, host=host, port=port, log_level="warning")
 
 
-__all__ = ["BodyLimitMiddleware", "ModelCatalog", "ServerLimits", "create_app", "serve"]
+__all__ = ["BodyLimitMiddleware", "ModelCatalog", "SameOriginMiddleware", "ServerLimits", "create_app", "serve"]
