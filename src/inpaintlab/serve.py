@@ -11,6 +11,7 @@ once, on first use, and cached; inference is serialised by a lock and runs in a 
 event loop keeps answering while a request computes.
 """
 
+import functools
 import io
 import threading
 import time
@@ -26,6 +27,7 @@ from .pipeline import (
     UnsupportedImageError,
     decode_image,
 )
+from .types import contract_of
 
 WEB_DIR = Path(__file__).parent / "web"
 
@@ -44,10 +46,52 @@ SERVER_MAX_PIXELS = 4096 * 4096  # the server faces the network: its own bound (
 
 @dataclass(frozen=True)
 class ServerLimits:
-    """Input limits: ``max_upload_bytes`` for the whole request body, ``max_pixels`` per image."""
+    """Limits of a shared server. ``max_upload_bytes``: the whole request body; ``max_pixels``: per image;
+    ``max_waiting``: jobs waiting behind the one running (decoding included) before 503 + Retry-After;
+    ``max_pad_pixels``: the largest picture a network runs at full size (``pad``: its cost grows ~10x per
+    doubling of the side; 2048x2048 took minutes); ``detail``/``resize`` work on any allowed size."""
 
     max_upload_bytes: int = 32 << 20
     max_pixels: int = SERVER_MAX_PIXELS
+    max_waiting: int = 8
+    max_pad_pixels: int = 1024 * 1024
+
+
+class JobQueue:
+    """One job at a time, at most ``max_waiting`` behind it; a waiting job whose client went away is dropped
+    before it runs. ``run`` returns (result, seconds waited)."""
+
+    def __init__(self, max_waiting: int):
+        import asyncio
+
+        self.max_waiting, self.waiting = max_waiting, 0
+        self._turn = asyncio.Lock()
+
+    async def run(self, job, disconnected):
+        import asyncio
+
+        from fastapi import HTTPException
+        from starlette.concurrency import run_in_threadpool
+
+        if self.waiting >= self.max_waiting:
+            raise HTTPException(503, f"busy: {self.waiting} jobs are waiting; try again", headers={"Retry-After": "5"})
+        began = time.perf_counter()
+        self.waiting += 1
+        try:
+            while True:
+                try:
+                    await asyncio.wait_for(self._turn.acquire(), timeout=0.25)
+                    break
+                except asyncio.TimeoutError:
+                    if await disconnected():
+                        raise HTTPException(499, "client went away while waiting") from None
+        finally:
+            self.waiting -= 1
+        try:
+            waited = time.perf_counter() - began
+            return await run_in_threadpool(job), waited
+        finally:
+            self._turn.release()
 
 
 class ModelCatalog:
@@ -185,10 +229,9 @@ def create_app(
 ):
     """The FastAPI application. ``models``/``checkpoints`` default to the classical baselines; ``hosts``: the
     host names a request's ``Host`` header may carry (``SameOriginMiddleware``)."""
-    from fastapi import FastAPI, File, Form, HTTPException, UploadFile
+    from fastapi import FastAPI, File, Form, HTTPException, Request, UploadFile
     from fastapi.responses import FileResponse, Response
     from fastapi.staticfiles import StaticFiles
-    from starlette.concurrency import run_in_threadpool
 
     from . import __version__
 
@@ -200,6 +243,7 @@ def create_app(
     )
     app.state.catalog = catalog
     app.state.limits = limits
+    jobs = app.state.jobs = JobQueue(limits.max_waiting)
     app.add_middleware(BodyLimitMiddleware, max_bytes=limits.max_upload_bytes)
     app.add_middleware(SameOriginMiddleware, hosts=hosts)  # outermost: checked before anything is read
     app.mount("/static", StaticFiles(directory=WEB_DIR), name="static")
@@ -224,6 +268,7 @@ def create_app(
         responses={200: {"content": {"image/png": {}}}, 400: {}, 413: {}, 415: {}, 422: {}},
     )
     async def inpaint(
+        request: Request,
         image: UploadFile = File(..., description="PNG/JPEG/WebP/BMP image"),
         mask: UploadFile = File(..., description="same size as the image; white (>127) = hole"),
         model: str | None = Form(None, description="a name from /api/models (default: the first)"),
@@ -231,17 +276,21 @@ def create_app(
     ) -> Response:
         image_bytes, mask_bytes = await image.read(), await mask.read()
         name = model or next(iter(catalog.sources))
+        job = functools.partial(_inpaint_png, catalog, limits, name, strategy, image_bytes, mask_bytes)
         try:
-            png, seconds, strategy = await run_in_threadpool(
-                _inpaint_png, catalog, limits, name, strategy, image_bytes, mask_bytes
-            )
+            (png, seconds, strategy), waited = await jobs.run(job, request.is_disconnected)
         except ImageTooLargeError as err:
             raise HTTPException(413, str(err)) from None
         except UnsupportedImageError as err:
             raise HTTPException(415, str(err)) from None
         except InpaintlabError as err:
             raise HTTPException(400, str(err)) from None
-        headers = {"X-Inpaint-Model": name, "X-Inpaint-Strategy": strategy, "X-Inpaint-Seconds": f"{seconds:.4f}"}
+        headers = {
+            "X-Inpaint-Model": name,
+            "X-Inpaint-Strategy": strategy,
+            "X-Inpaint-Seconds": f"{seconds:.4f}",  # decode, fill and encode: the job's own compute
+            "X-Inpaint-Queue-Seconds": f"{waited:.4f}",  # waiting behind other jobs
+        }
         return Response(png, media_type="image/png", headers=headers)
 
     return app
@@ -249,20 +298,28 @@ def create_app(
 
 def _inpaint_png(catalog, limits, name, strategy, image_bytes, mask_bytes) -> tuple[bytes, float, str]:
     """Decode, check, inpaint (under the catalog lock) and encode -> (PNG, seconds, strategy used). Runs in a
-    worker thread."""
+    worker thread, one job at a time (``JobQueue``)."""
+    start = time.perf_counter()
     if strategy is not None and strategy not in STRATEGIES:
         raise InpaintlabError(f"unknown strategy {strategy!r}; expected one of {', '.join(STRATEGIES)}")
-    picture = decode_image(image_bytes, "image", limits.max_pixels)  # alpha, if any, comes back unchanged
-    hole = decode_image(mask_bytes, "mask", limits.max_pixels)
+    try:
+        picture = decode_image(image_bytes, "image", limits.max_pixels)  # alpha, if any, comes back unchanged
+        hole = decode_image(mask_bytes, "mask", limits.max_pixels)
+    except ImageTooLargeError as err:
+        raise ImageTooLargeError(f"{err} on this server (inpaintlab fill takes up to 100 MP)") from None
     pipe = catalog.get(name)
     strategy = strategy or pipe.strategy
-    start = time.perf_counter()
+    pixels = picture.size[0] * picture.size[1]
+    if strategy == "pad" and contract_of(pipe.model).trainable and pixels > limits.max_pad_pixels:
+        raise InpaintlabError(
+            f"strategy pad runs the network on all {pixels:,} pixels; this server allows it up to "
+            f"{limits.max_pad_pixels:,} (its cost explodes with size): use detail or resize"
+        )
     with catalog.lock:
         result = pipe(picture, hole, strategy=strategy)
-    seconds = time.perf_counter() - start
     buffer = io.BytesIO()
     result.save(buffer, format="PNG")
-    return buffer.getvalue(), seconds, strategy
+    return buffer.getvalue(), time.perf_counter() - start, strategy
 
 
 def serve(
@@ -279,7 +336,17 @@ def serve(
     hosts = LOOPBACK_NAMES if host in LOOPBACK_NAMES else (*LOOPBACK_NAMES, host)
     app = create_app(models, checkpoints, device, limits, hosts)
     print(f"inpaintlab: serving on http://{host}:{port}/ (API schema at /openapi.json)", flush=True)
-    uvicorn.run(app, host=host, port=port, log_level="warning")
+    # idle connections close after 5 s, at most 64 connections (then 503), and one SIGTERM stops the server
+    # within 10 s even with a job in flight
+    uvicorn.run(
+        app,
+        host=host,
+        port=port,
+        log_level="warning",
+        timeout_keep_alive=5,
+        limit_concurrency=64,
+        timeout_graceful_shutdown=10,
+    )
 
 
 __all__ = ["BodyLimitMiddleware", "ModelCatalog", "SameOriginMiddleware", "ServerLimits", "create_app", "serve"]

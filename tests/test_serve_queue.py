@@ -1,0 +1,101 @@
+"""The server under contention (issue 20, items 2-3): one job at a time, a bounded queue answered with 503 +
+Retry-After when full, queue wait reported apart from compute, pad refused on large pictures."""
+
+import io
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import httpx
+import numpy as np
+import pytest
+from PIL import Image
+
+from inpaintlab import serve
+from inpaintlab.serve import ServerLimits, create_app
+
+SLOW_SECONDS = 1.0
+
+
+def png(array: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(array).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+@pytest.fixture(scope="module")
+def server_app():
+    """Telea behind a queue of one waiting job (``live_server`` in conftest.py serves it over loopback)."""
+    return create_app(models=["telea"], limits=ServerLimits(max_waiting=1, max_pad_pixels=64 * 64))
+
+
+@pytest.fixture
+def slow_jobs(monkeypatch):
+    """Every job takes at least SLOW_SECONDS (a large photo, say), so requests pile up; counts the jobs run."""
+    real, ran = serve._inpaint_png, []
+
+    def slow(*args):
+        time.sleep(SLOW_SECONDS)
+        ran.append(threading.get_ident())
+        return real(*args)
+
+    monkeypatch.setattr(serve, "_inpaint_png", slow)
+    return ran
+
+
+def files(side: int = 32):
+    picture = np.random.default_rng(0).integers(0, 256, (side, side, 3), dtype=np.uint8)
+    hole = np.zeros((side, side), np.uint8)
+    hole[8:16, 8:16] = 255
+    return {"image": ("i.png", png(picture), "image/png"), "mask": ("m.png", png(hole), "image/png")}
+
+
+def test_a_full_queue_answers_503_with_retry_after_and_reports_queue_wait_apart(live_server, slow_jobs):
+    def post(_):
+        with httpx.Client(base_url=live_server, timeout=30) as client:
+            return client.post("/api/inpaint", files=files())
+
+    with ThreadPoolExecutor(3) as pool:  # one runs, one waits, one finds the queue full
+        futures = [pool.submit(post, i) for i in range(3)]
+        responses = [f.result() for f in futures]
+    codes = sorted(r.status_code for r in responses)
+    assert codes == [200, 200, 503], codes
+    busy = next(r for r in responses if r.status_code == 503)
+    assert busy.headers["Retry-After"] == "5" and "busy" in busy.json()["detail"]
+    done = sorted((r for r in responses if r.status_code == 200), key=lambda r: float(r.headers["X-Inpaint-Queue-Seconds"]))
+    assert float(done[0].headers["X-Inpaint-Queue-Seconds"]) < 0.5 * SLOW_SECONDS  # the first ran at once
+    assert float(done[1].headers["X-Inpaint-Queue-Seconds"]) > 0.5 * SLOW_SECONDS  # the second waited for it
+    for response in done:  # the job's own compute (a fast Telea fill; the delay sits outside it), never the wait
+        assert float(response.headers["X-Inpaint-Seconds"]) < 0.5 * SLOW_SECONDS
+    assert len(slow_jobs) == 2
+
+
+def test_a_waiting_client_that_goes_away_is_never_run(live_server, slow_jobs):
+    with httpx.Client(base_url=live_server, timeout=30) as client:
+        first = threading.Thread(target=client.post, args=("/api/inpaint",), kwargs={"files": files()})
+        first.start()
+        time.sleep(0.2)
+        with pytest.raises(httpx.ReadTimeout):  # gives up while waiting behind the first
+            httpx.post(f"{live_server}/api/inpaint", files=files(), timeout=0.4)
+        first.join()
+    time.sleep(SLOW_SECONDS + 0.5)
+    assert len(slow_jobs) == 1
+
+
+def test_pad_on_a_large_picture_is_refused_for_networks_with_the_limit_named(live_server):
+    """The limit applies to networks (their cost explodes with size); Telea's pad is its normal way."""
+    response = httpx.post(f"{live_server}/api/inpaint", files=files(96), data={"strategy": "pad"}, timeout=30)
+    assert response.status_code == 200  # telea: not a network
+    from inpaintlab.pipeline import InpaintPipeline
+    from inpaintlab.serve import _inpaint_png
+
+    class Catalog:
+        lock = threading.Lock()
+
+        def get(self, name):
+            return InpaintPipeline.from_pretrained()
+
+    with pytest.raises(serve.InpaintlabError, match="strategy pad runs the network on all 9,216 pixels"):
+        _inpaint_png(
+            Catalog(), ServerLimits(max_pad_pixels=64 * 64), "lgnet_compact", "pad", files(96)["image"][1], files(96)["mask"][1]
+        )
