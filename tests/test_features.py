@@ -231,7 +231,10 @@ def test_lpips_random_is_labelled_and_non_negative():
     net = LPIPS("random", "random")
     assert net.weights_source == "trunk=random, heads=random"
     a = torch.rand(3, 3, 64, 64, generator=torch.Generator().manual_seed(1))
-    assert (net(a, a.flip(-1)) >= 0).all()
+    different = net(a, a.flip(-1))
+    assert (different > 0).all() and torch.equal(net(a, a), torch.zeros_like(different))  # a distance: 0 iff equal
+    closer = net(a, (a + 0.05 * torch.rand(a.shape, generator=torch.Generator().manual_seed(2))).clamp(0, 1))
+    assert (closer < different).all()  # a small change scores less than a mirrored image
 
 
 def test_inception_keys_shapes_and_parameter_count():

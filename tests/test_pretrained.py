@@ -11,6 +11,7 @@ from PIL import Image
 from safetensors import safe_open
 
 from inpaintlab import InpaintPipeline, cli, create_model, load_model, pretrained
+from inpaintlab.checkpoint import read_header
 from inpaintlab.errors import InpaintlabError
 from inpaintlab.presets import get_preset
 from inpaintlab.serve import ModelCatalog, create_app
@@ -89,6 +90,31 @@ def test_ship_can_recalibrate_batchnorm_on_the_run_own_data(tiny_checkpoint, tmp
     assert all(torch.equal(ours[k], reference[k].half()) for k in reference if k.endswith(".weight"))
     means = [k for k in reference if k.endswith("running_mean")]
     assert all(not torch.equal(ours[k], reference[k].half()) for k in means)
+    # The statistics, re-derived here: the first BatchNorm's input on the run's own two training batches (the
+    # layers before it have no BatchNorm), averaged over the batches (momentum None), unbiased variance.
+    from inpaintlab.data import build_dataset, collate_samples
+    from inpaintlab.masks import build_mask_source
+
+    config = read_header(tiny_checkpoint)["config"]
+    data, masks = config["data"], config["masks"]
+    source = build_mask_source(masks["source"], data["size"], margin=masks["margin"], drawn_size=masks["drawn_size"])
+    dataset = build_dataset(
+        data["root"], size=data["size"], preprocess=data["preprocess"], flip=data["flip"], mask_source=source, seed=0
+    )
+    order = np.random.default_rng(0).permutation(len(dataset))
+    model = load_model(tiny_checkpoint)
+    name, first = next((n, m) for n, m in model.named_modules() if isinstance(m, torch.nn.BatchNorm2d))
+    seen = []
+    first.register_forward_pre_hook(lambda module, args: seen.append(args[0].detach()))
+    size = config["batch_size"]
+    with torch.no_grad():
+        for b in range(2):
+            batch = collate_samples([dataset[int(order[(b * size + i) % len(order)])] for i in range(size)])
+            model(batch.image, batch.mask)
+    mean = torch.stack([x.mean(dim=(0, 2, 3)) for x in seen[:2]]).mean(0)
+    var = torch.stack([x.transpose(0, 1).flatten(1).var(dim=1, unbiased=True) for x in seen[:2]]).mean(0)
+    torch.testing.assert_close(ours[f"{name}.running_mean"].float(), mean, atol=2e-3, rtol=2e-3)
+    torch.testing.assert_close(ours[f"{name}.running_var"].float(), var, atol=2e-3, rtol=2e-3)
 
 
 def test_pretrained_model_is_the_checkpoint_ema_in_fp16(shipped, tiny_checkpoint):
@@ -100,7 +126,9 @@ def test_pretrained_model_is_the_checkpoint_ema_in_fp16(shipped, tiny_checkpoint
     image, mask = torch.rand(1, 3, 64, 64), torch.zeros(1, 1, 64, 64)
     mask[..., 10:30, 10:30] = 1
     with torch.no_grad():
-        torch.testing.assert_close(model(image, mask).pred, reference(image, mask).pred, atol=2e-2, rtol=0)
+        ours, theirs = model(image, mask).pred, reference(image, mask).pred
+    assert theirs.std() > 1e-3  # the output varies: a constant could not pass the tolerance below
+    torch.testing.assert_close(ours, theirs, atol=1e-3, rtol=0)  # fp16 weights: measured error ~4e-6
     assert not model.training and model.checkpoint_header["inference_size"] == 64
 
 
