@@ -230,7 +230,7 @@ def test_aux_terms_are_weighted_by_name_and_unknown_names_are_errors():
 
 
 def test_configuration_errors_are_clear():
-    with pytest.raises(InpaintlabError, match="needs a discriminator"):
+    with pytest.raises(InpaintlabError, match="need a discriminator"):
         GeneratorLoss(LossConfig(adversarial=0.1))
     image, mask = _batch()
     out, _ = _three_stage_output(image)

@@ -99,3 +99,28 @@ def test_pad_on_a_large_picture_is_refused_for_networks_with_the_limit_named(liv
         _inpaint_png(
             Catalog(), ServerLimits(max_pad_pixels=64 * 64), "lgnet_compact", "pad", files(96)["image"][1], files(96)["mask"][1]
         )
+
+
+def test_select_returns_the_object_inside_a_box_as_a_grown_mask(live_server):
+    """/api/select: GrabCut on a textured background with a coloured disc; the mask covers the disc (grown
+    by the asked margin) and little else; an empty box is a 400 with the reason."""
+    import cv2
+
+    rng = np.random.default_rng(0)
+    picture = (120 + 25 * rng.standard_normal((120, 160, 3))).clip(0, 255).astype(np.uint8)
+    cv2.circle(picture, (80, 60), 28, (30, 60, 220), -1)
+    disc = np.zeros((120, 160), np.uint8)
+    cv2.circle(disc, (80, 60), 28, 1, -1)
+    data = {"x0": "40", "y0": "20", "x1": "122", "y1": "102", "grow": "4"}
+    response = httpx.post(
+        f"{live_server}/api/select", files={"image": ("p.png", png(picture), "image/png")}, data=data, timeout=30
+    )
+    assert response.status_code == 200, response.text
+    hole = np.asarray(Image.open(io.BytesIO(response.content))) > 127
+    assert hole[disc > 0].mean() > 0.98  # the whole object
+    grown = cv2.dilate(disc, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (13, 13))) > 0
+    assert hole[~grown].mean() < 0.01  # and the asked margin, not the background
+    empty = httpx.post(
+        f"{live_server}/api/select", files={"image": ("p.png", png(picture), "image/png")}, data={**data, "x1": "40"}, timeout=30
+    )
+    assert empty.status_code == 400 and "box" in empty.json()["detail"]

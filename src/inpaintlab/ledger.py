@@ -105,6 +105,8 @@ def ship_continued(
     fields = {k: v for k, v in card.items() if k not in ("format", "model", "weights")}
     fields["ledger"] = ledger
     fields["step"] = int(card["step"]) + int(header["step"])
+    note = "; continued since (steps, data and held-out numbers per segment in the ledger)"
+    fields["summary"] = card.get("summary", "") if note in card.get("summary", "") else card.get("summary", "") + note
     fields["heldout"] = {**card.get("heldout", {}), "model": candidate}
     telea = Path(eval_dir) / "telea" / "metrics.json"
     if telea.is_file():

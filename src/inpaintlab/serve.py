@@ -19,6 +19,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
+import numpy as np
+from PIL import Image
+
 from .errors import InpaintlabError
 from .pipeline import (
     STRATEGIES,
@@ -26,6 +29,7 @@ from .pipeline import (
     InpaintPipeline,
     UnsupportedImageError,
     decode_image,
+    to_rgb_array,
 )
 from .types import contract_of
 
@@ -73,20 +77,23 @@ class JobQueue:
         from fastapi import HTTPException
         from starlette.concurrency import run_in_threadpool
 
-        if self.waiting >= self.max_waiting:
-            raise HTTPException(503, f"busy: {self.waiting} jobs are waiting; try again", headers={"Retry-After": "5"})
         began = time.perf_counter()
-        self.waiting += 1
-        try:
-            while True:
-                try:
-                    await asyncio.wait_for(self._turn.acquire(), timeout=0.25)
-                    break
-                except asyncio.TimeoutError:
-                    if await disconnected():
-                        raise HTTPException(499, "client went away while waiting") from None
-        finally:
-            self.waiting -= 1
+        if not self._turn.locked():  # free: take it now (no await in between, so no other job can slip in)
+            await self._turn.acquire()
+        elif self.waiting >= self.max_waiting:
+            raise HTTPException(503, f"busy: {self.waiting} jobs are waiting; try again", headers={"Retry-After": "5"})
+        else:
+            self.waiting += 1
+            try:
+                while True:
+                    try:
+                        await asyncio.wait_for(self._turn.acquire(), timeout=0.25)
+                        break
+                    except asyncio.TimeoutError:
+                        if await disconnected():
+                            raise HTTPException(499, "client went away while waiting") from None
+            finally:
+                self.waiting -= 1
         try:
             waited = time.perf_counter() - began
             return await run_in_threadpool(job), waited
@@ -240,6 +247,8 @@ def create_app(
         title="inpaintlab",
         version=__version__,
         description="Paint a hole on an image and fill it with an inpainting model.",
+        docs_url=None,  # Swagger UI and ReDoc load from a CDN: blank offline; the schema is at /openapi.json
+        redoc_url=None,
     )
     app.state.catalog = catalog
     app.state.limits = limits
@@ -293,7 +302,47 @@ def create_app(
         }
         return Response(png, media_type="image/png", headers=headers)
 
+    @app.post(
+        "/api/select",
+        summary="Select the object inside a box (GrabCut): returns its mask as PNG, white = hole",
+        response_class=Response,
+        responses={200: {"content": {"image/png": {}}}, 400: {}, 413: {}, 415: {}},
+    )
+    async def select(
+        request: Request,
+        image: UploadFile = File(..., description="PNG/JPEG/WebP/BMP image"),
+        x0: int = Form(...),
+        y0: int = Form(...),
+        x1: int = Form(...),
+        y1: int = Form(...),
+        grow: int = Form(8, description="grow (> 0) or shrink (< 0) the selection by this many pixels"),
+    ) -> Response:
+        image_bytes = await image.read()
+        job = functools.partial(_select_png, limits, image_bytes, (x0, y0, x1, y1), grow)
+        try:
+            (png, seconds), waited = await jobs.run(job, request.is_disconnected)
+        except ImageTooLargeError as err:
+            raise HTTPException(413, str(err)) from None
+        except UnsupportedImageError as err:
+            raise HTTPException(415, str(err)) from None
+        except InpaintlabError as err:
+            raise HTTPException(400, str(err)) from None
+        headers = {"X-Inpaint-Seconds": f"{seconds:.4f}", "X-Inpaint-Queue-Seconds": f"{waited:.4f}"}
+        return Response(png, media_type="image/png", headers=headers)
+
     return app
+
+
+def _select_png(limits, image_bytes, box, grow) -> tuple[bytes, float]:
+    """Decode, select the object in ``box`` (``select.select_object``), encode the mask -> (PNG, seconds)."""
+    from .select import select_object
+
+    start = time.perf_counter()
+    picture = to_rgb_array(decode_image(image_bytes, "image", limits.max_pixels))
+    hole = select_object(picture, box, grow=max(-64, min(64, grow)))
+    buffer = io.BytesIO()
+    Image.fromarray(hole.astype(np.uint8) * 255).save(buffer, format="PNG")
+    return buffer.getvalue(), time.perf_counter() - start
 
 
 def _inpaint_png(catalog, limits, name, strategy, image_bytes, mask_bytes) -> tuple[bytes, float, str]:

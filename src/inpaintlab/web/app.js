@@ -12,11 +12,18 @@ const overlayCanvas = document.createElement("canvas");
 const overlay = overlayCanvas.getContext("2d");
 const UNDO_DEPTH = 30;
 
-let picture = null; // HTMLImageElement of the opened image
-let pictureFile = null; // the original file, sent as-is
+let picture = null; // HTMLImageElement of the image being edited
+let pictureFile = null; // its file, sent as-is (the opened file, or a render being edited further)
+let inputName = "image"; // stem of the opened file: downloads are named after it
 let undoStack = [];
+let renders = []; // earlier pictures ({picture, file}) when editing a result further: Undo steps back to them
 let lastPoint = null;
 let redrawPending = false;
+let showOriginal = false; // while held: the picture without the red overlay
+let maxPixels = Infinity; // the server's per-image limit (/api/models)
+let running = null; // AbortController of the request in flight
+let selectStart = null; // select mode: where the box drag began (image pixels)
+let selectRect = null; // and the box so far {x0, y0, x1, y1}
 
 function setStatus(text, isError = false) {
   $("status").textContent = text;
@@ -53,6 +60,7 @@ function redraw() {
   redrawPending = false;
   if (!picture) return;
   view.drawImage(picture, 0, 0);
+  if (showOriginal) return;
   const data = mask.getImageData(0, 0, maskCanvas.width, maskCanvas.height);
   const tint = overlay.createImageData(data.width, data.height);
   for (let i = 0; i < data.data.length; i += 4) {
@@ -63,6 +71,13 @@ function redraw() {
   }
   overlay.putImageData(tint, 0, 0);
   view.drawImage(overlayCanvas, 0, 0);
+  if (selectRect) {
+    view.strokeStyle = "#00e5ff";
+    view.lineWidth = Math.max(2, canvas.width / canvas.clientWidth);
+    view.setLineDash([8, 6]);
+    view.strokeRect(selectRect.x0, selectRect.y0, selectRect.x1 - selectRect.x0, selectRect.y1 - selectRect.y0);
+    view.setLineDash([]);
+  }
 }
 
 function scheduleRedraw() {
@@ -88,7 +103,7 @@ function imagePoint(event) {
 }
 
 function paintTo(point) {
-  mask.strokeStyle = mask.fillStyle = "white";
+  mask.strokeStyle = mask.fillStyle = $("eraser").checked ? "black" : "white";
   mask.lineWidth = Number($("brush-size").value);
   mask.lineCap = mask.lineJoin = "round";
   mask.beginPath();
@@ -102,16 +117,65 @@ function paintTo(point) {
 canvas.addEventListener("pointerdown", (event) => {
   if (!picture) return;
   canvas.setPointerCapture(event.pointerId);
+  if ($("select-mode").checked) {
+    selectStart = imagePoint(event);
+    return;
+  }
   pushUndo();
   lastPoint = imagePoint(event);
   paintTo(lastPoint);
 });
 
 canvas.addEventListener("pointermove", (event) => {
-  if (lastPoint) paintTo(imagePoint(event));
+  if (selectStart) {
+    const p = imagePoint(event);
+    selectRect = {
+      x0: Math.min(selectStart.x, p.x),
+      y0: Math.min(selectStart.y, p.y),
+      x1: Math.max(selectStart.x, p.x),
+      y1: Math.max(selectStart.y, p.y),
+    };
+    scheduleRedraw();
+  } else if (lastPoint) {
+    paintTo(imagePoint(event));
+  }
 });
 
+async function selectObject(box) {
+  setStatus("Selecting the object in the box...");
+  try {
+    const form = new FormData();
+    form.append("image", pictureFile, pictureFile.name);
+    for (const [key, value] of Object.entries(box)) form.append(key, String(Math.round(value)));
+    form.append("grow", $("grow").value);
+    const response = await fetch("/api/select", { method: "POST", body: form });
+    if (!response.ok) {
+      const body = await response.json().catch(() => ({}));
+      throw new Error(`${response.status}: ${body.detail || response.statusText}`);
+    }
+    const selected = await loadImageFile(await response.blob());
+    pushUndo();
+    const before = mask.globalCompositeOperation;
+    mask.globalCompositeOperation = "lighten"; // add the selection to what is already painted
+    mask.imageSmoothingEnabled = false;
+    mask.drawImage(selected, 0, 0, maskCanvas.width, maskCanvas.height);
+    mask.globalCompositeOperation = before;
+    binariseMask();
+    setStatus("Object selected: touch it up with the brush or eraser, then Inpaint.");
+  } catch (err) {
+    setStatus(`Selection failed: ${err.message}`, true);
+  }
+  redraw();
+}
+
 function endStroke() {
+  if (selectStart) {
+    const box = selectRect;
+    selectStart = selectRect = null;
+    redraw();
+    if (box) selectObject(box);
+    return;
+  }
   if (!lastPoint) return;
   lastPoint = null;
   binariseMask();
@@ -120,14 +184,55 @@ function endStroke() {
 canvas.addEventListener("pointerup", endStroke);
 canvas.addEventListener("pointercancel", endStroke);
 
-$("brush-size").addEventListener("input", () => {
-  $("brush-value").textContent = $("brush-size").value;
-});
+$("brush-size").addEventListener("input", () => setBrush(Number($("brush-size").value)));
 
-$("undo").addEventListener("click", () => {
-  if (undoStack.length) mask.putImageData(undoStack.pop(), 0, 0);
-  $("undo").disabled = undoStack.length === 0;
+function undo() {
+  if (undoStack.length) {
+    mask.putImageData(undoStack.pop(), 0, 0);
+  } else if (renders.length) {
+    const previous = renders.pop();
+    showPicture(previous.picture, previous.file);
+    setStatus("Back to the previous picture.");
+  }
+  $("undo").disabled = undoStack.length === 0 && renders.length === 0;
   redraw();
+}
+$("undo").addEventListener("click", undo);
+
+function setBrush(size) {
+  const range = $("brush-size");
+  range.value = Math.max(Number(range.min), Math.min(Number(range.max), size));
+  $("brush-value").textContent = range.value;
+}
+
+function holdOriginal(on) {
+  if (!picture || showOriginal === on) return;
+  showOriginal = on;
+  redraw();
+}
+$("original").addEventListener("pointerdown", () => holdOriginal(true));
+for (const type of ["pointerup", "pointerleave", "pointercancel"]) {
+  $("original").addEventListener(type, () => holdOriginal(false));
+}
+
+document.addEventListener("keydown", (event) => {
+  if (event.target instanceof HTMLInputElement && !["range", "checkbox"].includes(event.target.type)) return;
+  if ((event.ctrlKey || event.metaKey) && event.key.toLowerCase() === "z") {
+    event.preventDefault();
+    undo();
+  } else if (event.key === "[" || event.key === "]") {
+    setBrush(Number($("brush-size").value) + (event.key === "]" ? 4 : -4));
+  } else if (event.key === "Tab" && picture) {
+    event.preventDefault(); // IOPaint's key: hold Tab to see the original
+    holdOriginal(true);
+  } else if (event.key === "e") {
+    $("eraser").checked = !$("eraser").checked;
+  } else if (event.key === "s") {
+    $("select-mode").checked = !$("select-mode").checked;
+  }
+});
+document.addEventListener("keyup", (event) => {
+  if (event.key === "Tab") holdOriginal(false);
 });
 
 $("clear").addEventListener("click", () => {
@@ -136,15 +241,17 @@ $("clear").addEventListener("click", () => {
   redraw();
 });
 
-$("image-file").addEventListener("change", async () => {
-  const file = $("image-file").files[0];
-  if (!file) return;
-  try {
-    picture = await loadImageFile(file);
-  } catch (err) {
-    setStatus(err.message, true);
-    return;
-  }
+function clearResult() {
+  const result = $("result");
+  if (result.src) URL.revokeObjectURL(result.src);
+  result.removeAttribute("src");
+  result.hidden = true;
+  $("download").hidden = true;
+  $("continue").disabled = true;
+}
+
+function showPicture(img, file) {
+  picture = img;
   pictureFile = file;
   for (const c of [canvas, maskCanvas, overlayCanvas]) {
     c.width = picture.naturalWidth;
@@ -152,14 +259,67 @@ $("image-file").addEventListener("change", async () => {
   }
   resetMask();
   undoStack = [];
-  $("undo").disabled = true;
-  for (const id of ["clear", "run"]) $(id).disabled = false;
+  for (const id of ["clear", "run", "original"]) $(id).disabled = false;
   redraw();
-  setStatus(`${file.name}: ${picture.naturalWidth}x${picture.naturalHeight}. Paint the hole.`);
+}
+
+async function openImage(file) {
+  let img;
+  try {
+    img = await loadImageFile(file);
+  } catch (err) {
+    setStatus(err.message, true);
+    return;
+  }
+  const pixels = img.naturalWidth * img.naturalHeight;
+  if (pixels > maxPixels) {
+    setStatus(
+      `${file.name} is ${img.naturalWidth}x${img.naturalHeight} = ${pixels.toLocaleString()} pixels; this server ` +
+        `takes at most ${maxPixels.toLocaleString()} (inpaintlab fill takes larger photos).`,
+      true,
+    );
+    return;
+  }
+  clearResult();
+  renders = [];
+  inputName = file.name.replace(/\.[^.]*$/, "") || "image";
+  showPicture(img, file);
+  $("undo").disabled = true;
+  setStatus(`${file.name}: ${img.naturalWidth}x${img.naturalHeight}. Paint the hole.`);
+}
+
+$("image-file").addEventListener("change", () => {
+  const file = $("image-file").files[0];
+  $("image-file").value = ""; // choosing the same file again opens it again
+  if (file) openImage(file);
+});
+
+for (const type of ["dragover", "drop"]) {
+  document.addEventListener(type, (event) => {
+    event.preventDefault();
+    const file = type === "drop" && event.dataTransfer.files[0];
+    if (file) openImage(file);
+  });
+}
+document.addEventListener("paste", (event) => {
+  const file = [...event.clipboardData.files].find((f) => f.type.startsWith("image/"));
+  if (file) openImage(file);
+});
+
+$("continue").addEventListener("click", async () => {
+  const result = $("result");
+  if (!result.src) return;
+  const blob = await (await fetch(result.src)).blob();
+  const img = await loadImageFile(blob);
+  renders.push({picture, file: pictureFile});
+  showPicture(img, new File([blob], `${inputName}-inpainted.png`, {type: "image/png"}));
+  $("undo").disabled = false;
+  setStatus("Editing the result: paint what should go next (Undo returns to the previous picture).");
 });
 
 $("mask-file").addEventListener("change", async () => {
   const file = $("mask-file").files[0];
+  $("mask-file").value = ""; // the same mask file chosen again loads again
   if (!file) return;
   if (!picture) {
     setStatus("Open the image first, then its mask.", true);
@@ -186,6 +346,7 @@ async function loadModels() {
   try {
     const response = await fetch("/api/models");
     const info = await response.json();
+    maxPixels = info.limits ? info.limits.max_pixels : Infinity;
     for (const model of info.models) {
       const kinds = {pretrained: "trained weights", classical: "classical, no learning", checkpoint: "your checkpoint"};
       const option = new Option(`${model.name} (${kinds[model.source] || model.source})`, model.name);
@@ -197,33 +358,63 @@ async function loadModels() {
   }
 }
 
+function maskIsEmpty() {
+  const px = mask.getImageData(0, 0, maskCanvas.width, maskCanvas.height).data;
+  for (let i = 0; i < px.length; i += 4) if (px[i] > 127) return false;
+  return true;
+}
+
+$("cancel").addEventListener("click", () => {
+  if (running) running.abort();
+});
+
 $("run").addEventListener("click", async () => {
   if (!picture) return;
+  if (maskIsEmpty()) {
+    setStatus("Nothing to fill: paint over what should disappear (or open a mask) first.", true);
+    return;
+  }
   $("run").disabled = true;
-  setStatus("Inpainting...");
+  $("cancel").hidden = false;
+  running = new AbortController();
+  const began = performance.now();
+  const model = $("model").value;
+  setStatus("Inpainting... (Cancel stops it; a job not yet started never runs)");
   try {
     const maskBlob = await new Promise((resolve) => maskCanvas.toBlob(resolve, "image/png"));
     const form = new FormData();
     form.append("image", pictureFile, pictureFile.name);
     form.append("mask", maskBlob, "mask.png");
-    form.append("model", $("model").value);
+    form.append("model", model);
     form.append("strategy", $("strategy").value);
-    const response = await fetch("/api/inpaint", { method: "POST", body: form });
+    const response = await fetch("/api/inpaint", { method: "POST", body: form, signal: running.signal });
     if (!response.ok) {
       const body = await response.json().catch(() => ({}));
       const detail = typeof body.detail === "string" ? body.detail : JSON.stringify(body.detail);
       throw new Error(`${response.status}: ${detail || response.statusText}`);
     }
-    const url = URL.createObjectURL(await response.blob());
+    const blob = await response.blob();
+    clearResult();
+    const url = URL.createObjectURL(blob);
     const result = $("result");
-    result.onload = () => setStatus(`Done in ${response.headers.get("X-Inpaint-Seconds")} s with ${$("model").value}.`);
+    const compute = response.headers.get("X-Inpaint-Seconds");
+    const waited = response.headers.get("X-Inpaint-Queue-Seconds");
+    result.onload = () => {
+      const total = ((performance.now() - began) / 1000).toFixed(2);
+      const queue = waited && Number(waited) > 0.05 ? `, ${Number(waited).toFixed(2)} s waiting` : "";
+      setStatus(`Done in ${total} s with ${model} (server: ${Number(compute).toFixed(2)} s computing${queue}).`);
+      $("continue").disabled = false;
+    };
     result.src = url;
     result.hidden = false;
     $("download").href = url;
+    $("download").download = `${inputName}-inpainted.png`;
     $("download").hidden = false;
   } catch (err) {
-    setStatus(`Inpainting failed: ${err.message}`, true);
+    setStatus(err.name === "AbortError" ? "Cancelled." : `Inpainting failed: ${err.message}`, err.name !== "AbortError");
   } finally {
+    running = null;
+    $("cancel").hidden = true;
     $("run").disabled = false;
   }
 });
