@@ -533,3 +533,25 @@ def test_fill_never_writes_through_a_link_keeps_pixels_and_icc_and_lists_write_f
     assert cli.main([*base, "-o", str(tmp_path / "blocker" / "out.png")]) == 2
     assert "cannot write" in capsys.readouterr().err
     assert not [p for p in tmp_path.iterdir() if ".partial" in p.name]
+
+
+def test_malformed_exif_is_ignored_with_a_warning_not_an_error(tmp_path, monkeypatch):
+    """Pillow's exif_transpose raises TypeError/struct.error on malformed EXIF: the server answered 500 and
+    fill aborted the folder. The picture is used as stored, with a warning naming it."""
+    from PIL import ImageOps
+
+    from inpaintlab.data import load_image
+
+    picture = random_picture(20, 30)
+    buffer = io.BytesIO()
+    Image.fromarray(picture).save(buffer, format="PNG")
+    (tmp_path / "p.png").write_bytes(buffer.getvalue())
+
+    def malformed(image):
+        raise TypeError("unsupported operand type(s) for +: 'NoneType' and 'int'")
+
+    monkeypatch.setattr(ImageOps, "exif_transpose", malformed)
+    with pytest.warns(UserWarning, match="malformed EXIF ignored"):
+        np.testing.assert_array_equal(np.asarray(decode_image(buffer.getvalue(), "p.png")), picture)
+    with pytest.warns(UserWarning, match="malformed EXIF ignored"):
+        np.testing.assert_array_equal(load_image(tmp_path / "p.png"), picture)

@@ -319,3 +319,18 @@ def test_a_second_run_into_a_folder_in_use_is_refused_at_once(tmp_path):
     (tmp_path / "file").write_text("x")
     with pytest.raises(InpaintlabError, match="is a file"):
         lock_run_folder(tmp_path / "file")
+
+
+def test_resume_auto_removes_partial_checkpoint_writes_of_a_killed_run(tmp_path, capsys):
+    """kill -9 inside a checkpoint write left a temporary file (ours, or safetensors' own .tmpXXXXXX) of the
+    checkpoint's size; the next run into the folder (which it holds alone) removes them and says so."""
+    run = tmp_path / "run"
+    Trainer(tiny_config(max_steps=2, ckpt_every=2), run).fit()
+    ours = run / "checkpoints" / ".step_00000004.safetensors.abc123.tmp"
+    theirs = run / "checkpoints" / ".tmpXyZ123"
+    for stale in (ours, theirs):
+        stale.write_bytes(b"\0" * 4096)
+    Trainer(tiny_config(max_steps=4, ckpt_every=2), run, resume="auto").fit()
+    assert not ours.exists() and not theirs.exists()
+    assert "a checkpoint write cut short by a killed run" in capsys.readouterr().err
+    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["step_00000002.safetensors", "step_00000004.safetensors"]

@@ -41,12 +41,13 @@ from pathlib import Path
 import cv2
 import numpy as np
 import torch
-from PIL import Image, ImageOps
+from PIL import Image
 from torch import Tensor
 from torch.utils.data import Dataset, default_collate
 
 from .errors import InpaintlabError
 from .masks import MaskSource  # the one definition: source(rng) -> (1,size,size) float, 1 = hole
+from .pipeline import exif_upright
 from .types import Sample
 
 PREPROCESS_MODES = ("resize", "face_crop", "scene_crop", "crop", "none")
@@ -83,7 +84,7 @@ def load_image(path: str | Path) -> np.ndarray:
     path = Path(path)
     try:
         with Image.open(path) as opened:
-            return _to_rgb(ImageOps.exif_transpose(opened))
+            return _to_rgb(exif_upright(opened, str(path)))
     except FileNotFoundError:
         raise InpaintlabError(f"image file not found: {path}") from None
     except _PIL_ERRORS as err:

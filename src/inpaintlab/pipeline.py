@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import io
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence, Union
@@ -92,7 +93,17 @@ def decode_image(data: bytes, what: str = "image", max_pixels: int = DEFAULT_MAX
         img.load()
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as err:
         raise InpaintlabError(f"{what}: corrupt or truncated {img.format} data ({err})") from None
-    return ImageOps.exif_transpose(img)
+    return exif_upright(img, what)
+
+
+def exif_upright(img: Image.Image, what: str = "image") -> Image.Image:
+    """``img`` turned as its EXIF orientation says; malformed EXIF is ignored with a warning (the pixels are
+    fine), never an exception."""
+    try:
+        return ImageOps.exif_transpose(img)
+    except Exception as err:  # Pillow raises TypeError, struct.error, ValueError... on malformed EXIF
+        warnings.warn(f"{what}: malformed EXIF ignored ({type(err).__name__}: {err}); orientation left as stored", stacklevel=2)
+        return img
 
 
 def read_image_file(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS, max_bytes: int = 256 << 20) -> Image.Image:

@@ -124,6 +124,10 @@ def prepare(out: str | Path, start: dict, cfg: Any) -> None:
     from .config import save_config, to_dict
 
     out, say, config = Path(out), _say, to_dict(cfg)
+    # the folder is ours (lock_run_folder): partial checkpoint writes left by a killed run are garbage
+    for stale in sorted((out / "checkpoints").glob(".*tmp*")) if (out / "checkpoints").is_dir() else []:
+        say(f"removed {stale.name} ({stale.stat().st_size:,} bytes), a checkpoint write cut short by a killed run")
+        stale.unlink()
     if start.get("replaced"):
         say(f"--overwrite: the previous run in {out} was moved to {start['replaced']}")
     for path, why in start.get("skipped", []):
