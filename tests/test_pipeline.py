@@ -555,3 +555,28 @@ def test_malformed_exif_is_ignored_with_a_warning_not_an_error(tmp_path, monkeyp
         np.testing.assert_array_equal(np.asarray(decode_image(buffer.getvalue(), "p.png")), picture)
     with pytest.warns(UserWarning, match="malformed EXIF ignored"):
         np.testing.assert_array_equal(load_image(tmp_path / "p.png"), picture)
+
+
+def test_fill_under_torchrun_writes_each_output_exactly_once(tmp_path):
+    """`torchrun --nproc_per_node 2 -m inpaintlab.cli fill DIR ...` (gloo, CPU): the ranks share the folder by
+    output name, so each output is written once, by one rank, and together they write them all."""
+    import subprocess
+    import sys
+
+    (tmp_path / "images").mkdir()
+    (tmp_path / "masks").mkdir()
+    hole = np.zeros((24, 32), np.uint8)
+    hole[8:16, 8:20] = 255
+    stems = [f"photo{i}" for i in range(7)]
+    for seed, stem in enumerate(stems):
+        Image.fromarray(random_picture(24, 32, seed)).save(tmp_path / "images" / f"{stem}.png")
+        Image.fromarray(hole).save(tmp_path / "masks" / f"{stem}.png")
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
+    command += ["-m", "inpaintlab.cli", "fill", str(tmp_path / "images"), "--mask", str(tmp_path / "masks")]
+    command += ["--model", "telea", "-o", str(tmp_path / "out")]
+    env = {**__import__("os").environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run(command, capture_output=True, text=True, timeout=120, env=env)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    counts = [int(n) for n in re.findall(r"wrote (\d+) file\(s\)", proc.stdout)]
+    assert sorted(counts) == [3, 4]  # two ranks, disjoint shares
+    assert sorted(p.stem for p in (tmp_path / "out").iterdir()) == stems

@@ -404,13 +404,26 @@ def _add_fill(sub) -> None:
 
 
 def _cmd_fill(args) -> None:
+    from .distributed import rank_and_world
     from .pipeline import InpaintPipeline, fill_paths
     from .pretrained import DEFAULT_MODEL
 
-    pipe = InpaintPipeline.from_checkpoint(args.checkpoint or args.model or DEFAULT_MODEL, device=args.device)
-    report = fill_paths(
-        pipe, args.images, args.mask, args.out, args.strategy, args.side_by_side, args.max_pixels, args.allow_lossy
-    )
+    _join_torchrun(args)  # under torchrun every rank fills its own share of the folder
+    try:
+        pipe = InpaintPipeline.from_checkpoint(args.checkpoint or args.model or DEFAULT_MODEL, device=args.device)
+        report = fill_paths(
+            pipe,
+            args.images,
+            args.mask,
+            args.out,
+            args.strategy,
+            args.side_by_side,
+            args.max_pixels,
+            args.allow_lossy,
+            shard=rank_and_world(),
+        )
+    finally:
+        _leave_torchrun()
     print(f"wrote {len(report.written)} file(s) to {args.out}")
     if report.interrupted:
         finished = ", ".join(p.name for p in report.written) or "none"

@@ -579,6 +579,7 @@ def fill_paths(
     side_by_side: bool = False,
     max_pixels: int = DEFAULT_MAX_PIXELS,
     allow_lossy: bool = False,
+    shard: tuple[int, int] = (0, 1),
 ) -> FillReport:
     """Inpaint an image file or folder with a mask file or folder, writing PNGs (the CLI's ``fill``).
 
@@ -589,7 +590,9 @@ def fill_paths(
     reported; inputs are never overwritten (not through a link either). Each output is written to a
     temporary file and renamed, keeps the input's ICC profile, and is PNG unless ``allow_lossy`` (JPEG and
     WebP change pixels outside the hole). Ctrl-C stops after cleaning up: the report names the files
-    finished and the input interrupted. Shows a tqdm progress bar.
+    finished and the input interrupted. ``shard`` = (rank, world size): this process fills every world-th
+    output name from the rank-th (sorted by stem, so inputs sharing a stem, and so an output, share a rank);
+    under torchrun each output is written by exactly one rank. Shows a tqdm progress bar.
     """
     from tqdm import tqdm
 
@@ -598,6 +601,9 @@ def fill_paths(
         if not path.exists():
             raise InpaintlabError(f"{path}: no such file or folder")
     image_files = _listing(images) if images.is_dir() else [images]
+    rank, world = shard
+    mine = set(sorted({p.stem for p in image_files})[rank::world])
+    image_files = [p for p in image_files if p.stem in mine]
     mask_by_stem = _stems(masks) if masks.is_dir() else None
     mask_files = [p for found in mask_by_stem.values() for p in found] if mask_by_stem else [masks]
     inputs = {(p.stat().st_dev, p.stat().st_ino) for p in [*image_files, *mask_files]}
