@@ -580,3 +580,29 @@ def test_fill_under_torchrun_writes_each_output_exactly_once(tmp_path):
     counts = [int(n) for n in re.findall(r"wrote (\d+) file\(s\)", proc.stdout)]
     assert sorted(counts) == [3, 4]  # two ranks, disjoint shares
     assert sorted(p.stem for p in (tmp_path / "out").iterdir()) == stems
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["fill", "a.png", "--mask", "m.png", "-o", "o.png", "--device", "nonsense"], "expected cpu, cuda or cuda:N"),
+        (["fill", "a.png", "--mask", "m.png", "-o", "o.png", "--max-pixels", "0"], "expected an integer >= 1"),
+        (["serve", "--port", "99999"], "expected a TCP port 1-65535"),
+        (["serve", "--max-upload-mb", "-1"], "expected a number > 0"),
+        (["eval", "--model", "telea", "--out", "x", "--seed", "-1"], "expected an integer >= 0"),
+    ],
+)
+def test_bad_command_line_values_are_one_line_errors(argv, message, capsys):
+    """Issue 20 item 17: each was accepted, or a traceback, before."""
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(argv)
+    assert exit_info.value.code == 2 and message in capsys.readouterr().err
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the refusal on a machine without CUDA")
+def test_a_cuda_device_on_a_machine_without_one_is_refused_before_anything_runs(capsys):
+    with pytest.raises(SystemExit):
+        cli.main(["fill", "a.png", "--mask", "m.png", "-o", "o.png", "--device", "cuda"])
+    assert "no CUDA GPU is visible" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        cli.main(["serve", "--device", "cuda"])

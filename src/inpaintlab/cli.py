@@ -148,8 +148,8 @@ def _add_eval(sub) -> None:
         default="l1,psnr,ssim,detail,detail_gt",
         help="comma-separated metric names (default l1,psnr,ssim,detail,detail_gt: the detail ratio of the fill and of the original)",
     )
-    p.add_argument("--device", default="cpu")
-    p.add_argument("--seed", type=int, default=0, help="seed of the generated masks (default 0)")
+    p.add_argument("--device", default="cpu", type=_device)
+    p.add_argument("--seed", type=_non_negative_int, default=0, help="seed of the generated masks (default 0)")
     p.add_argument(
         "--feature-weights",
         default="pretrained",
@@ -363,6 +363,38 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _non_negative_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text}")
+    return value
+
+
+def _port(text: str) -> int:
+    value = int(text)
+    if not 1 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"expected a TCP port 1-65535, got {text}")
+    return value
+
+
+def _device(text: str) -> str:
+    """A torch device this machine has: cpu, cuda or cuda:N (checked before any model is built)."""
+    import torch
+
+    try:
+        device = torch.device(text)
+    except (RuntimeError, ValueError):
+        raise argparse.ArgumentTypeError(f"expected cpu, cuda or cuda:N, got {text!r}") from None
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise argparse.ArgumentTypeError(f"{text}: no CUDA GPU is visible on this machine; use --device cpu")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise argparse.ArgumentTypeError(f"{text}: this machine has {torch.cuda.device_count()} CUDA device(s)")
+    elif device.type != "cpu":
+        raise argparse.ArgumentTypeError(f"expected cpu, cuda or cuda:N, got {text!r}")
+    return text
+
+
 def _positive_float(text: str) -> float:
     value = float(text)
     if not value > 0:
@@ -399,7 +431,7 @@ def _add_fill(sub) -> None:
         action="store_true",
         help="allow -o x.jpg / .webp (lossy: pixels outside the hole change too); PNG otherwise",
     )
-    p.add_argument("--device", default="cpu", help="torch device (default cpu)")
+    p.add_argument("--device", default="cpu", type=_device, help="torch device (default cpu)")
     p.set_defaults(func=_cmd_fill)
 
 
@@ -439,9 +471,9 @@ def _add_serve(sub) -> None:
     p = sub.add_parser("serve", help="web page + JSON API to paint a hole and inpaint it")
     p.add_argument("--checkpoint", action="append", default=[], help="checkpoint to serve (repeatable)")
     p.add_argument("--model", action="append", default=[], help="registered model to serve (repeatable)")
-    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--port", type=_port, default=8000)
     p.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1: this machine only)")
-    p.add_argument("--device", default="cpu", help="torch device (default cpu)")
+    p.add_argument("--device", default="cpu", type=_device, help="torch device (default cpu)")
     p.add_argument(
         "--max-pixels",
         type=_positive_int,
