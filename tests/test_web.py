@@ -118,6 +118,7 @@ def test_paint_a_stroke_and_inpaint_in_the_real_page(live_server, tmp_path):
             page.wait_for_selector("#model option[value='telea']", state="attached")
             page.set_input_files("#image-file", str(image_path))
             page.wait_for_function(f"document.getElementById('canvas').width === {WIDTH}")
+            page.select_option("#zoom", "1")  # 100 %: one screen px per image px, so the brush is BRUSH image px
             page.locator("#brush-size").fill(str(BRUSH))
             page.select_option("#model", "telea")
             page.select_option("#strategy", "pad")
@@ -171,7 +172,15 @@ def test_paint_a_stroke_and_inpaint_in_the_real_page(live_server, tmp_path):
             # Opening an image again clears the old result and its download link.
             page.set_input_files("#image-file", str(image_path))
             page.wait_for_function("document.getElementById('result').hidden === true")
+            assert page.evaluate("document.getElementById('canvas').clientWidth") == WIDTH  # the zoom is kept
             assert page.is_hidden("#download")
+            # Zoom 200 %: the canvas shows each pixel as 2x2, the brush keeps its size on screen (2*BRUSH
+            # screen px = BRUSH image px), and a stroke still lands where it is drawn.
+            page.select_option("#zoom", "2")
+            assert page.evaluate("document.getElementById('canvas').clientWidth") == 2 * WIDTH
+            page.locator("#brush-size").fill(str(2 * BRUSH))
+            drag(page, *STROKE)
+            zoomed = run_inpaint(page)
         finally:
             context.close()
 
@@ -181,6 +190,8 @@ def test_paint_a_stroke_and_inpaint_in_the_real_page(live_server, tmp_path):
     distance = distance_to_stroke(HEIGHT, WIDTH)
     # Only inside the stroke (its radius plus 1.5 px for the rasterised round brush edge) ...
     assert not changed[distance > BRUSH / 2 + 1.5].any(), np.argwhere(changed & (distance > BRUSH / 2 + 1.5))[:5]
+    zoomed_changed = (zoomed != picture).any(axis=2)  # the same at 200 %
+    assert not zoomed_changed[distance > BRUSH / 2 + 1.5].any() and zoomed_changed[distance < BRUSH / 2 - 1.5].all()
     # ... and the red bar under the stroke's core is gone (Telea pulls in the gradient around it).
     core_bar = (distance < BRUSH / 2 - 1.5) & (picture == (255, 0, 0)).all(axis=2)
     assert core_bar.sum() > 300

@@ -102,9 +102,65 @@ function imagePoint(event) {
   };
 }
 
+function screenScale() {
+  return canvas.clientWidth / canvas.width || 1; // screen px per image px
+}
+
+function applyZoom() {
+  if (!picture) return;
+  const choice = $("zoom").value;
+  const fit = ($("stage").clientWidth - 2) / picture.naturalWidth; // the whole width of the stage
+  const zoom = choice === "fit" ? fit : Number(choice);
+  canvas.style.width = `${Math.max(1, Math.round(picture.naturalWidth * zoom))}px`;
+}
+
+function zoomBy(factor) {
+  const zoom = screenScale() * factor;
+  const option = [...$("zoom").options].find((o) => o.value === "custom") || new Option("", "custom");
+  option.textContent = `${Math.round(zoom * 100)} %`;
+  option.value = "custom";
+  if (!option.parentNode) $("zoom").add(option);
+  $("zoom").value = "custom";
+  canvas.style.width = `${Math.max(1, Math.round(picture.naturalWidth * Math.min(16, Math.max(0.05, zoom))))}px`;
+}
+
+$("zoom").addEventListener("change", applyZoom);
+window.addEventListener("resize", () => $("zoom").value === "fit" && applyZoom());
+$("stage").addEventListener(
+  "wheel",
+  (event) => {
+    if (!picture || !(event.ctrlKey || event.metaKey)) return;
+    event.preventDefault();
+    zoomBy(event.deltaY < 0 ? 1.25 : 0.8);
+  },
+  { passive: false },
+);
+
+let spaceHeld = false;
+let panFrom = null;
+function startPan(event) {
+  panFrom = { x: event.clientX, y: event.clientY, left: $("stage").scrollLeft, top: $("stage").scrollTop };
+  $("stage").classList.add("panning");
+}
+function panTo(event) {
+  $("stage").scrollLeft = panFrom.left - (event.clientX - panFrom.x);
+  $("stage").scrollTop = panFrom.top - (event.clientY - panFrom.y);
+}
+
+function showBrushCursor(event) {
+  const cursor = $("brush-cursor");
+  const size = Number($("brush-size").value);
+  const painting = picture && !$("select-mode").checked && !spaceHeld && !panFrom;
+  cursor.style.display = painting ? "block" : "none";
+  cursor.style.width = cursor.style.height = `${size}px`;
+  cursor.style.left = `${event.clientX - size / 2}px`;
+  cursor.style.top = `${event.clientY - size / 2}px`;
+}
+canvas.addEventListener("pointerleave", () => ($("brush-cursor").style.display = "none"));
+
 function paintTo(point) {
   mask.strokeStyle = mask.fillStyle = $("eraser").checked ? "black" : "white";
-  mask.lineWidth = Number($("brush-size").value);
+  mask.lineWidth = Number($("brush-size").value) / screenScale(); // the brush is sized on screen
   mask.lineCap = mask.lineJoin = "round";
   mask.beginPath();
   mask.moveTo(lastPoint.x, lastPoint.y);
@@ -117,6 +173,11 @@ function paintTo(point) {
 canvas.addEventListener("pointerdown", (event) => {
   if (!picture) return;
   canvas.setPointerCapture(event.pointerId);
+  if (spaceHeld || event.button === 1) {
+    event.preventDefault();
+    startPan(event);
+    return;
+  }
   if ($("select-mode").checked) {
     selectStart = imagePoint(event);
     return;
@@ -127,7 +188,10 @@ canvas.addEventListener("pointerdown", (event) => {
 });
 
 canvas.addEventListener("pointermove", (event) => {
-  if (selectStart) {
+  showBrushCursor(event);
+  if (panFrom) {
+    panTo(event);
+  } else if (selectStart) {
     const p = imagePoint(event);
     selectRect = {
       x0: Math.min(selectStart.x, p.x),
@@ -169,6 +233,11 @@ async function selectObject(box) {
 }
 
 function endStroke() {
+  if (panFrom) {
+    panFrom = null;
+    $("stage").classList.remove("panning");
+    return;
+  }
   if (selectStart) {
     const box = selectRect;
     selectStart = selectRect = null;
@@ -222,6 +291,10 @@ document.addEventListener("keydown", (event) => {
     undo();
   } else if (event.key === "[" || event.key === "]") {
     setBrush(Number($("brush-size").value) + (event.key === "]" ? 4 : -4));
+  } else if (event.key === " " && picture) {
+    event.preventDefault(); // hold Space and drag to pan
+    spaceHeld = true;
+    $("stage").classList.add("panning");
   } else if (event.key === "Tab" && picture) {
     event.preventDefault(); // IOPaint's key: hold Tab to see the original
     holdOriginal(true);
@@ -233,6 +306,10 @@ document.addEventListener("keydown", (event) => {
 });
 document.addEventListener("keyup", (event) => {
   if (event.key === "Tab") holdOriginal(false);
+  if (event.key === " ") {
+    spaceHeld = false;
+    if (!panFrom) $("stage").classList.remove("panning");
+  }
 });
 
 $("clear").addEventListener("click", () => {
@@ -260,6 +337,7 @@ function showPicture(img, file) {
   resetMask();
   undoStack = [];
   for (const id of ["clear", "run", "original"]) $(id).disabled = false;
+  applyZoom();
   redraw();
 }
 
