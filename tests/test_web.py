@@ -125,6 +125,9 @@ def test_paint_a_stroke_and_inpaint_in_the_real_page(live_server, tmp_path):
             drag(page, *STROKE)
             result = run_inpaint(page)
             assert page.eval_on_selector("#result", "img => img.naturalWidth") == WIDTH
+            # Undo keeps the stroke's box only (a full-size copy per stroke grew the renderer by GBs).
+            kept = page.evaluate("undoStack.map((entry) => entry.data.width * entry.data.height)")
+            assert len(kept) == 1 and kept[0] <= (STROKE[1][0] - STROKE[0][0] + BRUSH + 6) * (BRUSH + 6)
             ARTIFACTS.mkdir(parents=True, exist_ok=True)
             page.screenshot(path=str(ARTIFACTS / "web_page.png"), full_page=True)
 

@@ -9,8 +9,11 @@ const view = canvas.getContext("2d");
 const maskCanvas = document.createElement("canvas");
 const mask = maskCanvas.getContext("2d", { willReadFrequently: true });
 const overlayCanvas = document.createElement("canvas");
-const overlay = overlayCanvas.getContext("2d");
+const overlay = overlayCanvas.getContext("2d", { willReadFrequently: true });
+const beforeCanvas = document.createElement("canvas"); // the mask before the stroke in progress
+const before = beforeCanvas.getContext("2d", { willReadFrequently: true });
 const UNDO_DEPTH = 30;
+const TINT = "rgba(255, 0, 0, 0.55)"; // how the hole shows on the picture
 
 let picture = null; // HTMLImageElement of the image being edited
 let pictureFile = null; // its file, sent as-is (the opened file, or a render being edited further)
@@ -18,6 +21,7 @@ let inputName = "image"; // stem of the opened file: downloads are named after i
 let undoStack = [];
 let renders = []; // earlier pictures ({picture, file}) when editing a result further: Undo steps back to them
 let lastPoint = null;
+let dirty = null; // image-pixel box {x0, y0, x1, y1} the stroke in progress touched
 let redrawPending = false;
 let showOriginal = false; // while held: the picture without the red overlay
 let maxPixels = Infinity; // the server's per-image limit (/api/models)
@@ -42,34 +46,39 @@ function loadImageFile(file) {
 function resetMask() {
   mask.fillStyle = "black";
   mask.fillRect(0, 0, maskCanvas.width, maskCanvas.height);
+  overlay.clearRect(0, 0, overlayCanvas.width, overlayCanvas.height);
 }
 
-function binariseMask() {
-  const data = mask.getImageData(0, 0, maskCanvas.width, maskCanvas.height);
+function wholeImage() {
+  return { x: 0, y: 0, w: maskCanvas.width, h: maskCanvas.height };
+}
+
+function binariseMask(rect = wholeImage()) {
+  // binarise the mask in ``rect`` and rebuild the red overlay there from it: what is shown is what is sent
+  if (rect.w <= 0 || rect.h <= 0) return;
+  const data = mask.getImageData(rect.x, rect.y, rect.w, rect.h);
+  const tint = overlay.createImageData(rect.w, rect.h);
   const px = data.data;
   for (let i = 0; i < px.length; i += 4) {
     const luma = 0.299 * px[i] + 0.587 * px[i + 1] + 0.114 * px[i + 2];
     const v = luma > 127 ? 255 : 0;
     px[i] = px[i + 1] = px[i + 2] = v;
     px[i + 3] = 255;
-  }
-  mask.putImageData(data, 0, 0);
-}
-
-function redraw() {
-  redrawPending = false;
-  if (!picture) return;
-  view.drawImage(picture, 0, 0);
-  if (showOriginal) return;
-  const data = mask.getImageData(0, 0, maskCanvas.width, maskCanvas.height);
-  const tint = overlay.createImageData(data.width, data.height);
-  for (let i = 0; i < data.data.length; i += 4) {
-    if (data.data[i] > 127) {
+    if (v) {
       tint.data[i] = 255;
       tint.data[i + 3] = 140;
     }
   }
-  overlay.putImageData(tint, 0, 0);
+  mask.putImageData(data, rect.x, rect.y);
+  overlay.putImageData(tint, rect.x, rect.y);
+}
+
+function redraw() {
+  // two blits: the picture, then the overlay kept up to date stroke by stroke (no per-frame pixel loop)
+  redrawPending = false;
+  if (!picture) return;
+  view.drawImage(picture, 0, 0);
+  if (showOriginal) return;
   view.drawImage(overlayCanvas, 0, 0);
   if (selectRect) {
     view.strokeStyle = "#00e5ff";
@@ -87,8 +96,9 @@ function scheduleRedraw() {
   }
 }
 
-function pushUndo() {
-  undoStack.push(mask.getImageData(0, 0, maskCanvas.width, maskCanvas.height));
+function pushUndo(rect = wholeImage(), from = mask) {
+  // keep only the pixels a change touches: a stroke's box, not a full-size copy of the mask
+  undoStack.push({ rect, data: from.getImageData(rect.x, rect.y, rect.w, rect.h) });
   if (undoStack.length > UNDO_DEPTH) undoStack.shift();
   $("undo").disabled = false;
 }
@@ -159,13 +169,27 @@ function showBrushCursor(event) {
 canvas.addEventListener("pointerleave", () => ($("brush-cursor").style.display = "none"));
 
 function paintTo(point) {
-  mask.strokeStyle = mask.fillStyle = $("eraser").checked ? "black" : "white";
-  mask.lineWidth = Number($("brush-size").value) / screenScale(); // the brush is sized on screen
-  mask.lineCap = mask.lineJoin = "round";
-  mask.beginPath();
-  mask.moveTo(lastPoint.x, lastPoint.y);
-  mask.lineTo(point.x, point.y);
-  mask.stroke();
+  // the segment goes into the mask and, tinted, into the overlay: only the new segment is drawn
+  const width = Number($("brush-size").value) / screenScale(); // the brush is sized on screen
+  const erase = $("eraser").checked;
+  for (const [ctx, colour] of [[mask, erase ? "black" : "white"], [overlay, TINT]]) {
+    ctx.globalCompositeOperation = ctx === overlay && erase ? "destination-out" : "source-over";
+    ctx.strokeStyle = colour;
+    ctx.lineWidth = width;
+    ctx.lineCap = ctx.lineJoin = "round";
+    ctx.beginPath();
+    ctx.moveTo(lastPoint.x, lastPoint.y);
+    ctx.lineTo(point.x, point.y);
+    ctx.stroke();
+  }
+  overlay.globalCompositeOperation = "source-over";
+  const r = width / 2 + 2;
+  dirty = {
+    x0: Math.min(dirty ? dirty.x0 : Infinity, lastPoint.x - r, point.x - r),
+    y0: Math.min(dirty ? dirty.y0 : Infinity, lastPoint.y - r, point.y - r),
+    x1: Math.max(dirty ? dirty.x1 : -Infinity, lastPoint.x + r, point.x + r),
+    y1: Math.max(dirty ? dirty.y1 : -Infinity, lastPoint.y + r, point.y + r),
+  };
   lastPoint = point;
   scheduleRedraw();
 }
@@ -182,7 +206,10 @@ canvas.addEventListener("pointerdown", (event) => {
     selectStart = imagePoint(event);
     return;
   }
-  pushUndo();
+  beforeCanvas.width = maskCanvas.width; // the mask as it was: the stroke's undo box is cut from it at the end
+  beforeCanvas.height = maskCanvas.height;
+  before.drawImage(maskCanvas, 0, 0);
+  dirty = null;
   lastPoint = imagePoint(event);
   paintTo(lastPoint);
 });
@@ -247,7 +274,16 @@ function endStroke() {
   }
   if (!lastPoint) return;
   lastPoint = null;
-  binariseMask();
+  const x = Math.max(0, Math.floor(dirty.x0));
+  const y = Math.max(0, Math.floor(dirty.y0));
+  const rect = {
+    x,
+    y,
+    w: Math.min(maskCanvas.width, Math.ceil(dirty.x1)) - x,
+    h: Math.min(maskCanvas.height, Math.ceil(dirty.y1)) - y,
+  };
+  if (rect.w > 0 && rect.h > 0) pushUndo(rect, before);
+  binariseMask(rect);
   redraw();
 }
 canvas.addEventListener("pointerup", endStroke);
@@ -257,7 +293,9 @@ $("brush-size").addEventListener("input", () => setBrush(Number($("brush-size").
 
 function undo() {
   if (undoStack.length) {
-    mask.putImageData(undoStack.pop(), 0, 0);
+    const { rect, data } = undoStack.pop();
+    mask.putImageData(data, rect.x, rect.y);
+    binariseMask(rect);
   } else if (renders.length) {
     const previous = renders.pop();
     showPicture(previous.picture, previous.file);
