@@ -523,3 +523,19 @@ def test_init_pretrained_starts_from_exactly_the_shipped_weights_with_a_fresh_d_
     assert cfg.optim.lr_factor(cfg.optim.warmup_epochs) == 1.0
     with pytest.raises(InpaintlabError, match="holds lgnet_compact weights; this run trains '_train_two_stage'"):
         Trainer(tiny_config(init_from="pretrained:lgnet_compact"), tmp_path / "wrong")
+
+
+def test_validation_on_training_images_is_said_and_labelled(tmp_path):
+    """Issue 20 item 9: a folder as data.root and no data.val_root validated on training images in silence
+    (the README's lgnet_celebahq example). Now a warning says so and the numbers are val_train/*."""
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for i in range(6):
+        Image.fromarray(np.random.default_rng(i).integers(0, 256, (40, 40, 3), dtype=np.uint8)).save(folder / f"{i}.png")
+    cfg = tiny_config(max_steps=2, val_every=2, data=DataConfig(root=str(folder), size=32, val_count=2))
+    with pytest.warns(UserWarning, match="validation runs on training images"):
+        trainer = Trainer(cfg, tmp_path / "run")
+    logs = trainer.fit()
+    assert "val_train/psnr" in logs and "val/psnr" not in logs
+    held_out = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, val_root=str(folder)))
+    assert "val/psnr" in Trainer(held_out, tmp_path / "run2").fit()  # a named validation set is val/*

@@ -202,12 +202,13 @@ def plot_training_curves(metrics_jsonl: str | Path, path: str | Path) -> Path:
 
     rows = [json.loads(line) for line in Path(metrics_jsonl).read_text().splitlines() if line.strip()]
     panels = [("g/total", "generator loss"), ("val/psnr", "validation PSNR (dB)"), ("val/ssim", "validation SSIM")]
+    panels += [("val_train/psnr", "PSNR on training images (dB)"), ("val_train/ssim", "SSIM on training images")]
     panels = [(key, title) for key, title in panels if any(key in r for r in rows)]
     fig, axes = plt.subplots(1, max(len(panels), 1), figsize=(4.2 * max(len(panels), 1), 3.2), squeeze=False)
     for ax, (key, title) in zip(axes[0], panels):
         points = [(r["step"], r[key]) for r in rows if r.get(key) is not None and np.isfinite(r[key])]
         if points:
-            ax.plot(*zip(*points), marker="o" if key.startswith("val/") else None, markersize=3)
+            ax.plot(*zip(*points), marker="o" if key.startswith("val") else None, markersize=3)
         ax.set_xlabel("step")
         ax.set_title(title)
         ax.grid(alpha=0.3)

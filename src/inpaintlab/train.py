@@ -24,6 +24,7 @@ import copy
 import math
 import random
 import time
+import warnings
 from collections.abc import Mapping
 from contextlib import nullcontext
 from pathlib import Path
@@ -183,6 +184,15 @@ class Trainer:
             val_masks = build_mask_source(cfg.masks.val_source, d.size, margin=cfg.masks.margin)
             split = "train" if d.val_root else "test"
             val_root, val_seed = d.val_root or d.root, cfg.seed + 1
+            # builtin/synthetic roots have a disjoint test split; a folder or list does not: say so, loudly,
+            # and log those numbers as val_train/* so no curve passes them off as held-out
+            self.val_prefix = "val/" if d.val_root or d.root.split(":")[0] in ("builtin", "synthetic") else "val_train/"
+            if self.val_prefix == "val_train/" and self.is_main:
+                warnings.warn(
+                    f"data.val_root is not set: validation runs on training images of {d.root} and is logged as "
+                    "val_train/* (it measures fit, not generalisation); set data.val_root to held-out images",
+                    stacklevel=2,
+                )
             self.val_set = build_dataset(val_root, split=split, flip=False, mask_source=val_masks, seed=val_seed, **common)
             self.val_set.set_epoch(0)
 
@@ -366,7 +376,8 @@ class Trainer:
 
     @torch.no_grad()
     def validate(self) -> dict[str, float]:
-        """EMA (else live) generator on ``val_count`` images, sharded over ranks -> ``val/[<bin>/]<metric>``."""
+        """EMA (else live) generator on ``val_count`` images, sharded over ranks -> ``val/[<bin>/]<metric>``
+        (``val_train/...`` when the validation images are training images: no ``data.val_root`` for a folder)."""
         from .masks import HOLE_RATIO_BINS
         from .metrics import MetricTracker
 
@@ -383,7 +394,8 @@ class Trainer:
         tracker.gather()
         model.train()
         result = tracker.result()
-        groups = {"val/": result["overall"], **{f"val/{label}/": values for label, values in result["bins"].items()}}
+        prefix = self.val_prefix
+        groups = {prefix: result["overall"], **{f"{prefix}{label}/": values for label, values in result["bins"].items()}}
         scalars = {prefix + k: float(v) for prefix, values in groups.items() for k, v in values.items() if k != "count"}
         self._log(scalars)
         return scalars
