@@ -9,7 +9,6 @@ import dataclasses
 import tempfile
 import time
 
-import torch
 from torch.profiler import ProfilerActivity, profile
 
 from inpaintlab.presets import get_preset
