@@ -539,3 +539,17 @@ def test_validation_on_training_images_is_said_and_labelled(tmp_path):
     assert "val_train/psnr" in logs and "val/psnr" not in logs
     held_out = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, val_root=str(folder)))
     assert "val/psnr" in Trainer(held_out, tmp_path / "run2").fit()  # a named validation set is val/*
+
+
+def test_training_masks_with_no_hole_or_all_hole_are_counted_and_said(tmp_path):
+    """Issue 20 item 10: such masks trained in silence. A warning at the first, the counts in summary.json."""
+    cfg = tiny_config(max_steps=2)
+    trainer = Trainer(cfg, tmp_path / "run")
+    image = torch.rand(2, 3, 32, 32)
+    masks = torch.zeros(2, 1, 32, 32)
+    masks[1] = 1.0  # one without hole, one all hole
+    with pytest.warns(UserWarning, match="training mask\\(s\\) with no hole"):
+        trainer.train_step(image, masks)
+    assert trainer.degenerate_masks == {"no hole": 1, "all hole": 1}
+    trainer.fit()
+    assert json.loads((tmp_path / "run" / "summary.json").read_text())["degenerate_masks"]["no hole"] >= 1

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import io
 import os
+import struct
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -101,7 +102,8 @@ def exif_upright(img: Image.Image, what: str = "image") -> Image.Image:
     fine), never an exception."""
     try:
         return ImageOps.exif_transpose(img)
-    except Exception as err:  # Pillow raises TypeError, struct.error, ValueError... on malformed EXIF
+    except (TypeError, ValueError, KeyError, IndexError, ZeroDivisionError, struct.error) as err:  # malformed EXIF
+        # (an OSError is damaged pixel data, not EXIF: it propagates)
         warnings.warn(f"{what}: malformed EXIF ignored ({type(err).__name__}: {err}); orientation left as stored", stacklevel=2)
         return img
 

@@ -125,6 +125,7 @@ class Trainer:
         self._build_optimizers()
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=cfg.amp == "fp16")
         self.step = self.epoch = self.batch_index = 0
+        self.degenerate_masks = {"no hole": 0, "all hole": 0}  # training masks that teach nothing (counted)
         self.last_checkpoint: Path | None = None
         self._tb = None  # TensorBoard writer, rank 0 inside fit()
         for seed_rng in (random.seed, np.random.seed, torch.manual_seed):
@@ -268,6 +269,7 @@ class Trainer:
                 "with extra_inputs=trainer.extra_inputs"
             )
         extra = {name: extras[name].to(self.device, non_blocking=True) for name in self.extra_inputs}
+        self._count_degenerate(mask)
         self.generator.train()
         with self._autocast():
             out = self.g_train(image, mask, **extra)
@@ -289,6 +291,18 @@ class Trainer:
         self.step, self.batch_index = self.step + 1, self.batch_index + 1
         self._last_batch = (image, mask, tuple(o.detach() for o in out.outputs))
         return {**logs, **g_logs}
+
+    def _count_degenerate(self, mask: Tensor) -> None:
+        """Count masks with no hole or nothing but hole (B,1,H,W); warn at the first of each kind."""
+        ratio = mask.detach().float().mean(dim=(1, 2, 3))
+        for kind, count in (("no hole", int((ratio == 0).sum())), ("all hole", int((ratio == 1).sum()))):
+            if count and not self.degenerate_masks[kind] and self.is_main:
+                warnings.warn(
+                    f"step {self.step}: {count} training mask(s) with {kind} in this batch (they teach nothing); "
+                    "the count goes to summary.json (degenerate_masks). Check masks.source",
+                    stacklevel=2,
+                )
+            self.degenerate_masks[kind] += count
 
     @torch.no_grad()
     def _update_ema(self) -> None:
@@ -358,6 +372,7 @@ class Trainer:
                 seconds=time.time() - began,
                 checkpoint=self.last_checkpoint,
                 skipped_images=skipped,
+                degenerate_masks=dict(self.degenerate_masks),
                 last=last,
             )
         return last
