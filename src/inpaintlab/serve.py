@@ -1,14 +1,16 @@
 """Web server: one static page to paint a hole and inpaint it, plus a small JSON API (FastAPI).
 
-``GET /`` the page (``web/``), ``GET /api/models`` the models and strategies on offer, ``POST /api/inpaint``
-multipart ``image`` + ``mask`` files (+ ``model``, ``strategy`` fields) -> ``image/png``. The OpenAPI
-schema is at ``/openapi.json``.
+``GET /`` the page (``web/``), ``GET /api/models`` the models, strategies and limits on offer, ``POST
+/api/inpaint`` multipart ``image`` + ``mask`` files (+ ``model``, ``strategy`` fields) -> ``image/png``,
+``POST /api/select`` an ``image`` and a box -> the object's mask (GrabCut). The OpenAPI schema is at
+``/openapi.json``. Only loopback host names (or ``--host``) and same-origin POSTs are served.
 
 Untrusted input is checked before any work: the request body size (413), the image type by content (415),
 the pixel count from the header before decoding (413), corrupt data, mask/image size mismatch and an
 all-hole mask (400), wrong field types (422). An empty mask returns the image unchanged. Models are built
-once, on first use, and cached; inference is serialised by a lock and runs in a worker thread, so the
-event loop keeps answering while a request computes.
+once, on first use, and cached. Jobs (decoding included) run one at a time in a worker thread behind a
+bounded queue (``JobQueue``: 503 + Retry-After when full), so the event loop keeps answering while a
+request computes and no client controls the server's memory or time.
 """
 
 import functools
@@ -159,8 +161,8 @@ class SameOriginMiddleware:
     ``hosts`` gets 400, and a POST whose ``Origin`` (or ``Sec-Fetch-Site: cross-site``) says it comes from
     another site gets 403, so a web page the user visits cannot drive this server."""
 
-    def __init__(self, app, hosts: Sequence[str]):
-        self.app, self.hosts = app, {h.lower().strip("[]") for h in hosts}
+    def __init__(self, app, hosts: Sequence[str] | None):
+        self.app, self.hosts = app, None if hosts is None else {h.lower().strip("[]") for h in hosts}
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
@@ -172,7 +174,7 @@ class SameOriginMiddleware:
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers") or []}
         host = headers.get("host", "")
         name = (urlsplit(f"//{host}").hostname or "").lower()
-        if name not in self.hosts:
+        if self.hosts is not None and name not in self.hosts:
             detail = f"Host {host!r} is not served here (accepted: {', '.join(sorted(self.hosts))})"
             return await JSONResponse({"detail": detail}, status_code=400)(scope, receive, send)
         origin = headers.get("origin")
@@ -232,10 +234,11 @@ def create_app(
     checkpoints: Sequence[str | Path] = (),
     device: str = "cpu",
     limits: ServerLimits = ServerLimits(),
-    hosts: Sequence[str] = LOOPBACK_NAMES,
+    hosts: Sequence[str] | None = LOOPBACK_NAMES,
 ):
     """The FastAPI application. ``models``/``checkpoints`` default to the classical baselines; ``hosts``: the
-    host names a request's ``Host`` header may carry (``SameOriginMiddleware``)."""
+    host names a request's ``Host`` header may carry (``SameOriginMiddleware``; None = any, for a server
+    deliberately bound to every interface)."""
     from fastapi import FastAPI, File, Form, HTTPException, Request, UploadFile
     from fastapi.responses import FileResponse, Response
     from fastapi.staticfiles import StaticFiles
@@ -382,7 +385,8 @@ def serve(
     """Run the server with uvicorn until interrupted."""
     import uvicorn
 
-    hosts = LOOPBACK_NAMES if host in LOOPBACK_NAMES else (*LOOPBACK_NAMES, host)
+    everywhere = host in ("0.0.0.0", "::", "")  # bound to every interface on purpose: any Host, same-origin POSTs
+    hosts = None if everywhere else LOOPBACK_NAMES if host in LOOPBACK_NAMES else (*LOOPBACK_NAMES, host)
     app = create_app(models, checkpoints, device, limits, hosts)
     print(f"inpaintlab: serving on http://{host}:{port}/ (API schema at /openapi.json)", flush=True)
     # idle connections close after 5 s, at most 64 connections (then 503), and one SIGTERM stops the server
