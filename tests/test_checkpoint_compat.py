@@ -13,7 +13,8 @@ import torch
 from safetensors.torch import load_file
 
 from inpaintlab import InpaintPipeline, cli, create_model, load_model
-from inpaintlab.checkpoint import load_checkpoint, load_weights, verify_checkpoint
+from inpaintlab.checkpoint import load_checkpoint, verify_checkpoint
+from inpaintlab.state_dict import load_weights
 from inpaintlab.types import ModelSpec
 
 OLD = Path(__file__).parent / "fixtures" / "checkpoint_e7dec03_lgnet_tiny.safetensors"

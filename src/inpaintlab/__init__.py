@@ -3,13 +3,12 @@
 Conventions: images (B,3,H,W) float in [0,1]; masks (B,1,H,W) float in {0,1} with 1 = hole.
 """
 
-__version__ = "0.1.0"
-
 from .checkpoint import load_model
 from .errors import InpaintlabError
 from .models import create_discriminator, create_model, list_discriminators, list_models
 from .pipeline import InpaintPipeline
 from .types import InpaintOutput, Sample, composite
+from .version import __version__
 
 __all__ = [
     "InpaintOutput",

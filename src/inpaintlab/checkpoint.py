@@ -32,6 +32,7 @@ from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
 from .errors import InpaintlabError
+from .state_dict import load_weights
 from .types import ModelSpec
 
 FORMAT = "inpaintlab-checkpoint"
@@ -62,7 +63,7 @@ def save_checkpoint(path: str | Path, tensors: dict[str, Tensor], header: dict[s
 
     A crash or kill during the write leaves any previous file at ``path`` intact.
     """
-    from . import __version__
+    from .version import __version__
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -286,16 +287,6 @@ def load_model(path: str | Path, device: str | torch.device = "cpu", ema: bool =
     load_weights(model, state or sub_state(tensors, "generator"), f"{path}: weights", spec.name)
     model.checkpoint_header = header
     return model.to(device).eval()
-
-
-def load_weights(module: nn.Module, state: dict[str, Tensor], what: str, target: str) -> None:
-    """``module.load_state_dict(state)`` that names what did not fit in an ``InpaintlabError``."""
-    try:
-        missing, unexpected = module.load_state_dict(state, strict=False)
-    except RuntimeError as err:  # shape mismatch
-        raise InpaintlabError(f"{what} do not fit {target} ({str(err).splitlines()[-1].strip()})") from None
-    if missing or unexpected:
-        raise InpaintlabError(f"{what} do not fit {target} (missing {missing[:3]}, unexpected {unexpected[:3]})")
 
 
 def _existing(path: str | Path) -> Path:

@@ -167,8 +167,8 @@ def _cmd_eval(args) -> None:
     from .errors import InpaintlabError
     from .evaluate import MASK_SETS, evaluate, evaluate_models
     from .masks import MaskFolder, parse_bins
-    from .pretrained import resolve_model
     from .report import markdown_table
+    from .resolve import resolve_model
 
     if not args.models:
         raise InpaintlabError("give at least one --model NAME or --checkpoint PATH")
@@ -578,7 +578,8 @@ def _cmd_ship(args) -> None:
     import json
     from pathlib import Path
 
-    from .pretrained import WEIGHTS_DIR, write_pretrained
+    from .pretrained import WEIGHTS_DIR
+    from .shipping import write_pretrained
 
     path = Path(args.card)
     if not path.is_file():
@@ -652,7 +653,8 @@ def _cmd_strategies(args) -> None:
 
     from .data import _find_images, builtin_photo_paths, load_image
     from .pipeline import STRATEGIES, InpaintPipeline
-    from .pretrained import DEFAULT_MODEL, resolve_model
+    from .pretrained import DEFAULT_MODEL
+    from .resolve import resolve_model
     from .strategy_check import compare_strategies, markdown, smooth_backgrounds
 
     model = resolve_model(args.checkpoint or args.model or DEFAULT_MODEL)
@@ -716,9 +718,11 @@ def _add_gpu_check(sub) -> None:
 
 
 def _cmd_gpu_check(args) -> None:
-    from .gpu_check import main as gpu_check_main
+    """``python -m inpaintlab.gpu_check`` in a child process: the check runs CLI commands itself, so the CLI
+    never imports it (no import circle)."""
+    import subprocess
 
-    code = gpu_check_main(args.rest)
+    code = subprocess.call([sys.executable, "-m", "inpaintlab.gpu_check", *args.rest])
     if code:
         raise SystemExit(code)
 
@@ -746,7 +750,7 @@ _SUBCOMMANDS = [
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="inpaintlab", description=__doc__.splitlines()[0])
-    from . import __version__
+    from .version import __version__
 
     parser.add_argument("--version", action="version", version=f"inpaintlab {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)

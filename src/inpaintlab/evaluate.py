@@ -169,7 +169,7 @@ def evaluate_with_samples(
     Report: {"settings", "overall": {metric: value, "count": n}, "bins": {label: {...}} (empty bins left
     out), "per_image": [{"name", "ratio", "bin", "bin_label", "values"}]}.
     """
-    from . import __version__
+    from .version import __version__
 
     if batch_size < 1 or (max_images is not None and max_images < 1):
         raise InpaintlabError(f"batch size and max images must be >= 1, got {batch_size}, {max_images}")
@@ -321,7 +321,7 @@ def run_demo(
     12 keeps the two classical baselines at about a minute on 2 CPU cores.
     """
     from .data import build_dataset
-    from .pretrained import resolve_model
+    from .resolve import resolve_model
 
     images = build_dataset("builtin", split="test", size=size)
     if max_images is not None and max_images < len(images):  # spread the subset over all test photos

@@ -662,7 +662,7 @@ def part_environment(part: Part, plan: Plan) -> None:
 
 
 def _package_version() -> str:
-    from . import __version__
+    from .version import __version__
 
     return __version__
 

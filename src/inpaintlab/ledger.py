@@ -84,7 +84,7 @@ def ship_continued(
     segment in the card's ledger; on success the weights, held-out table and step are replaced. Returns
     (shipped?, why)."""
     from .checkpoint import read_header
-    from .pretrained import write_pretrained
+    from .shipping import write_pretrained
 
     weights_dir = Path(weights_dir)
     card_path = weights_dir / f"{name}.json"

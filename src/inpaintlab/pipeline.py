@@ -277,7 +277,7 @@ class InpaintPipeline:
     def from_checkpoint(cls, source: str | Path, device: str | torch.device = "cpu", **kwargs) -> "InpaintPipeline":
         """Pipeline for a checkpoint file, a classical method or a network with shipped weights
         (``inpaintlab models`` marks them). A network without weights is an error, never random output."""
-        from .pretrained import resolve_model
+        from .resolve import resolve_model
 
         return cls(resolve_model(source, device), device=device, **kwargs)
 

@@ -111,7 +111,7 @@ class ModelCatalog:
 
     def __init__(self, models: Sequence[str] = (), checkpoints: Sequence[str | Path] = (), device: str = "cpu"):
         from .checkpoint import read_header
-        from .pretrained import answerable_kind
+        from .resolve import answerable_kind
 
         self.device = device
         self.sources: dict[str, str | Path] = {}
@@ -243,7 +243,7 @@ def create_app(
     from fastapi.responses import FileResponse, Response
     from fastapi.staticfiles import StaticFiles
 
-    from . import __version__
+    from .version import __version__
 
     catalog = ModelCatalog(models, checkpoints, device)
     app = FastAPI(

@@ -40,7 +40,6 @@ from . import distributed
 from .checkpoint import (
     load_checkpoint,
     load_optimizer_parts,
-    load_weights,
     optimizer_parts,
     rng_state,
     save_checkpoint,
@@ -54,6 +53,7 @@ from .losses import DiscriminatorLoss, GeneratorLoss, check_aux_weights
 from .models import create_discriminator, create_model
 from .report import image_grid, strict_json
 from .run_folder import choose_start, finish, lock_run_folder, prepare, report_skipped_images
+from .state_dict import load_weights
 from .types import composite, contract_of
 
 _AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
