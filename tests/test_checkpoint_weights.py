@@ -191,3 +191,26 @@ def test_a_checkpoint_header_that_is_not_json_is_a_one_line_error(tmp_path):
     save_file({"generator.w": torch.zeros(2)}, str(path), metadata={"inpaintlab": "{not json"})
     with pytest.raises(InpaintlabError, match="not valid JSON"):
         read_header(path)
+
+
+def test_a_checkpoint_named_in_any_script_is_served(checkpoint, picture_and_hole, tmp_path, expected):
+    """Issue 20 item 18: a checkpoint named 模型.safetensors made every response a 500 (its name went into a
+    Latin-1 header). The header now carries it percent-encoded."""
+    import shutil
+    from urllib.parse import unquote
+
+    from fastapi.testclient import TestClient
+
+    named = tmp_path / "模型.safetensors"
+    shutil.copy(checkpoint, named)
+    picture, hole = picture_and_hole
+    files = {}
+    for field, array in (("image", picture), ("mask", hole.astype(np.uint8) * 255)):
+        buffer = io.BytesIO()
+        Image.fromarray(array).save(buffer, format="PNG")
+        files[field] = (f"{field}.png", buffer.getvalue(), "image/png")
+    with TestClient(create_app(checkpoints=[str(named)]), base_url="http://127.0.0.1") as client:
+        response = client.post("/api/inpaint", files=files, data={"model": "模型", "strategy": "pad"})
+    assert response.status_code == 200, response.text
+    assert unquote(response.headers["X-Inpaint-Model"]) == "模型"
+    np.testing.assert_array_equal(np.asarray(Image.open(io.BytesIO(response.content)).convert("RGB"))[hole], expected)

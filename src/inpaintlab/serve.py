@@ -20,6 +20,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
+from urllib.parse import quote
 
 import numpy as np
 from PIL import Image
@@ -298,7 +299,7 @@ def create_app(
         except InpaintlabError as err:
             raise HTTPException(400, str(err)) from None
         headers = {
-            "X-Inpaint-Model": name,
+            "X-Inpaint-Model": quote(name),  # percent-encoded: a header carries Latin-1 only (模型.safetensors)
             "X-Inpaint-Strategy": strategy,
             "X-Inpaint-Seconds": f"{seconds:.4f}",  # decode, fill and encode: the job's own compute
             "X-Inpaint-Queue-Seconds": f"{waited:.4f}",  # waiting behind other jobs
