@@ -234,3 +234,13 @@ def test_forged_host_and_cross_origin_posts_are_refused(client):
     assert refused.status_code == 403
     same = client.post("/api/inpaint", files=files, headers={"Origin": "http://127.0.0.1"})
     assert same.status_code == 415  # past the check: the bytes are not an image
+
+
+def test_serve_on_a_port_in_use_is_one_line_and_never_says_serving(capsys):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        assert cli.main(["serve", "--model", "telea", "--port", str(port)]) == 2
+    captured = capsys.readouterr()
+    assert f"cannot serve on 127.0.0.1:{port}" in captured.err and "serving on" not in captured.out

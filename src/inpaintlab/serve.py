@@ -375,6 +375,19 @@ def _inpaint_png(catalog, limits, name, strategy, image_bytes, mask_bytes) -> tu
     return buffer.getvalue(), time.perf_counter() - start, strategy
 
 
+def _check_free(host: str, port: int) -> None:
+    """Fail with one line before saying "serving on" when ``port`` cannot be bound on ``host``."""
+    import socket
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as err:
+            raise InpaintlabError(f"cannot serve on {host}:{port}: {err.strerror or err}; choose another --port") from None
+
+
 def serve(
     host: str = "127.0.0.1",
     port: int = 8000,
@@ -389,6 +402,7 @@ def serve(
     everywhere = host in ("0.0.0.0", "::", "")  # bound to every interface on purpose: any Host, same-origin POSTs
     hosts = None if everywhere else LOOPBACK_NAMES if host in LOOPBACK_NAMES else (*LOOPBACK_NAMES, host)
     app = create_app(models, checkpoints, device, limits, hosts)
+    _check_free(host, port)
     print(f"inpaintlab: serving on http://{host}:{port}/ (API schema at /openapi.json)", flush=True)
     # idle connections close after 5 s, at most 64 connections (then 503), and one SIGTERM stops the server
     # within 10 s even with a job in flight
