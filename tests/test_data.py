@@ -383,3 +383,25 @@ def test_load_image_normalises_modes_and_orientation(tmp_path):
 
     with pytest.raises(InpaintlabError, match="not found: .*absent.png"):
         load_image(tmp_path / "absent.png")
+
+
+def test_folders_linked_into_a_data_root_are_followed_once(tmp_path):
+    """Issue 20 item 11: symlinked subfolders were skipped in silence; a link back to an ancestor must not loop."""
+    import os
+
+    import numpy as np
+    from PIL import Image
+
+    from inpaintlab.data import _find_images
+
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    root = tmp_path / "root"
+    (root / "own").mkdir(parents=True)
+    for folder, n in ((elsewhere, 2), (root / "own", 1)):
+        for i in range(n):
+            Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(folder / f"{i}.png")
+    os.symlink(elsewhere, root / "linked")
+    os.symlink(root, root / "own" / "loop")  # a link to an ancestor
+    names = [name for _, name in _find_images(root)]
+    assert names == ["linked/0.png", "linked/1.png", "own/0.png"]

@@ -33,6 +33,7 @@ from __future__ import annotations
 import importlib.util
 import math
 import numbers
+import os
 import struct
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from functools import lru_cache
@@ -415,6 +416,20 @@ class ArrayDataset(_SampleDataset):
         return self.arrays[index], self.names[index]
 
 
+def _walk_images(root: Path) -> list[Path]:
+    """Image files under ``root``, following symlinked folders (a folder reached twice, as through a link
+    to an ancestor, is walked once)."""
+    found, seen = [], set()
+    for folder, subfolders, files in os.walk(root, followlinks=True):
+        real = os.path.realpath(folder)
+        if real in seen:
+            subfolders[:] = []
+            continue
+        seen.add(real)
+        found += [Path(folder) / f for f in files if Path(f).suffix.lower() in IMAGE_EXTENSIONS and (Path(folder) / f).is_file()]
+    return found
+
+
 def _find_images(source: str | Path | Sequence[str | Path]) -> list[tuple[Path, str]]:
     """(path, name) pairs from a folder, a ``.txt`` list or a list of paths (see ``ImageDataset``)."""
     if isinstance(source, (list, tuple)):
@@ -423,9 +438,7 @@ def _find_images(source: str | Path | Sequence[str | Path]) -> list[tuple[Path, 
         return [(Path(p), str(p)) for p in source]
     root = Path(source)
     if root.is_dir():
-        found = sorted(
-            (p.relative_to(root).as_posix(), p) for p in root.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file()
-        )
+        found = sorted((p.relative_to(root).as_posix(), p) for p in _walk_images(root))
         if not found:
             raise InpaintlabError(f"no images found in {root} (looked recursively for {', '.join(IMAGE_EXTENSIONS)})")
         return [(path, name) for name, path in found]
