@@ -40,7 +40,7 @@ def eval_table(eval_dir: str | Path, label: str) -> dict[str, Any]:
 
 def ship_rule(shipped: dict[str, float], candidate: dict[str, float]) -> tuple[bool, str]:
     """(ship?, why) for two ``overall`` tables measured on the same held-out pairs."""
-    falls = [k for k, name in (("psnr", "PSNR"), ("detail", "detail ratio")) if candidate[k] < shipped[k]]
+    falls = [name for k, name in (("psnr", "PSNR"), ("detail", "detail ratio")) if candidate[k] < shipped[k]]
     numbers = (
         f"PSNR {candidate['psnr']:.3f} vs {shipped['psnr']:.3f} dB, detail ratio {candidate['detail']:.3f} vs "
         f"{shipped['detail']:.3f}"
