@@ -29,21 +29,23 @@ test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
 # Continue training the shipped default in the background (one thread, resumable, outside the work tree):
-# `make continue`; follow it with `tail -f $(RUNS)/lgnet_compact_continue/train.log`, ship it by the
-# ledger's rule with `inpaintlab ship-continued` (README: "Keep the default improving").
+# `make continue` (or `make continue PRESET=lgnet_compact_texture`); follow it with
+# `tail -f $(RUNS)/$(PRESET)/train.log`, ship it by the ledger's rule with `inpaintlab ship-continued`
+# (README: "Keep the default improving").
 DATA ?= $(or $(INPAINTLAB_DATA),../shared/datasets)
 RUNS ?= $(HOME)/runs
+PRESET ?= lgnet_compact_continue
 # bf16 autocast only where the CPU has bf16 units (AMX or AVX512-BF16); emulated bf16 is slower than fp32
 AMP ?= $(if $(shell grep -m1 -o 'amx_bf16\|avx512_bf16' /proc/cpuinfo 2>/dev/null),bf16,none)
 continue: $(STAMP)
 	test -f $(RUNS)/split/train_images.txt || $(BIN)/inpaintlab split $(DATA) --out $(RUNS)/split
-	mkdir -p $(RUNS)/lgnet_compact_continue
-	OMP_NUM_THREADS=1 setsid nohup $(BIN)/inpaintlab train --preset lgnet_compact_continue \
-	  --out $(RUNS)/lgnet_compact_continue --resume auto --amp $(AMP) \
+	mkdir -p $(RUNS)/$(PRESET)
+	OMP_NUM_THREADS=1 setsid nohup $(BIN)/inpaintlab train --preset $(PRESET) \
+	  --out $(RUNS)/$(PRESET) --resume auto --amp $(AMP) \
 	  --set data.root=$(RUNS)/split/train_images.txt --set masks.source=$(RUNS)/split/train_masks.txt \
 	  --set data.val_root=$(RUNS)/split/heldout_images.txt --set masks.val_source=$(RUNS)/split/heldout_masks.txt \
-	  >> $(RUNS)/lgnet_compact_continue/train.log 2>&1 < /dev/null &
-	@echo "training in the background: $(RUNS)/lgnet_compact_continue (log: train.log)"
+	  >> $(RUNS)/$(PRESET)/train.log 2>&1 < /dev/null &
+	@echo "training in the background: $(RUNS)/$(PRESET) (log: train.log)"
 
 clean:
 	rm -rf $(VENV) runs
