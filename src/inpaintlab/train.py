@@ -259,6 +259,7 @@ class Trainer:
     def train_step(self, image: Tensor, mask: Tensor, extras: Mapping[str, Tensor] | None = None) -> dict[str, Tensor]:
         """One iteration on this rank's batch: image (B,3,H,W) [0,1], mask (B,1,H,W) 1 = hole, and ``extras``
         (``Sample.extras`` of a batch) holding the extra inputs the generator declares (``training_inputs``)."""
+        self._count_degenerate(mask)  # on the loader's CPU tensor: no device sync
         image, mask = image.to(self.device, non_blocking=True), mask.to(self.device, non_blocking=True)
         extras = extras or {}
         missing = [name for name in self.extra_inputs if name not in extras]
@@ -269,7 +270,6 @@ class Trainer:
                 "with extra_inputs=trainer.extra_inputs"
             )
         extra = {name: extras[name].to(self.device, non_blocking=True) for name in self.extra_inputs}
-        self._count_degenerate(mask)
         self.generator.train()
         with self._autocast():
             out = self.g_train(image, mask, **extra)
