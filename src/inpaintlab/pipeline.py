@@ -7,7 +7,7 @@
 Inputs are PIL images or uint8 arrays ((H,W), (H,W,3) or (H,W,4)); a mask is white (>127) = hole, or a
 bool array (True = hole). The result has the input's size and every pixel outside the hole equals the
 input's pixel exactly (the paste-back happens in uint8). The fill works on RGB; an input with alpha gets its
-alpha channel back unchanged (RGBA out), hole pixels included. Three strategies fit a model to the picture:
+alpha channel back unchanged (RGBA out), hole pixels included. Four strategies fit a model to the picture:
 
 ``pad``     run at full resolution, reflect-padded up to the model's ``size_multiple``; the mask is padded
             the same way, so hole content mirrored into the border is treated as hole, never as context.
