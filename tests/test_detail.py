@@ -23,6 +23,11 @@ def ratio(picture: np.ndarray, hole: np.ndarray) -> float:
     return float(detail_ratio(tensor(picture), torch.from_numpy(hole)[None, None].float())[0])
 
 
+def telea_fill(image, mask, out):
+    """``inpaintlab fill IMAGE --mask MASK --model telea -o OUT``."""
+    assert cli.main(["fill", str(image), "--mask", str(mask), "--model", "telea", "-o", str(out)]) == 0
+
+
 @pytest.fixture(scope="module")
 def photo_and_hole():
     """A built-in test photo at its own size (> 256 px) with a 10 % object-shaped hole."""
@@ -96,18 +101,7 @@ def test_fill_accepts_a_30_megapixel_photo(tmp_path):
     hole = np.zeros((height, width), np.uint8)
     hole[2000:2100, 3000:3200] = 255
     Image.fromarray(hole).save(tmp_path / "hole.png")
-    cli.main(
-        [
-            "fill",
-            str(tmp_path / "big.png"),
-            "--mask",
-            str(tmp_path / "hole.png"),
-            "--model",
-            "telea",
-            "-o",
-            str(tmp_path / "out.png"),
-        ]
-    )
+    telea_fill(tmp_path / "big.png", tmp_path / "hole.png", tmp_path / "out.png")
     result = np.asarray(Image.open(tmp_path / "out.png"))
     assert result.shape == photo.shape
     with pytest.raises(SystemExit):  # and the limit is the user's to set
@@ -126,18 +120,7 @@ def test_fill_returns_an_exif_rotated_photo_as_shown_with_the_hole_where_it_was_
     hole = np.zeros(shown.shape[:2], np.uint8)
     hole[5:15, 5:15] = 255  # drawn on the shown picture
     Image.fromarray(hole).save(tmp_path / "hole.png")
-    cli.main(
-        [
-            "fill",
-            str(tmp_path / "phone.png"),
-            "--mask",
-            str(tmp_path / "hole.png"),
-            "--model",
-            "telea",
-            "-o",
-            str(tmp_path / "out.png"),
-        ]
-    )
+    telea_fill(tmp_path / "phone.png", tmp_path / "hole.png", tmp_path / "out.png")
     result = np.asarray(Image.open(tmp_path / "out.png").convert("RGB"))
     assert result.shape == shown.shape
     known = hole == 0
@@ -155,3 +138,14 @@ def test_detail_is_the_default_and_equals_resize_at_the_model_size(photo_and_hol
     small = cv2.resize(photo, (256, 256), interpolation=cv2.INTER_AREA)
     hole = object_mask(256, 256, 0.2, np.random.default_rng(0)) > 0
     np.testing.assert_array_equal(pipe(small, hole), pipe(small, hole, strategy="resize"))
+
+
+def test_the_fast_ssim_of_the_full_resolution_protocol_equals_the_metric():
+    """strategies' ssim_fast (OpenCV's separable filter) is an optimisation of metrics.ssim: same numbers."""
+    from inpaintlab.metrics import ssim
+    from inpaintlab.strategy_check import ssim_fast
+
+    rng = np.random.default_rng(0)
+    a = rng.integers(0, 256, (70, 90, 3), dtype=np.uint8)
+    b = np.clip(a.astype(int) + rng.integers(-40, 40, a.shape), 0, 255).astype(np.uint8)
+    assert ssim_fast(a, b) == pytest.approx(float(ssim(tensor(a).double(), tensor(b).double())[0]), abs=1e-9)

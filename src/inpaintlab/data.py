@@ -48,7 +48,7 @@ from torch.utils.data import Dataset, default_collate
 
 from .errors import InpaintlabError
 from .masks import MaskSource  # the one definition: source(rng) -> (1,size,size) float, 1 = hole
-from .pipeline import exif_upright
+from .pipeline import exif_upright, wide_grey_to_rgb
 from .types import Sample
 
 PREPROCESS_MODES = ("resize", "face_crop", "scene_crop", "crop", "none")
@@ -95,11 +95,7 @@ def load_image(path: str | Path) -> np.ndarray:
 def _to_rgb(image: Image.Image) -> np.ndarray:
     """PIL image of any mode -> (H,W,3) uint8 RGB (alpha over white, 16-bit grey scaled by 1/257)."""
     if image.mode.startswith("I;16") or image.mode == "I":
-        grey = np.asarray(image).astype(np.float64)
-        if image.mode != "I" or grey.max() > 255:
-            grey = grey / 257.0
-        grey8 = np.clip(np.rint(grey), 0, 255).astype(np.uint8)
-        return np.ascontiguousarray(np.repeat(grey8[:, :, None], 3, axis=2))
+        return wide_grey_to_rgb(image)
     if "A" in image.getbands() or "transparency" in image.info:
         rgba = np.asarray(image.convert("RGBA")).astype(np.float64)
         alpha = rgba[:, :, 3:] / 255.0

@@ -129,6 +129,16 @@ def is_greyscale(image: ImageLike) -> bool:
     return isinstance(image, np.ndarray) and (image.ndim == 2 or (image.ndim == 3 and image.shape[2] == 1))
 
 
+def wide_grey_to_rgb(image: Image.Image) -> np.ndarray:
+    """A 16- or 32-bit integer greyscale PIL image (modes I;16*, I) -> (H,W,3) uint8, scaled by 1/257 (for
+    mode I only when its values exceed 255), never clipped to white."""
+    grey = np.asarray(image).astype(np.float64)
+    if image.mode != "I" or grey.max() > 255:
+        grey = grey / 257.0
+    grey8 = np.clip(np.rint(grey), 0, 255).astype(np.uint8)
+    return np.ascontiguousarray(np.repeat(grey8[:, :, None], 3, axis=2))
+
+
 def to_rgb_array(image: ImageLike) -> np.ndarray:
     """PIL image or uint8 array ((H,W), (H,W,1|3|4)) -> contiguous uint8 (H,W,3).
 
@@ -137,11 +147,7 @@ def to_rgb_array(image: ImageLike) -> np.ndarray:
     """
     if isinstance(image, Image.Image):
         if image.mode.startswith("I;16") or image.mode == "I":
-            grey = np.asarray(image).astype(np.float64)
-            if image.mode != "I" or grey.max() > 255:
-                grey = grey / 257.0
-            grey8 = np.clip(np.rint(grey), 0, 255).astype(np.uint8)
-            return np.ascontiguousarray(np.repeat(grey8[:, :, None], 3, axis=2))
+            return wide_grey_to_rgb(image)
         if image.mode == "F":
             raise InpaintlabError("32-bit float images (PIL mode F) are not supported; save the image as 8- or 16-bit")
         return np.asarray(image.convert("RGB"), dtype=np.uint8).copy()

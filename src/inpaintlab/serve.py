@@ -261,6 +261,17 @@ def create_app(
     app.add_middleware(SameOriginMiddleware, hosts=hosts)  # outermost: checked before anything is read
     app.mount("/static", StaticFiles(directory=WEB_DIR), name="static")
 
+    async def queued(job, request: Request):
+        """``jobs.run`` with the input errors as HTTP statuses: too large 413, not an image 415, else 400."""
+        try:
+            return await jobs.run(job, request.is_disconnected)
+        except ImageTooLargeError as err:
+            raise HTTPException(413, str(err)) from None
+        except UnsupportedImageError as err:
+            raise HTTPException(415, str(err)) from None
+        except InpaintlabError as err:
+            raise HTTPException(400, str(err)) from None
+
     @app.get("/", include_in_schema=False)
     def index() -> FileResponse:
         return FileResponse(WEB_DIR / "index.html", media_type="text/html")
@@ -290,14 +301,7 @@ def create_app(
         image_bytes, mask_bytes = await image.read(), await mask.read()
         name = model or next(iter(catalog.sources))
         job = functools.partial(_inpaint_png, catalog, limits, name, strategy, image_bytes, mask_bytes)
-        try:
-            (png, seconds, strategy), waited = await jobs.run(job, request.is_disconnected)
-        except ImageTooLargeError as err:
-            raise HTTPException(413, str(err)) from None
-        except UnsupportedImageError as err:
-            raise HTTPException(415, str(err)) from None
-        except InpaintlabError as err:
-            raise HTTPException(400, str(err)) from None
+        (png, seconds, strategy), waited = await queued(job, request)
         headers = {
             "X-Inpaint-Model": quote(name),  # percent-encoded: a header carries Latin-1 only (模型.safetensors)
             "X-Inpaint-Strategy": strategy,
@@ -323,14 +327,7 @@ def create_app(
     ) -> Response:
         image_bytes = await image.read()
         job = functools.partial(_select_png, limits, image_bytes, (x0, y0, x1, y1), grow)
-        try:
-            (png, seconds), waited = await jobs.run(job, request.is_disconnected)
-        except ImageTooLargeError as err:
-            raise HTTPException(413, str(err)) from None
-        except UnsupportedImageError as err:
-            raise HTTPException(415, str(err)) from None
-        except InpaintlabError as err:
-            raise HTTPException(400, str(err)) from None
+        (png, seconds), waited = await queued(job, request)
         headers = {"X-Inpaint-Seconds": f"{seconds:.4f}", "X-Inpaint-Queue-Seconds": f"{waited:.4f}"}
         return Response(png, media_type="image/png", headers=headers)
 

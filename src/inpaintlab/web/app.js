@@ -43,6 +43,23 @@ function loadImageFile(file) {
   });
 }
 
+async function loadOrSay(file) {
+  // the opened image, or null after saying in the status line why it did not open
+  try {
+    return await loadImageFile(file);
+  } catch (err) {
+    setStatus(err.message, true);
+    return null;
+  }
+}
+
+async function failure(response) {
+  // an Error carrying the server's reason for a refused request
+  const body = await response.json().catch(() => ({}));
+  const detail = typeof body.detail === "string" ? body.detail : JSON.stringify(body.detail);
+  return new Error(`${response.status}: ${detail || response.statusText}`);
+}
+
 function resetMask() {
   mask.fillStyle = "black";
   mask.fillRect(0, 0, maskCanvas.width, maskCanvas.height);
@@ -240,10 +257,7 @@ async function selectObject(box) {
     for (const [key, value] of Object.entries(box)) form.append(key, String(Math.round(value)));
     form.append("grow", $("grow").value);
     const response = await fetch("/api/select", { method: "POST", body: form });
-    if (!response.ok) {
-      const body = await response.json().catch(() => ({}));
-      throw new Error(`${response.status}: ${body.detail || response.statusText}`);
-    }
+    if (!response.ok) throw await failure(response);
     const selected = await loadImageFile(await response.blob());
     pushUndo();
     const before = mask.globalCompositeOperation;
@@ -380,13 +394,8 @@ function showPicture(img, file) {
 }
 
 async function openImage(file) {
-  let img;
-  try {
-    img = await loadImageFile(file);
-  } catch (err) {
-    setStatus(err.message, true);
-    return;
-  }
+  const img = await loadOrSay(file);
+  if (!img) return;
   const pixels = img.naturalWidth * img.naturalHeight;
   if (pixels > maxPixels) {
     setStatus(
@@ -441,13 +450,8 @@ $("mask-file").addEventListener("change", async () => {
     setStatus("Open the image first, then its mask.", true);
     return;
   }
-  let img;
-  try {
-    img = await loadImageFile(file);
-  } catch (err) {
-    setStatus(err.message, true);
-    return;
-  }
+  const img = await loadOrSay(file);
+  if (!img) return;
   pushUndo();
   resetMask();
   mask.imageSmoothingEnabled = false;
@@ -504,11 +508,7 @@ $("run").addEventListener("click", async () => {
     form.append("model", model);
     form.append("strategy", $("strategy").value);
     const response = await fetch("/api/inpaint", { method: "POST", body: form, signal: running.signal });
-    if (!response.ok) {
-      const body = await response.json().catch(() => ({}));
-      const detail = typeof body.detail === "string" ? body.detail : JSON.stringify(body.detail);
-      throw new Error(`${response.status}: ${detail || response.statusText}`);
-    }
+    if (!response.ok) throw await failure(response);
     const blob = await response.blob();
     clearResult();
     const url = URL.createObjectURL(blob);
