@@ -37,6 +37,8 @@ RUNS ?= $(HOME)/runs
 PRESET ?= lgnet_compact_continue
 # bf16 autocast only where the CPU has bf16 units (AMX or AVX512-BF16); emulated bf16 is slower than fp32
 AMP ?= $(if $(shell grep -m1 -o 'amx_bf16\|avx512_bf16' /proc/cpuinfo 2>/dev/null),bf16,none)
+# more train options, e.g. a shorter schedule: SET="--set optim.epochs_constant=4 --set optim.epochs_decay=6"
+SET ?=
 continue: $(STAMP)
 	test -f $(RUNS)/split/train_images.txt || $(BIN)/inpaintlab split $(DATA) --out $(RUNS)/split
 	mkdir -p $(RUNS)/$(PRESET)
@@ -44,7 +46,7 @@ continue: $(STAMP)
 	  --out $(RUNS)/$(PRESET) --resume auto --amp $(AMP) \
 	  --set data.root=$(RUNS)/split/train_images.txt --set masks.source=$(RUNS)/split/train_masks.txt \
 	  --set data.val_root=$(RUNS)/split/heldout_images.txt --set masks.val_source=$(RUNS)/split/heldout_masks.txt \
-	  >> $(RUNS)/$(PRESET)/train.log 2>&1 < /dev/null &
+	  $(SET) >> $(RUNS)/$(PRESET)/train.log 2>&1 < /dev/null &
 	@echo "training in the background: $(RUNS)/$(PRESET) (log: train.log)"
 
 clean:

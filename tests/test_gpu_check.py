@@ -162,13 +162,9 @@ def test_smoke_continue_default_and_output_limits(smoke):
     assert len(files) <= gpu_check.MAX_OUT_FILES and all(p.stat().st_size < gpu_check.MAX_FILE_BYTES for p in files)
     names = {p.name for p in files}
     assert {gpu_check.REPORT_JSON, gpu_check.REPORT_MD, gpu_check.LOG_TXT} <= names
-    if item["improved"]:  # the weights come back in the shipped format, loadable into the model
-        from safetensors.torch import load_file
-
-        from inpaintlab.models import create_model
-
+    # which branch runs depends on 4 steps of training; both are also tested directly below
+    if item["improved"]:
         assert set(item["returned"]) == {"lgnet_tiny.safetensors", "lgnet_tiny.json"} <= names
-        create_model("lgnet_tiny").load_state_dict({k: v.float() for k, v in load_file(out / "lgnet_tiny.safetensors").items()})
         card = json.loads((out / "lgnet_tiny.json").read_text())
         assert card["gpu_continuation"]["heldout_after"]["psnr"] == pytest.approx(after["psnr"])
     else:
@@ -231,3 +227,49 @@ def test_guard_records_failures_and_runs_the_rest(tmp_path):
     assert saved["failures"] == ["demo/breaks: ZeroDivisionError: division by zero", "demo/problem: value too small"]
     assert "ZeroDivisionError" in (tmp_path / gpu_check.LOG_TXT).read_text()
     assert "| demo | partial |" in (tmp_path / gpu_check.REPORT_MD).read_text()
+
+
+def test_returned_weights_are_the_checkpoint_ema_in_the_shipped_format(tmp_path):
+    """The continue-default part's return path, run whatever the smoke's 4 steps did: the EMA generator
+    in fp16 (not the live one, not a fresh model) and a card that records the continuation."""
+    import torch
+    from safetensors.torch import load_file
+
+    from inpaintlab.checkpoint import save_checkpoint
+    from inpaintlab.models import create_model
+
+    torch.manual_seed(0)
+    live, ema = create_model("lgnet_tiny"), create_model("lgnet_tiny")
+    with torch.no_grad():
+        for p in ema.parameters():
+            p.add_(0.1 * torch.randn_like(p))
+    tensors = {f"generator.{k}": v for k, v in live.state_dict().items()}
+    tensors |= {f"generator_ema.{k}": v for k, v in ema.state_dict().items()}
+    ckpt = save_checkpoint(tmp_path / "step_4.safetensors", tensors, {"model": {"name": "lgnet_tiny", "kwargs": {}}, "step": 4})
+    out = tmp_path / "out"
+    out.mkdir()
+    before, after = {"psnr": 20.0, "count": 3}, {"psnr": 21.5, "count": 3}
+    result = {
+        "train": {"steps": 4, "seconds": 1.0},
+        "batch": 2,
+        "lr": 1e-4,
+        "shipped_eval": {"overall": before},
+        "continued_eval": {"overall": after},
+    }
+    card = {"name": "lgnet_tiny", "step": 100}
+    returned = gpu_check._return_weights(ckpt, out, card, result, ["python", "train", "--preset", "x"])
+    assert returned == ["lgnet_tiny.safetensors", "lgnet_tiny.json"]
+    shipped = load_file(str(out / "lgnet_tiny.safetensors"))
+    assert all(v.dtype == torch.float16 for v in shipped.values() if v.is_floating_point())
+    for name, value in ema.state_dict().items():
+        if value.is_floating_point():
+            torch.testing.assert_close(shipped[name].float(), value.half().float(), rtol=0, atol=0)
+    assert any(
+        not torch.equal(shipped[k].float(), v.half().float()) for k, v in live.state_dict().items() if v.is_floating_point()
+    )
+    create_model("lgnet_tiny").load_state_dict({k: v.float() for k, v in shipped.items()})
+    new_card = json.loads((out / "lgnet_tiny.json").read_text())
+    assert new_card["weights"] == {"file": "lgnet_tiny.safetensors", "dtype": "float16", "ema": True}
+    assert new_card["gpu_continuation"]["heldout_before"] == before
+    assert new_card["gpu_continuation"]["heldout_after"] == after
+    assert new_card["gpu_continuation"]["command"] == "train --preset x"
