@@ -7,7 +7,7 @@ import torch
 
 from inpaintlab.config import TrainConfig, load_config, save_config
 from inpaintlab.models import create_discriminator, create_model
-from inpaintlab.presets import COMPARE_IMAGES_PER_S, COMPARE_ROWS, COMPARE_SECONDS, PRESETS
+from inpaintlab.presets import ARCH_ROWS, COMPARE_IMAGES_PER_S, COMPARE_ROWS, COMPARE_SECONDS, PRESETS
 from inpaintlab.train import Trainer
 
 TINY = sorted(name for name in PRESETS if name.endswith("_tiny_builtin"))
@@ -266,3 +266,21 @@ def test_continuation_presets_start_from_the_shipped_weights_and_train_a_step(tm
     logs = trainer.train_step(sample.image, sample.mask, sample.extras)
     assert torch.isfinite(logs["g/total"]) and torch.isfinite(logs["d/loss"])
     assert ("g/fm" in logs) == (name == "lgnet_compact_texture")
+
+
+@pytest.mark.parametrize("row", sorted(ARCH_ROWS))
+def test_architecture_rows_differ_only_in_the_generator_and_train_a_step(tmp_path, row):
+    """The architecture choice (issue 23): one texture recipe, from scratch, with an lr decay; only the
+    generator's name and width differ between rows."""
+    cfg = ARCH_ROWS[row]
+    assert cfg.init_from is None and cfg.optim.schedule == "linear" and cfg.optim.epochs_decay > 0
+    assert cfg.loss.feature_matching > 0 and cfg.loss.adv_input == "final_composite"
+    reference = ARCH_ROWS["lgnet"]
+    assert dataclasses.replace(cfg, model=reference.model) == reference
+    assert cfg.model.discriminator == reference.model.discriminator
+    data = dataclasses.replace(cfg.data, root="synthetic:4", val_count=0)
+    cfg = dataclasses.replace(cfg, data=data, masks=dataclasses.replace(cfg.masks, source="box"), batch_size=2, amp="none")
+    trainer = Trainer(cfg, tmp_path)
+    sample = next(iter(trainer._loader(0, 0)))
+    logs = trainer.train_step(sample.image, sample.mask, sample.extras)
+    assert torch.isfinite(logs["g/total"]) and torch.isfinite(logs["g/fm"]) and torch.isfinite(logs["d/loss"])

@@ -605,6 +605,29 @@ COMPARE_ROWS: dict[str, TrainConfig] = {
 }
 PRESETS.update({f"compare_{row}": cfg for row, cfg in COMPARE_ROWS.items()})
 
+# ------------------------------------------------------- architecture choice for the default (issue 23)
+# Which generator to ship, by evidence: the two best designs of the 12-minute table, each trained from
+# scratch through one recipe so that only the generator differs: ``lgnet_compact_texture``'s losses (valid 1,
+# hole 6, TV 0.1 on the last output, LSGAN 0.1 on the final composite, feature matching 1.0 on LGNet's
+# half-width discriminator), its data, batch and EMA, and a schedule that includes the lr decay: 3 epochs
+# constant at 2e-4 then 4 of linear decay to 0 (~880 steps, ~14k crops; 45-60 min on one fp32 thread). Each
+# model keeps its parameter groups (LGNet: one Adam per stage, as its paper; PConv U-Net: one).
+_ARCH_RECIPE = dataclasses.replace(
+    _LGNET_COMPACT_TEXTURE,
+    init_from=None,
+    loss=dataclasses.replace(_LGNET_COMPACT_TEXTURE.loss, feature_outputs=(-1,)),
+    optim=dataclasses.replace(_LGNET_COMPACT_CPU.optim, epochs_constant=3, epochs_decay=4),
+    val_every=10_000,
+    ckpt_every=100,
+)
+ARCH_ROWS: dict[str, TrainConfig] = {
+    "lgnet": _ARCH_RECIPE,
+    "pconv_unet": dataclasses.replace(
+        _ARCH_RECIPE, model=dataclasses.replace(_ARCH_RECIPE.model, name="pconv_unet", kwargs=dict(_PCONV_COMPACT))
+    ),
+}
+PRESETS.update({f"arch_{row}": cfg for row, cfg in ARCH_ROWS.items()})
+
 
 def get_preset(name: str) -> TrainConfig:
     """The ``TrainConfig`` of preset ``name``; unknown names raise ``InpaintlabError`` listing the presets,
@@ -629,4 +652,4 @@ def resolve_train_config(
     return cfg, preset or Path(config_file).stem
 
 
-__all__ = ["COMPARE_ROWS", "COMPARE_SECONDS", "PRESETS", "get_preset", "resolve_train_config"]
+__all__ = ["ARCH_ROWS", "COMPARE_ROWS", "COMPARE_SECONDS", "PRESETS", "get_preset", "resolve_train_config"]
