@@ -4,10 +4,10 @@ import doctest
 
 import pytest
 
-from inpaintlab import detail, metrics, pretrained, select
+from inpaintlab import budget, detail, metrics, pretrained, select
 
 
-@pytest.mark.parametrize("module", [detail, metrics, pretrained, select], ids=lambda m: m.__name__)
+@pytest.mark.parametrize("module", [budget, detail, metrics, pretrained, select], ids=lambda m: m.__name__)
 def test_docstring_examples(module):
     result = doctest.testmod(module, raise_on_error=False, verbose=False)
     assert result.attempted > 0 and result.failed == 0, result

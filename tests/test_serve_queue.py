@@ -1,5 +1,6 @@
 """The server under contention (issue 20, items 2-3): one job at a time, a bounded queue answered with 503 +
-Retry-After when full, queue wait reported apart from compute, pad refused on large pictures."""
+Retry-After when full, queue wait reported apart from compute, pad refused on large pictures, a per-job
+time limit, and a running job cancelled when its client goes away."""
 
 import io
 import threading
@@ -12,6 +13,7 @@ import pytest
 from PIL import Image
 
 from inpaintlab import serve
+from inpaintlab.budget import JobStopped, check_budget
 from inpaintlab.serve import ServerLimits, create_app
 
 SLOW_SECONDS = 1.0
@@ -124,3 +126,46 @@ def test_select_returns_the_object_inside_a_box_as_a_grown_mask(live_server):
         f"{live_server}/api/select", files={"image": ("p.png", png(picture), "image/png")}, data={**data, "x1": "40"}, timeout=30
     )
     assert empty.status_code == 400 and "box" in empty.json()["detail"]
+
+
+@pytest.fixture
+def endless_jobs(monkeypatch, server_app):
+    """Every job runs until its budget stops it (checking every 10 ms, as the pipeline's loops do) or 10 s
+    pass; records how each ended."""
+    ended = []
+
+    def endless(*args):
+        began = time.perf_counter()
+        try:
+            while time.perf_counter() - began < 10:
+                check_budget()
+                time.sleep(0.01)
+        except JobStopped as err:
+            ended.append((type(err).__name__, time.perf_counter() - began))
+            raise
+        ended.append(("finished", time.perf_counter() - began))
+
+    monkeypatch.setattr(serve, "_inpaint_png", endless)
+    monkeypatch.setattr(server_app.state.jobs, "job_seconds", 0.5)
+    return ended
+
+
+def test_a_job_past_its_time_limit_is_stopped_with_503_and_the_next_one_runs(live_server, endless_jobs):
+    with httpx.Client(base_url=live_server, timeout=30) as client:
+        began = time.perf_counter()
+        response = client.post("/api/inpaint", files=files())
+        assert response.status_code == 503 and "0.5 s limit per job" in response.json()["detail"]
+        assert time.perf_counter() - began < 3
+        assert [how for how, _ in endless_jobs] == ["JobTimedOut"]
+        response = client.post("/api/inpaint", files=files())  # the queue is free again
+        assert response.status_code == 503 and len(endless_jobs) == 2
+
+
+def test_a_running_job_whose_client_went_away_is_cancelled(live_server, endless_jobs, server_app, monkeypatch):
+    monkeypatch.setattr(server_app.state.jobs, "job_seconds", 30.0)
+    with pytest.raises(httpx.ReadTimeout):
+        httpx.post(f"{live_server}/api/inpaint", files=files(), timeout=0.5)
+    deadline = time.monotonic() + 5
+    while not endless_jobs and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert endless_jobs and endless_jobs[0][0] == "JobCancelled" and endless_jobs[0][1] < 3, endless_jobs

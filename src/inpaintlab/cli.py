@@ -481,13 +481,18 @@ def _add_serve(sub) -> None:
         help="per uploaded image (default 4096*4096: the server faces the network, so its bound is its own)",
     )
     p.add_argument("--max-upload-mb", type=_positive_float, default=32.0, help="request body limit (default 32 MB)")
+    p.add_argument(
+        "--job-seconds", type=_positive_float, default=120.0, help="a job still running after this is stopped, 503 (default 120)"
+    )
     p.set_defaults(func=_cmd_serve)
 
 
 def _cmd_serve(args) -> None:
     from .serve import ServerLimits, serve
 
-    limits = ServerLimits(max_upload_bytes=int(args.max_upload_mb * (1 << 20)), max_pixels=args.max_pixels)
+    limits = ServerLimits(
+        max_upload_bytes=int(args.max_upload_mb * (1 << 20)), max_pixels=args.max_pixels, job_seconds=args.job_seconds
+    )
     serve(args.host, args.port, args.model, args.checkpoint, args.device, limits)
 
 

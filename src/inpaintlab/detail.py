@@ -33,6 +33,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from .budget import check_budget
+
 DETAIL_GRID = 128  # long side of the matching grid, in cells
 DETAIL_TOP_K = 4
 COHERENCE_SLACK = 1.3  # a neighbour's shifted source is taken when within 1.3x (+0.01) of the own distance
@@ -92,6 +94,8 @@ def _copy_residual(residual: Tensor, hole: Tensor, base: Tensor, cell: int, seed
     norm = torch.zeros((gh + 1) * cell, (gw + 1) * cell)
     ty, tx = (targets // gw).tolist(), (targets % gw).tolist()
     for n, (i, j) in enumerate(zip(ty, tx)):
+        if n % 4096 == 0:
+            check_budget()
         out[:, i * cell : i * cell + 2 * cell, j * cell : j * cell + 2 * cell] += blocks[:, n]
         norm[i * cell : i * cell + 2 * cell, j * cell : j * cell + 2 * cell] += weight
     out = out / norm.clamp_min(1e-6)
@@ -111,6 +115,7 @@ def _match(base: Tensor, grid: tuple[int, int], targets: Tensor, sources: Tensor
     k = min(top_k, len(sources))
     picks = []
     for chunk in targets.split(2048):
+        check_budget()
         distance = torch.cdist(described[chunk], source_features)
         nearest = distance.topk(k, dim=1, largest=False).indices
         pick = torch.randint(k, (len(chunk),), generator=generator)
@@ -134,7 +139,9 @@ def _propagate(described: Tensor, grid: tuple[int, int], targets: Tensor, source
     own = np.linalg.norm(feats[order] - feats[source_of[order]], axis=1)
     cost = dict(zip(order.tolist(), own.tolist()))
     for sweep, steps in ((order, (-1, -gw)), (order[::-1], (1, gw))):
-        for t in sweep.tolist():
+        for n, t in enumerate(sweep.tolist()):
+            if n % 4096 == 0:
+                check_budget()
             for step in steps:
                 near = t + step
                 if step in (-1, 1) and near // gw != t // gw or not 0 <= near < gh * gw or source_of[near] < 0:

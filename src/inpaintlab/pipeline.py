@@ -46,6 +46,7 @@ import torch.nn.functional as F
 from PIL import Image, ImageOps
 from torch import Tensor, nn
 
+from .budget import check_budget
 from .errors import InpaintlabError
 from .types import composite, contract_of, pad_to_multiple
 
@@ -309,11 +310,13 @@ class InpaintPipeline:
         results = [pic.copy() for pic in pictures]
         jobs = []
         for index, (picture, hole) in enumerate(zip(pictures, holes)):
+            check_budget()
             if hole.any():
                 jobs += self._jobs(index, picture, hole, strategy)
         self._run(jobs, results)
         if self.smooth_threshold:
             for picture, hole, result in zip(pictures, holes, results):
+                check_budget()
                 fill_smooth_regions(picture, hole, result, self.smooth_threshold)
         out = []
         for image, hole, result in zip(images, holes, results):
@@ -378,6 +381,7 @@ class InpaintPipeline:
             by_shape.setdefault(tuple(job.image.shape), []).append(job)
         for group in by_shape.values():
             for start in range(0, len(group), self.batch_size):
+                check_budget()
                 chunk = group[start : start + self.batch_size]
                 image = torch.stack([j.image for j in chunk]).to(self.device)
                 hole = torch.stack([j.hole for j in chunk]).to(self.device)
@@ -390,6 +394,7 @@ class InpaintPipeline:
                 pred = pred.clamp(0, 1)
                 filled = composite(pred, image, hole).float().cpu()
                 for job, out in zip(chunk, filled):
+                    check_budget()
                     _paste(job, out, results[job.index], self.detail_strength, self.seed)
 
 

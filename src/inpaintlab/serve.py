@@ -9,8 +9,9 @@ Untrusted input is checked before any work: the request body size (413), the ima
 the pixel count from the header before decoding (413), corrupt data, mask/image size mismatch and an
 all-hole mask (400), wrong field types (422). An empty mask returns the image unchanged. Models are built
 once, on first use, and cached. Jobs (decoding included) run one at a time in a worker thread behind a
-bounded queue (``JobQueue``: 503 + Retry-After when full), so the event loop keeps answering while a
-request computes and no client controls the server's memory or time.
+bounded queue (``JobQueue``: 503 + Retry-After when full), each within a time limit (503 past it) and
+cancelled when its client goes away, so the event loop keeps answering while a request computes and no
+client controls the server's memory or time.
 """
 
 import functools
@@ -25,6 +26,7 @@ from urllib.parse import quote
 import numpy as np
 from PIL import Image
 
+from .budget import Budget, JobCancelled, JobTimedOut, run_within
 from .errors import InpaintlabError
 from .pipeline import (
     STRATEGIES,
@@ -56,22 +58,25 @@ class ServerLimits:
     """Limits of a shared server. ``max_upload_bytes``: the whole request body; ``max_pixels``: per image;
     ``max_waiting``: jobs waiting behind the one running (decoding included) before 503 + Retry-After;
     ``max_pad_pixels``: the largest picture a network runs at full size (``pad``: its cost grows ~10x per
-    doubling of the side; 2048x2048 took minutes); ``detail``/``resize`` work on any allowed size."""
+    doubling of the side; 2048x2048 took minutes); ``detail``/``resize`` work on any allowed size;
+    ``job_seconds``: a job still running after this is stopped (503) at its next check (``budget``)."""
 
     max_upload_bytes: int = 32 << 20
     max_pixels: int = SERVER_MAX_PIXELS
     max_waiting: int = 8
     max_pad_pixels: int = 1024 * 1024
+    job_seconds: float = 120.0
 
 
 class JobQueue:
-    """One job at a time, at most ``max_waiting`` behind it; a waiting job whose client went away is dropped
-    before it runs. ``run`` returns (result, seconds waited)."""
+    """One job at a time, at most ``max_waiting`` behind it, each within ``job_seconds`` (``budget``). A
+    waiting job whose client went away is dropped before it runs; a running one is cancelled at its next
+    check. ``run`` returns (result, seconds waited)."""
 
-    def __init__(self, max_waiting: int):
+    def __init__(self, max_waiting: int, job_seconds: float):
         import asyncio
 
-        self.max_waiting, self.waiting = max_waiting, 0
+        self.max_waiting, self.waiting, self.job_seconds = max_waiting, 0, job_seconds
         self._turn = asyncio.Lock()
 
     async def run(self, job, disconnected):
@@ -99,7 +104,22 @@ class JobQueue:
                 self.waiting -= 1
         try:
             waited = time.perf_counter() - began
-            return await run_in_threadpool(job), waited
+            budget = Budget(self.job_seconds)
+            running = asyncio.ensure_future(run_in_threadpool(run_within, budget, job))
+            try:
+                while not running.done():
+                    await asyncio.wait({running}, timeout=0.25)
+                    if not running.done() and await disconnected():
+                        budget.cancel()  # the worker stops at its next check_budget()
+            except asyncio.CancelledError:  # the server is shutting down (SIGTERM): stop the worker too
+                budget.cancel()
+                raise
+            try:
+                return running.result(), waited
+            except JobCancelled:
+                raise HTTPException(499, "client went away; the job was cancelled") from None
+            except JobTimedOut as err:
+                raise HTTPException(503, str(err)) from None
         finally:
             self._turn.release()
 
@@ -256,7 +276,7 @@ def create_app(
     )
     app.state.catalog = catalog
     app.state.limits = limits
-    jobs = app.state.jobs = JobQueue(limits.max_waiting)
+    jobs = app.state.jobs = JobQueue(limits.max_waiting, limits.job_seconds)
     app.add_middleware(BodyLimitMiddleware, max_bytes=limits.max_upload_bytes)
     app.add_middleware(SameOriginMiddleware, hosts=hosts)  # outermost: checked before anything is read
     app.mount("/static", StaticFiles(directory=WEB_DIR), name="static")
