@@ -314,6 +314,18 @@ def test_fill_cli_lists_failures_exits_2_and_never_overwrites_inputs(tmp_path, c
     err = capsys.readouterr().err
     assert code == 2 and "3 of 4 image(s) failed" in err and "skipped owl.png" in err
     assert (tmp_path / "out" / "cat.png").is_file()
+    (tmp_path / "images" / ".DS_Store").write_bytes(b"junk")  # hidden files are left alone, and said so
+    (tmp_path / "images" / "._cat.png").write_bytes(b"AppleDouble")
+    cli.main(
+        ["fill", str(tmp_path / "images"), "--mask", str(tmp_path / "masks"), "--model", "telea", "-o", str(tmp_path / "out")]
+    )
+    err = capsys.readouterr().err
+    assert "left 2 hidden file(s) alone: .DS_Store, ._cat.png" in err and "3 of 4 image(s) failed" in err
+    hidden_only = tmp_path / "hidden_only"
+    hidden_only.mkdir()
+    (hidden_only / ".DS_Store").write_bytes(b"junk")
+    code = cli.main(["fill", str(hidden_only), "--mask", str(tmp_path / "masks"), "--model", "telea", "-o", str(tmp_path / "o2")])
+    assert code == 2 and "folder has no files (only hidden ones: .DS_Store)" in capsys.readouterr().err
     target = tmp_path / "images" / "cat.png"
     before = target.read_bytes()
     code = cli.main(["fill", str(target), "--mask", str(tmp_path / "masks" / "cat.png"), "--model", "telea", "-o", str(target)])

@@ -133,6 +133,22 @@ def test_checkpoints_are_served_by_stem_and_cached(tmp_path):
         assert catalog.get("tiny") is catalog.get("tiny")
 
 
+def test_a_checkpoint_that_vanished_is_503_naming_the_model_never_the_server_path(tmp_path, capsys):
+    from fastapi.testclient import TestClient
+
+    model = create_model("lgnet_tiny")
+    tensors = {f"generator.{k}": v for k, v in model.state_dict().items()}
+    path = save_checkpoint(tmp_path / "tiny.safetensors", tensors, {"model": {"name": "lgnet_tiny", "kwargs": {}}})
+    app = create_app(models=["telea"], checkpoints=[path], limits=LIMITS)
+    path.unlink()  # removed after start-up, before its first request
+    with TestClient(app, base_url="http://127.0.0.1") as test_client:
+        response = test_client.post("/api/inpaint", files=valid_files(), data={"model": "tiny"})
+        assert response.status_code == 503 and "'tiny' cannot be loaded" in response.json()["detail"]
+        assert str(tmp_path) not in response.text
+        assert str(path) in capsys.readouterr().err  # the operator's log has the reason
+        assert test_client.post("/api/inpaint", files=valid_files(), data={"model": "telea"}).status_code == 200
+
+
 def test_serve_cli_rejects_an_unknown_model_before_listening(capsys):
     assert cli.main(["serve", "--model", "no_such_model", "--port", "1"]) == 2
     assert "no_such_model: neither a checkpoint file nor a registered model name" in capsys.readouterr().err

@@ -457,6 +457,8 @@ def _cmd_fill(args) -> None:
     finally:
         _leave_torchrun()
     print(f"wrote {len(report.written)} file(s) to {args.out}")
+    if report.hidden:
+        print(f"  left {len(report.hidden)} hidden file(s) alone: {', '.join(report.hidden)}", file=sys.stderr)
     if report.interrupted:
         finished = ", ".join(p.name for p in report.written) or "none"
         raise InpaintlabError(f"interrupted while filling {report.interrupted} (nothing written for it); finished: {finished}")

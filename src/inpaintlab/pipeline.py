@@ -35,7 +35,7 @@ import io
 import os
 import struct
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence, Union
 
@@ -547,12 +547,14 @@ LOSSY_SUFFIXES = (".jpg", ".jpeg", ".webp")
 
 @dataclass
 class FillReport:
-    """What ``fill_paths`` did: files written, ``(input name, reason)`` for each pair it skipped, and the
-    input it was working on when interrupted (Ctrl-C), if it was."""
+    """What ``fill_paths`` did: files written, ``(input name, reason)`` for each pair it skipped, the hidden
+    files of the image folder it left alone (names starting with "."), and the input it was working on when
+    interrupted (Ctrl-C), if it was."""
 
     written: list[Path]
     failed: list[tuple[str, str]]
     interrupted: str | None = None
+    hidden: list[str] = field(default_factory=list)
 
 
 def _check_output(target: Path, inputs: set[tuple[int, int]], allow_lossy: bool, has_alpha: bool) -> None:
@@ -613,7 +615,7 @@ def fill_paths(
     for path in (images, masks):
         if not path.exists():
             raise InpaintlabError(f"{path}: no such file or folder")
-    image_files = _listing(images) if images.is_dir() else [images]
+    image_files, hidden = _listing(images) if images.is_dir() else ([images], [])
     rank, world = shard
     mine = set(sorted({p.stem for p in image_files})[rank::world])
     image_files = [p for p in image_files if p.stem in mine]
@@ -621,7 +623,7 @@ def fill_paths(
     mask_files = [p for found in mask_by_stem.values() for p in found] if mask_by_stem else [masks]
     inputs = {(p.stat().st_dev, p.stat().st_ino) for p in [*image_files, *mask_files]}
     single_file = images.is_file() and out.suffix.lower() in OUTPUT_SUFFIXES
-    report = FillReport([], [])
+    report = FillReport([], [], hidden=[p.name for p in hidden])
     for image_file in tqdm(image_files, desc="fill", unit="image"):
         target = out if single_file else out / f"{image_file.stem}.png"
         try:
@@ -648,16 +650,19 @@ def fill_paths(
     return report
 
 
-def _listing(folder: Path) -> list[Path]:
-    files = sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
+def _listing(folder: Path) -> tuple[list[Path], list[Path]]:
+    """(files, hidden files: names starting with ".", such as .DS_Store or macOS's ._photo.jpg) of ``folder``."""
+    entries = sorted(p for p in folder.iterdir() if p.is_file())
+    files = [p for p in entries if not p.name.startswith(".")]
     if not files:
-        raise InpaintlabError(f"{folder}: folder has no files")
-    return files
+        hidden = f" (only hidden ones: {', '.join(p.name for p in entries)})" if entries else ""
+        raise InpaintlabError(f"{folder}: folder has no files{hidden}")
+    return files, [p for p in entries if p.name.startswith(".")]
 
 
 def _stems(folder: Path) -> dict[str, list[Path]]:
     by_stem: dict[str, list[Path]] = {}
-    for path in _listing(folder):
+    for path in _listing(folder)[0]:
         by_stem.setdefault(path.stem, []).append(path)
     return by_stem
 

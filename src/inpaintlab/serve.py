@@ -16,6 +16,7 @@ client controls the server's memory or time.
 
 import functools
 import io
+import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -124,6 +125,10 @@ class JobQueue:
             self._turn.release()
 
 
+class ModelUnavailableError(InpaintlabError):
+    """A served model's weights cannot be loaded (a checkpoint file that vanished or broke after start-up)."""
+
+
 class ModelCatalog:
     """The models a server offers, by name: registered names and checkpoint files (named by stem).
 
@@ -162,7 +167,13 @@ class ModelCatalog:
             raise InpaintlabError(f"model {name!r} is not served here; choose one of {', '.join(self.sources)}")
         with self._build_lock:
             if name not in self._pipelines:
-                self._pipelines[name] = InpaintPipeline.from_checkpoint(self.sources[name], device=self.device)
+                try:
+                    self._pipelines[name] = InpaintPipeline.from_checkpoint(self.sources[name], device=self.device)
+                except InpaintlabError as err:  # the full reason (with the server's paths) goes to its log only
+                    print(f"inpaintlab: cannot load model {name!r}: {err}", file=sys.stderr, flush=True)
+                    raise ModelUnavailableError(
+                        f"model {name!r} cannot be loaded on this server (its log says why); choose another"
+                    ) from None
             return self._pipelines[name]
 
     def describe(self) -> list[dict]:
@@ -289,6 +300,8 @@ def create_app(
             raise HTTPException(413, str(err)) from None
         except UnsupportedImageError as err:
             raise HTTPException(415, str(err)) from None
+        except ModelUnavailableError as err:
+            raise HTTPException(503, str(err)) from None
         except InpaintlabError as err:
             raise HTTPException(400, str(err)) from None
 
