@@ -1,7 +1,8 @@
 """The real page in headless Chromium (Playwright's Python driver, Debian's /usr/bin/chromium): open an
 image, paint a stroke with the mouse, inpaint with telea, and check the result differs from the input
-only inside the stroke. Undo and Clear are checked through the results they lead to. A screenshot is
-saved to runs/test-artifacts/web_page.png.
+only inside the stroke. Undo, redo (strokes and renders), Clear and Compare are checked through the
+pixels they lead to; Cancel through the server's queue. A screenshot is saved to
+runs/test-artifacts/web_page.png.
 
 Needs `apt-get install -y chromium` (CI installs it); skipped with that reason when it is absent.
 """
@@ -72,11 +73,25 @@ def run_inpaint(page):
         page.click("#run")
     assert response_info.value.status == 200
     page.wait_for_function("document.getElementById('status').textContent.startsWith('Done')")
+    return shown_result(page)
+
+
+def shown_result(page):
+    """The image the result panel shows now, as (H,W,3) uint8."""
     shown = page.evaluate(
         """async () => { const response = await fetch(document.getElementById('result').src);
         return Array.from(new Uint8Array(await response.arrayBuffer())); }"""
     )
     return np.asarray(Image.open(io.BytesIO(bytes(shown))).convert("RGB"))
+
+
+def canvas_pixels(page):
+    """What the editing canvas shows (picture + red hole overlay), as (H,W,3) uint8."""
+    width, height, data = page.evaluate(
+        """() => { const c = document.getElementById('canvas');
+        return [c.width, c.height, Array.from(c.getContext('2d').getImageData(0, 0, c.width, c.height).data)]; }"""
+    )
+    return np.asarray(data, np.uint8).reshape(height, width, 4)[:, :, :3]
 
 
 def drag(page, start, end):
@@ -161,6 +176,24 @@ def test_paint_a_stroke_and_inpaint_in_the_real_page(live_server, tmp_path):
             page.keyboard.press("Control+z")
             page.keyboard.press("Control+z")
             page.wait_for_function("document.getElementById('status').textContent.startsWith('Back to the previous')")
+            assert np.abs(canvas_pixels(page).astype(int) - picture).max() <= 1  # the picture before the render
+            # Redo: the render, then its stroke; filled again, the same second result
+            page.keyboard.press("Control+Shift+z")
+            page.wait_for_function("document.getElementById('status').textContent.startsWith('Editing the result again')")
+            assert np.abs(canvas_pixels(page).astype(int) - first).max() <= 1
+            page.keyboard.press("Control+Shift+z")
+            assert page.is_disabled("#redo")
+            np.testing.assert_array_equal(run_inpaint(page), second)
+            # Compare: another model on the same hole; holding the button shows the previous result
+            page.select_option("#model", "navier_stokes")
+            other = run_inpaint(page)
+            assert (other != second).any() and "telea" in page.text_content("#compare")
+            page.dispatch_event("#compare", "pointerdown")
+            np.testing.assert_array_equal(shown_result(page), second)
+            assert page.text_content("#result-label").startswith("telea")
+            page.dispatch_event("#compare", "pointerup")
+            np.testing.assert_array_equal(shown_result(page), other)
+            page.select_option("#model", "telea")
             # Select object: a box dragged around the red bar becomes a mask that covers the bar.
             page.click("#clear")
             page.check("#select-mode")
@@ -200,3 +233,61 @@ def test_paint_a_stroke_and_inpaint_in_the_real_page(live_server, tmp_path):
     assert core_bar.sum() > 300
     assert changed[core_bar].all()
     assert (result[core_bar][:, 0].astype(int) < 230).mean() > 0.9
+
+
+def test_cancel_stops_a_running_job_and_the_server_is_idle_within_2_s(live_server, server_app, tmp_path, monkeypatch):
+    """A long job (one that would run 30 s, checking its budget as the pipeline does) is cancelled from the
+    page: the server's queue is empty again within 2 s, and other requests are answered while it runs."""
+    import time
+
+    import httpx
+
+    from inpaintlab import serve
+    from inpaintlab.budget import JobStopped, check_budget
+
+    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright not installed (pip install playwright)")
+    ended = []
+
+    def long_job(*args):
+        began = time.perf_counter()
+        try:
+            while time.perf_counter() - began < 30:
+                check_budget()
+                time.sleep(0.01)
+        except JobStopped as err:
+            ended.append(type(err).__name__)
+            raise
+
+    monkeypatch.setattr(serve, "_inpaint_png", long_job)
+    image_path = tmp_path / "photo.png"
+    Image.fromarray(bar_picture()).save(image_path)
+    status = lambda: httpx.get(f"{live_server}/api/status", timeout=5).json()  # noqa: E731
+    with sync_api.sync_playwright() as playwright:
+        context = playwright.chromium.launch_persistent_context(
+            str(tmp_path / "profile"), executable_path=CHROMIUM, headless=True, args=CHROMIUM_FLAGS
+        )
+        try:
+            page = context.new_page()
+            page.goto(live_server + "/")
+            page.wait_for_selector("#model option[value='telea']", state="attached")
+            page.set_input_files("#image-file", str(image_path))
+            page.wait_for_function(f"document.getElementById('canvas').width === {WIDTH}")
+            drag(page, *STROKE)
+            page.click("#run")
+            deadline = time.monotonic() + 10
+            while not status()["running"] and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert status()["running"]
+            page.wait_for_function(
+                "/Inpainting\\.\\.\\. [0-9.]+ s \\(running\\)/.test(document.getElementById('status').textContent)"
+            )
+            began = time.monotonic()
+            assert httpx.get(f"{live_server}/api/models", timeout=5).status_code == 200  # answered meanwhile
+            page.click("#cancel")
+            while status()["running"] and time.monotonic() - began < 5:
+                time.sleep(0.05)
+            idle_after = time.monotonic() - began
+            assert page.text_content("#status") == "Cancelled."
+        finally:
+            context.close()
+    assert idle_after < 2 and ended == ["JobCancelled"], (idle_after, ended)

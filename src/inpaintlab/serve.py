@@ -1,9 +1,10 @@
 """Web server: one static page to paint a hole and inpaint it, plus a small JSON API (FastAPI).
 
-``GET /`` the page (``web/``), ``GET /api/models`` the models, strategies and limits on offer, ``POST
-/api/inpaint`` multipart ``image`` + ``mask`` files (+ ``model``, ``strategy`` fields) -> ``image/png``,
-``POST /api/select`` an ``image`` and a box -> the object's mask (GrabCut). The OpenAPI schema is at
-``/openapi.json``. Only loopback host names (or ``--host``) and same-origin POSTs are served.
+``GET /`` the page (``web/``), ``GET /api/models`` the models, strategies and limits on offer, ``GET
+/api/status`` the job queue (running, waiting), ``POST /api/inpaint`` multipart ``image`` + ``mask`` files
+(+ ``model``, ``strategy`` fields) -> ``image/png``, ``POST /api/select`` an ``image`` and a box -> the
+object's mask (GrabCut). The OpenAPI schema is at ``/openapi.json``. Only loopback host names (or
+``--host``) and same-origin POSTs are served.
 
 Untrusted input is checked before any work: the request body size (413), the image type by content (415),
 the pixel count from the header before decoding (413), corrupt data, mask/image size mismatch and an
@@ -79,6 +80,10 @@ class JobQueue:
 
         self.max_waiting, self.waiting, self.job_seconds = max_waiting, 0, job_seconds
         self._turn = asyncio.Lock()
+
+    @property
+    def running(self) -> bool:
+        return self._turn.locked()
 
     async def run(self, job, disconnected):
         import asyncio
@@ -317,6 +322,10 @@ def create_app(
             "strategies": list(STRATEGIES),
             "limits": {"max_upload_bytes": limits.max_upload_bytes, "max_pixels": limits.max_pixels},
         }
+
+    @app.get("/api/status", summary="The job queue now: whether a job is running and how many wait")
+    def queue_status() -> dict:
+        return {"running": jobs.running, "waiting": jobs.waiting, "max_waiting": jobs.max_waiting}
 
     @app.post(
         "/api/inpaint",

@@ -18,8 +18,10 @@ const TINT = "rgba(255, 0, 0, 0.55)"; // how the hole shows on the picture
 let picture = null; // HTMLImageElement of the image being edited
 let pictureFile = null; // its file, sent as-is (the opened file, or a render being edited further)
 let inputName = "image"; // stem of the opened file: downloads are named after it
-let undoStack = [];
+let undoStack = []; // mask edits: {rect, data} = the pixels of ``rect`` before the edit
 let renders = []; // earlier pictures ({picture, file}) when editing a result further: Undo steps back to them
+let redoStack = []; // what Undo took back, newest last: {rect, data} mask edits or {picture, file} renders
+let previousResult = null; // the result before the latest one ({url, label}): hold Compare to see it
 let lastPoint = null;
 let dirty = null; // image-pixel box {x0, y0, x1, y1} the stroke in progress touched
 let redrawPending = false;
@@ -117,7 +119,13 @@ function pushUndo(rect = wholeImage(), from = mask) {
   // keep only the pixels a change touches: a stroke's box, not a full-size copy of the mask
   undoStack.push({ rect, data: from.getImageData(rect.x, rect.y, rect.w, rect.h) });
   if (undoStack.length > UNDO_DEPTH) undoStack.shift();
-  $("undo").disabled = false;
+  redoStack = []; // a new edit: what was undone can no longer be redone
+  updateHistoryButtons();
+}
+
+function updateHistoryButtons() {
+  $("undo").disabled = undoStack.length === 0 && renders.length === 0;
+  $("redo").disabled = redoStack.length === 0;
 }
 
 function imagePoint(event) {
@@ -305,20 +313,42 @@ canvas.addEventListener("pointercancel", endStroke);
 
 $("brush-size").addEventListener("input", () => setBrush(Number($("brush-size").value)));
 
+function swapMask({ rect, data }) {
+  // put ``data`` back into ``rect``; returns the entry that undoes this
+  const now = { rect, data: mask.getImageData(rect.x, rect.y, rect.w, rect.h) };
+  mask.putImageData(data, rect.x, rect.y);
+  binariseMask(rect);
+  return now;
+}
+
 function undo() {
   if (undoStack.length) {
-    const { rect, data } = undoStack.pop();
-    mask.putImageData(data, rect.x, rect.y);
-    binariseMask(rect);
+    redoStack.push(swapMask(undoStack.pop()));
   } else if (renders.length) {
+    redoStack.push({ picture, file: pictureFile });
     const previous = renders.pop();
     showPicture(previous.picture, previous.file);
-    setStatus("Back to the previous picture.");
+    setStatus("Back to the previous picture (Redo returns to the result).");
   }
-  $("undo").disabled = undoStack.length === 0 && renders.length === 0;
+  updateHistoryButtons();
+  redraw();
+}
+
+function redo() {
+  const entry = redoStack.pop();
+  if (!entry) return;
+  if (entry.rect) {
+    undoStack.push(swapMask(entry));
+  } else {
+    renders.push({ picture, file: pictureFile });
+    showPicture(entry.picture, entry.file);
+    setStatus("Editing the result again.");
+  }
+  updateHistoryButtons();
   redraw();
 }
 $("undo").addEventListener("click", undo);
+$("redo").addEventListener("click", redo);
 
 function setBrush(size) {
   const range = $("brush-size");
@@ -338,7 +368,11 @@ for (const type of ["pointerup", "pointerleave", "pointercancel"]) {
 
 document.addEventListener("keydown", (event) => {
   if (event.target instanceof HTMLInputElement && !["range", "checkbox"].includes(event.target.type)) return;
-  if ((event.ctrlKey || event.metaKey) && event.key.toLowerCase() === "z") {
+  const key = event.key.toLowerCase();
+  if ((event.ctrlKey || event.metaKey) && (key === "y" || (key === "z" && event.shiftKey))) {
+    event.preventDefault();
+    redo();
+  } else if ((event.ctrlKey || event.metaKey) && key === "z") {
     event.preventDefault();
     undo();
   } else if (event.key === "[" || event.key === "]") {
@@ -374,9 +408,30 @@ function clearResult() {
   const result = $("result");
   if (result.src) URL.revokeObjectURL(result.src);
   result.removeAttribute("src");
+  delete result.dataset.url;
+  $("result-label").textContent = "";
   result.hidden = true;
   $("download").hidden = true;
   $("continue").disabled = true;
+}
+
+function forgetPreviousResult() {
+  if (previousResult) URL.revokeObjectURL(previousResult.url);
+  previousResult = null;
+  $("compare").disabled = true;
+  $("compare").textContent = "Hold: previous result";
+}
+
+function holdPrevious(on) {
+  // show the previous result (another model or strategy on the same picture) while held
+  const result = $("result");
+  if (!previousResult || !result.dataset.url) return;
+  result.src = on ? previousResult.url : result.dataset.url;
+  $("result-label").textContent = on ? previousResult.label : result.dataset.label;
+}
+$("compare").addEventListener("pointerdown", () => holdPrevious(true));
+for (const type of ["pointerup", "pointerleave", "pointercancel"]) {
+  $("compare").addEventListener(type, () => holdPrevious(false));
 }
 
 function showPicture(img, file) {
@@ -389,6 +444,7 @@ function showPicture(img, file) {
   resetMask();
   undoStack = [];
   for (const id of ["clear", "run", "original"]) $(id).disabled = false;
+  updateHistoryButtons();
   applyZoom();
   redraw();
 }
@@ -406,10 +462,11 @@ async function openImage(file) {
     return;
   }
   clearResult();
+  forgetPreviousResult();
   renders = [];
+  redoStack = [];
   inputName = file.name.replace(/\.[^.]*$/, "") || "image";
   showPicture(img, file);
-  $("undo").disabled = true;
   setStatus(`${file.name}: ${img.naturalWidth}x${img.naturalHeight}. Paint the hole.`);
 }
 
@@ -437,8 +494,8 @@ $("continue").addEventListener("click", async () => {
   const blob = await (await fetch(result.src)).blob();
   const img = await loadImageFile(blob);
   renders.push({picture, file: pictureFile});
+  redoStack = [];
   showPicture(img, new File([blob], `${inputName}-inpainted.png`, {type: "image/png"}));
-  $("undo").disabled = false;
   setStatus("Editing the result: paint what should go next (Undo returns to the previous picture).");
 });
 
@@ -484,6 +541,32 @@ function maskIsEmpty() {
   return true;
 }
 
+function keepAsPrevious() {
+  // the result on show becomes the one Compare flips to (its object URL stays alive for that)
+  const result = $("result");
+  if (!result.dataset.url) return;
+  if (previousResult) URL.revokeObjectURL(previousResult.url);
+  previousResult = { url: result.dataset.url, label: result.dataset.label };
+  result.removeAttribute("src"); // clearResult must not revoke it
+  delete result.dataset.url;
+  $("compare").disabled = false;
+  $("compare").textContent = `Hold: previous result (${previousResult.label})`;
+}
+
+async function showProgress(began) {
+  // wall time since Inpaint, and what the server's queue holds now (GET /api/status)
+  if (!running) return;
+  const seconds = ((performance.now() - began) / 1000).toFixed(1);
+  let queue = "";
+  try {
+    const state = await (await fetch("/api/status")).json();
+    queue = state.waiting > 0 ? `queued: ${state.waiting} waiting` : state.running ? "running" : "";
+  } catch (err) {
+    queue = "server not answering";
+  }
+  if (running) setStatus(`Inpainting... ${seconds} s${queue ? ` (${queue})` : ""}. Cancel stops it.`);
+}
+
 $("cancel").addEventListener("click", () => {
   if (running) running.abort();
 });
@@ -499,7 +582,8 @@ $("run").addEventListener("click", async () => {
   running = new AbortController();
   const began = performance.now();
   const model = $("model").value;
-  setStatus("Inpainting... (Cancel stops it; a job not yet started never runs)");
+  setStatus("Inpainting... (Cancel stops it)");
+  const progress = setInterval(() => showProgress(began), 500);
   try {
     const maskBlob = await new Promise((resolve) => maskCanvas.toBlob(resolve, "image/png"));
     const form = new FormData();
@@ -510,12 +594,18 @@ $("run").addEventListener("click", async () => {
     const response = await fetch("/api/inpaint", { method: "POST", body: form, signal: running.signal });
     if (!response.ok) throw await failure(response);
     const blob = await response.blob();
+    keepAsPrevious();
     clearResult();
     const url = URL.createObjectURL(blob);
     const result = $("result");
+    const used = response.headers.get("X-Inpaint-Strategy");
+    result.dataset.url = url;
+    result.dataset.label = `${model}, ${used}`;
+    $("result-label").textContent = result.dataset.label;
     const compute = response.headers.get("X-Inpaint-Seconds");
     const waited = response.headers.get("X-Inpaint-Queue-Seconds");
     result.onload = () => {
+      if (result.src !== result.dataset.url) return; // the previous result shown while Compare is held
       const total = ((performance.now() - began) / 1000).toFixed(2);
       const queue = waited && Number(waited) > 0.05 ? `, ${Number(waited).toFixed(2)} s waiting` : "";
       setStatus(`Done in ${total} s with ${model} (server: ${Number(compute).toFixed(2)} s computing${queue}).`);
@@ -529,6 +619,7 @@ $("run").addEventListener("click", async () => {
   } catch (err) {
     setStatus(err.name === "AbortError" ? "Cancelled." : `Inpainting failed: ${err.message}`, err.name !== "AbortError");
   } finally {
+    clearInterval(progress);
     running = null;
     $("cancel").hidden = true;
     $("run").disabled = false;
