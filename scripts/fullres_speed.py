@@ -31,4 +31,6 @@ began = time.perf_counter()
 pipe(picture, hole, strategy=args.strategy)
 seconds = time.perf_counter() - began
 peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
-print(f"{width}x{height} ({width * height / 1e6:.1f} MP), hole {hole.mean():.1%}, {args.strategy}: {seconds:.2f} s, peak RSS {peak:.2f} GB")
+print(
+    f"{width}x{height} ({width * height / 1e6:.1f} MP), hole {hole.mean():.1%}, {args.strategy}: {seconds:.2f} s, peak RSS {peak:.2f} GB"
+)

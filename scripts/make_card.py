@@ -21,8 +21,10 @@ from inpaintlab.checkpoint import load_model, read_header
 def _table(metrics_json: Path) -> dict:
     report = json.loads(metrics_json.read_text())
     keep = ("l1", "psnr", "ssim")
-    return {"overall": {k: report["overall"][k] for k in keep},
-            "bins": {label: {k: values[k] for k in keep} for label, values in report["bins"].items()}}
+    return {
+        "overall": {k: report["overall"][k] for k in keep},
+        "bins": {label: {k: values[k] for k in keep} for label, values in report["bins"].items()},
+    }
 
 
 def main() -> None:
@@ -44,34 +46,56 @@ def main() -> None:
     model_means = {k: v for k, v in strategies["mean"].items() if k != "telea"}
     split = json.loads((args.split / "split.json").read_text())
     card = {
-        "summary": (f"LGNet (coarse U-Net, local net, global U-Net with attention) at base width 16, trained "
-                    f"{header['step']} steps on {split['train_images']} real photos with real NVIDIA masks on a CPU"),
-        "architecture": {"paper": "Quan et al., Image Inpainting with Local and Global Refinement, TIP 2022",
-                         "model": cfg["model"], "parameters": None},
+        "summary": (
+            f"LGNet (coarse U-Net, local net, global U-Net with attention) at base width 16, trained "
+            f"{header['step']} steps on {split['train_images']} real photos with real NVIDIA masks on a CPU"
+        ),
+        "architecture": {
+            "paper": "Quan et al., Image Inpainting with Local and Global Refinement, TIP 2022",
+            "model": cfg["model"],
+            "parameters": None,
+        },
         "inference_size": 256,
-        "default_strategy": max((k for k in model_means if k in ("pad", "resize", "crop")),
-                                key=lambda k: model_means[k]["psnr"]),
+        "default_strategy": max((k for k in model_means if k in ("pad", "resize", "crop")), key=lambda k: model_means[k]["psnr"]),
         "smooth_threshold": 1.5,
-        "smooth_threshold_reason": ("regions whose known 8-px band changes by < 1.5 grey levels per pixel go to Telea: "
-                                    "measured band gradients are 0-0.96 for flat, gradient, sky and defocused "
-                                    "backgrounds, 2.96-10.2 for object holes in the built-in photos, and below 1.5 "
-                                    "for 5.9 % of the hole regions of the held-out photos x NVIDIA masks"),
-        "data": {"images": f"{split['train_images']} training photos of ../shared/datasets (textures, facades, "
-                           "scenes, faces; 256 px), 128 px random crops at their own scale",
-                 "masks": f"{split['train_masks']} real NVIDIA irregular masks read at 256 px, 128 px windows",
-                 "split": "inpaintlab split (hash of each file name): 10 % of every image folder and 200 masks per "
-                          "hole-ratio bin held out, never trained on", "split_counts": split},
-        "training": {"preset": "lgnet_compact_cpu", "steps": header["step"], "epochs": header["epoch"],
-                     "batch_size": cfg["batch_size"], "amp": cfg["amp"], "ema_decay": cfg["ema_decay"],
-                     "wall_time_h": args.wall_time_h, "threads": 1, "device": "2-core CPU (AMX-BF16), one core",
-                     "losses": "LGNet's valid 1, hole 6, TV 0.1, LSGAN 0.1 on the coarse composite; no perceptual or "
-                               "style terms (no pretrained VGG16 offline)"},
-        "heldout": {"protocol": "inpaintlab eval: held-out photos x held-out NVIDIA masks by measured hole ratio, "
-                                "metrics on the composite at 256 px (L1 in %, PSNR in dB, SSIM)",
-                    "model": _table(model_folder / "metrics.json"), "telea": _table(args.eval / "telea" / "metrics.json")},
-        "strategies": {"measured": "inpaintlab strategies: object-shaped holes of 10/25/40 % in the built-in test "
-                                   "photos at their own size and in smooth 512 px backgrounds",
-                       "mean": strategies["mean"]},
+        "smooth_threshold_reason": (
+            "regions whose known 8-px band changes by < 1.5 grey levels per pixel go to Telea: "
+            "measured band gradients are 0-0.96 for flat, gradient, sky and defocused "
+            "backgrounds, 2.96-10.2 for object holes in the built-in photos, and below 1.5 "
+            "for 5.9 % of the hole regions of the held-out photos x NVIDIA masks"
+        ),
+        "data": {
+            "images": f"{split['train_images']} training photos of ../shared/datasets (textures, facades, "
+            "scenes, faces; 256 px), 128 px random crops at their own scale",
+            "masks": f"{split['train_masks']} real NVIDIA irregular masks read at 256 px, 128 px windows",
+            "split": "inpaintlab split (hash of each file name): 10 % of every image folder and 200 masks per "
+            "hole-ratio bin held out, never trained on",
+            "split_counts": split,
+        },
+        "training": {
+            "preset": "lgnet_compact_cpu",
+            "steps": header["step"],
+            "epochs": header["epoch"],
+            "batch_size": cfg["batch_size"],
+            "amp": cfg["amp"],
+            "ema_decay": cfg["ema_decay"],
+            "wall_time_h": args.wall_time_h,
+            "threads": 1,
+            "device": "2-core CPU (AMX-BF16), one core",
+            "losses": "LGNet's valid 1, hole 6, TV 0.1, LSGAN 0.1 on the coarse composite; no perceptual or "
+            "style terms (no pretrained VGG16 offline)",
+        },
+        "heldout": {
+            "protocol": "inpaintlab eval: held-out photos x held-out NVIDIA masks by measured hole ratio, "
+            "metrics on the composite at 256 px (L1 in %, PSNR in dB, SSIM)",
+            "model": _table(model_folder / "metrics.json"),
+            "telea": _table(args.eval / "telea" / "metrics.json"),
+        },
+        "strategies": {
+            "measured": "inpaintlab strategies: object-shaped holes of 10/25/40 % in the built-in test "
+            "photos at their own size and in smooth 512 px backgrounds",
+            "mean": strategies["mean"],
+        },
         "commands": [
             "inpaintlab split ../shared/datasets --out ~/runs/split",
             "OMP_NUM_THREADS=1 inpaintlab train --preset lgnet_compact_cpu --out ~/runs/lgnet_compact --resume auto "
@@ -81,8 +105,7 @@ def main() -> None:
             "inpaintlab eval --model lgnet_compact --model telea --model navier_stokes "
             "--images ~/runs/split/heldout_images.txt --masks ~/runs/split/heldout_masks.txt --out ~/runs/eval_final",
             "inpaintlab strategies --model lgnet_compact --out ~/runs/strategies",
-            "python scripts/make_card.py ... --out card.json && inpaintlab ship CHECKPOINT --card card.json "
-            "--recalibrate-bn 100",
+            "python scripts/make_card.py ... --out card.json && inpaintlab ship CHECKPOINT --card card.json --recalibrate-bn 100",
         ],
     }
     card["parameters"] = count_parameters(load_model(checkpoint))["total"]

@@ -32,8 +32,10 @@ let selectStart = null; // select mode: where the box drag began (image pixels)
 let selectRect = null; // and the box so far {x0, y0, x1, y1}
 
 function setStatus(text, isError = false) {
+  // one live region: read out politely, or at once (role=alert) for an error
   $("status").textContent = text;
   $("status").classList.toggle("error", isError);
+  $("status").setAttribute("role", isError ? "alert" : "status");
 }
 
 function loadImageFile(file) {
@@ -366,10 +368,39 @@ for (const type of ["pointerup", "pointerleave", "pointercancel"]) {
   $("original").addEventListener(type, () => holdOriginal(false));
 }
 
+function cancelStroke() {
+  // Esc: drop the box being dragged or the stroke being painted (the mask as it was before it)
+  if (selectStart) {
+    selectStart = selectRect = null;
+  } else if (lastPoint) {
+    mask.drawImage(beforeCanvas, 0, 0);
+    binariseMask();
+    lastPoint = dirty = null;
+  } else {
+    return false;
+  }
+  redraw();
+  setStatus("Cancelled the stroke.");
+  return true;
+}
+
+function toggleHelp(show = $("help").hidden) {
+  $("help").hidden = !show;
+}
+$("help-close").addEventListener("click", () => toggleHelp(false));
+
 document.addEventListener("keydown", (event) => {
   if (event.target instanceof HTMLInputElement && !["range", "checkbox"].includes(event.target.type)) return;
+  if (event.target instanceof HTMLSelectElement) return;
   const key = event.key.toLowerCase();
-  if ((event.ctrlKey || event.metaKey) && (key === "y" || (key === "z" && event.shiftKey))) {
+  if (event.key === "Escape") {
+    if (!$("help").hidden) toggleHelp(false);
+    else cancelStroke();
+  } else if (event.key === "?") {
+    toggleHelp();
+  } else if (event.key === "Enter" && !(event.target instanceof HTMLButtonElement)) {
+    if (!$("run").disabled) $("run").click();
+  } else if ((event.ctrlKey || event.metaKey) && (key === "y" || (key === "z" && event.shiftKey))) {
     event.preventDefault();
     redo();
   } else if ((event.ctrlKey || event.metaKey) && key === "z") {
