@@ -236,6 +236,7 @@ def test_returned_weights_are_the_checkpoint_ema_in_the_shipped_format(tmp_path)
     from safetensors.torch import load_file
 
     from inpaintlab.checkpoint import save_checkpoint
+    from inpaintlab.gpu_check.training import _return_weights
     from inpaintlab.models import create_model
 
     torch.manual_seed(0)
@@ -257,7 +258,7 @@ def test_returned_weights_are_the_checkpoint_ema_in_the_shipped_format(tmp_path)
         "continued_eval": {"overall": after},
     }
     card = {"name": "lgnet_tiny", "step": 100}
-    returned = gpu_check._return_weights(ckpt, out, card, result, ["python", "train", "--preset", "x"])
+    returned = _return_weights(ckpt, out, card, result, ["python", "train", "--preset", "x"])
     assert returned == ["lgnet_tiny.safetensors", "lgnet_tiny.json"]
     shipped = load_file(str(out / "lgnet_tiny.safetensors"))
     assert all(v.dtype == torch.float16 for v in shipped.values() if v.is_floating_point())
