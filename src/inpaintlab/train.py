@@ -257,29 +257,20 @@ class Trainer:
             self.scaler.step(self.optimizers[name])
 
     def train_step(self, image: Tensor, mask: Tensor, extras: Mapping[str, Tensor] | None = None) -> dict[str, Tensor]:
-        """One iteration on this rank's batch: image (B,3,H,W) [0,1], mask (B,1,H,W) 1 = hole, and ``extras``
-        (``Sample.extras`` of a batch) holding the extra inputs the generator declares (``training_inputs``)."""
-        self._count_degenerate(mask)  # on the loader's CPU tensor: no device sync
-        image, mask = image.to(self.device, non_blocking=True), mask.to(self.device, non_blocking=True)
-        extras = extras or {}
-        missing = [name for name in self.extra_inputs if name not in extras]
-        if missing:
-            raise InpaintlabError(
-                f"model {self.cfg.model.name!r} trains with extra input {missing[0]!r}, which the "
-                f"batch does not carry (it has: {', '.join(extras) or 'none'}); build the data "
-                "with extra_inputs=trainer.extra_inputs"
-            )
-        extra = {name: extras[name].to(self.device, non_blocking=True) for name in self.extra_inputs}
+        """One iteration on this rank's batch, in order: G forward, D step (on the detached fake), G step
+        (judged by the updated, frozen D), lr schedule, EMA. image (B,3,H,W) [0,1], mask (B,1,H,W) 1 = hole,
+        ``extras`` (``Sample.extras`` of a batch) the extra inputs the generator declares (``training_inputs``)."""
+        image, mask, extra = self._on_device(image, mask, extras or {})
         self.generator.train()
         with self._autocast():
             out = self.g_train(image, mask, **extra)
-        logs: dict[str, Tensor] = {}
-        if self.discriminator is not None:  # D step first, on the detached fake
+        d_logs: dict[str, Tensor] = {}
+        if self.discriminator is not None:
             self.discriminator.requires_grad_(True)
             with self._autocast():
-                d_loss, logs = self.d_loss(self.d_train, out, image, mask)
+                d_loss, d_logs = self.d_loss(self.d_train, out, image, mask)
             self._update(d_loss, ["discriminator"], self.discriminator, "discriminator")
-            self.discriminator.requires_grad_(False)  # the G step judges with the updated, frozen D
+            self.discriminator.requires_grad_(False)
         with self._autocast():
             g_loss, g_logs = self.g_loss(out, image, mask)
         self._update(g_loss, self.g_optimizer_names, self.generator, "generator")
@@ -290,7 +281,21 @@ class Trainer:
             self._update_ema()
         self.step, self.batch_index = self.step + 1, self.batch_index + 1
         self._last_batch = (image, mask, tuple(o.detach() for o in out.outputs))
-        return {**logs, **g_logs}
+        return {**d_logs, **g_logs}
+
+    def _on_device(self, image: Tensor, mask: Tensor, extras: Mapping[str, Tensor]) -> tuple[Tensor, Tensor, dict[str, Tensor]]:
+        """The batch on the training device, with the generator's extra inputs (refused when missing);
+        degenerate masks are counted first, on the loader's CPU tensor (no device sync)."""
+        self._count_degenerate(mask)
+        missing = [name for name in self.extra_inputs if name not in extras]
+        if missing:
+            raise InpaintlabError(
+                f"model {self.cfg.model.name!r} trains with extra input {missing[0]!r}, which the "
+                f"batch does not carry (it has: {', '.join(extras) or 'none'}); build the data "
+                "with extra_inputs=trainer.extra_inputs"
+            )
+        extra = {name: extras[name].to(self.device, non_blocking=True) for name in self.extra_inputs}
+        return image.to(self.device, non_blocking=True), mask.to(self.device, non_blocking=True), extra
 
     def _count_degenerate(self, mask: Tensor) -> None:
         """Count masks with no hole or nothing but hole (B,1,H,W); warn at the first of each kind."""
@@ -342,12 +347,7 @@ class Trainer:
                 bar.update(1)
                 report_skipped_images(self.train_set, self.val_set)
                 if self._due(self.cfg.log_every):
-                    images, seconds = (self.step - tick[1]) * self.cfg.batch_size * self.world, time.perf_counter() - tick[0]
-                    speed, tick = images / max(seconds, 1e-9), (time.perf_counter(), self.step)
-                    lr = self.optimizers[self.g_optimizer_names[0]].param_groups[0]["lr"]
-                    last = {**{k: float(v) for k, v in logs.items()}, "lr": lr, "images_per_s": speed}
-                    bar.set_postfix(loss=f"{last['g/total']:.4f}", img_s=f"{speed:.1f}")
-                    self._log(last)
+                    last, tick = self._log_step(logs, tick, bar)
                 if self._due(self.cfg.image_every) and self.is_main:
                     self._tb.add_image("train/samples", image_grid(*self._last_batch), self.step)
                 if self._due(self.cfg.val_every) and self.val_set is not None:
@@ -379,6 +379,16 @@ class Trainer:
 
     def _due(self, every: int) -> bool:
         return every > 0 and (self.step % every == 0 or self.step == self.total_steps)
+
+    def _log_step(self, logs: dict[str, Tensor], tick: tuple[float, int], bar) -> tuple[dict[str, float], tuple[float, int]]:
+        """Log this step's losses, lr and images/s since ``tick`` (time, step); returns (scalars, new tick)."""
+        images, seconds = (self.step - tick[1]) * self.cfg.batch_size * self.world, time.perf_counter() - tick[0]
+        speed = images / max(seconds, 1e-9)
+        lr = self.optimizers[self.g_optimizer_names[0]].param_groups[0]["lr"]
+        scalars = {**{k: float(v) for k, v in logs.items()}, "lr": lr, "images_per_s": speed}
+        bar.set_postfix(loss=f"{scalars['g/total']:.4f}", img_s=f"{speed:.1f}")
+        self._log(scalars)
+        return scalars, (time.perf_counter(), self.step)
 
     def _log(self, scalars: dict[str, float]) -> None:
         """Rank 0: TensorBoard scalars and one JSON line in ``metrics.jsonl``."""
