@@ -12,6 +12,7 @@ from inpaintlab.data import builtin_photo_paths, load_image
 from inpaintlab.detail import add_detail
 from inpaintlab.masks import object_mask
 from inpaintlab.metrics import MetricTracker, detail_ratio
+from inpaintlab.models import create_model
 from inpaintlab.pipeline import InpaintPipeline
 
 
@@ -149,3 +150,32 @@ def test_the_fast_ssim_of_the_full_resolution_protocol_equals_the_metric():
     a = rng.integers(0, 256, (70, 90, 3), dtype=np.uint8)
     b = np.clip(a.astype(int) + rng.integers(-40, 40, a.shape), 0, 255).astype(np.uint8)
     assert ssim_fast(a, b) == pytest.approx(float(ssim(tensor(a).double(), tensor(b).double())[0]), abs=1e-9)
+
+
+def test_detail_fills_each_region_of_holes_in_its_own_box_and_copies_no_hole_pixels(monkeypatch):
+    """Holes far apart get a box each (not one box spanning the photo, where the network would see them at
+    a fraction of their size); a hole inside another region's box is never a source of its texture."""
+    rng = np.random.default_rng(0)
+    photo = (110 + 40 * rng.random((2000, 3000, 3))).astype(np.uint8)
+    hole = np.zeros((2000, 3000), bool)
+    hole[1500:1800, 2500:2800] = True  # far from the others
+    hole[400:1000, 400:1000] = True  # a large hole whose box (a quarter of its side around it) ...
+    hole[500:800, 1080:1140] = True  # ... reaches this one, 80 px away: another region (merge distance 64)
+    yy, xx = np.mgrid[500:800, 1080:1140]
+    photo[500:800, 1080:1140] = np.where(((yy // 4 + xx // 4) % 2)[:, :, None] == 1, (255, 0, 255), (0, 255, 0))
+    pipe = InpaintPipeline(create_model("telea"), train_size=256, smooth_threshold=0)
+    jobs = pipe._jobs(0, photo, hole, "detail")
+    assert len(jobs) == 3 and all(job.detail for job in jobs), [(job.box, job.detail) for job in jobs]
+    assert all(max(job.box[2:]) <= 900 for job in jobs)
+    import inpaintlab.detail
+
+    seen = []  # the hole each detail transfer is given: no pixel in it is a source of texture
+    real = inpaintlab.detail.add_detail
+    monkeypatch.setattr(inpaintlab.detail, "add_detail", lambda p, h, *a, **k: seen.append(h.copy()) or real(p, h, *a, **k))
+    out = pipe(photo, hole, strategy="detail")
+    np.testing.assert_array_equal(out[~hole], photo[~hole])
+    (large,) = [job for job in jobs if job.paste.sum() == 600 * 600]  # only the large hole is pasted from it
+    top, left, height, width = large.box
+    (given,) = [h for h in seen if h.shape == (height, width)]
+    np.testing.assert_array_equal(given, hole[top : top + height, left : left + width])  # the checker's too
+    assert given.sum() > large.paste.sum()

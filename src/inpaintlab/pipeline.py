@@ -18,11 +18,12 @@ alpha channel back unchanged (RGBA out), hole pixels included. Four strategies f
             ``merge_distance`` are merged, each box grows by ``crop_margin`` and at least to a square of the
             training size, the crop runs like ``resize`` at the training size, and only that region's
             hole pixels are pasted back.
-``detail``  for photos larger than the model's size: the box of all holes plus context (``crop_margin``,
-            at least a quarter of the box's side) runs like ``resize``, and the upsampled fill gets the photo's
-            own full-resolution texture back (``detail.add_detail``: residuals of known cells that match
-            the fill at low resolution, times ``detail_strength``). Work grows with the holes' box, not
-            the photo; a picture within ``max_side`` runs whole (as ``resize``) and a box within it at its own
+``detail``  for photos larger than the model's size: each region of holes (grouped as for ``crop``) with
+            context (``crop_margin``, at least a quarter of its box's side) runs like ``resize``, and the
+            upsampled fill gets the photo's own full-resolution texture back (``detail.add_detail``:
+            residuals of known cells that match the fill at low resolution, times ``detail_strength``;
+            no hole pixel of any region is a source). Work grows with the regions' boxes, not the photo;
+            a picture within ``max_side`` runs whole (as ``resize``) and a box within it at its own
             resolution: neither needs detail.
 
 ``pipe.batch(images, masks)`` runs many images in batches: work items (whole images or crops) with the
@@ -212,7 +213,9 @@ class _Job:
 
     image (3,h,w) in [0,1] and hole (1,h,w) in {0,1} are padded to the model's multiple; ``size`` is the
     unpadded working (h, w); ``box`` = (top, left, height, width) in the original image; ``paste`` is the
-    bool (height,width) set of original pixels this job fills.
+    bool (height,width) set of original pixels this job fills. A ``detail`` job (made at a lower resolution
+    than its box) adds the box's own full-resolution texture; ``window_hole`` (height,width) bool: every hole
+    pixel in its box, its region's and others' (none of them is a source of texture).
     """
 
     index: int
@@ -222,6 +225,7 @@ class _Job:
     box: tuple[int, int, int, int]
     paste: np.ndarray
     detail: bool = False
+    window_hole: np.ndarray | None = None
 
 
 class InpaintPipeline:
@@ -340,23 +344,24 @@ class InpaintPipeline:
             return [self._job(index, picture, hole, (0, 0, height, width), hole, self.max_side)]
         if strategy == "detail" and max(height, width) <= self.max_side:  # fits the model: the whole picture
             return [self._job(index, picture, hole, (0, 0, height, width), hole, None)]
-        if strategy == "detail":
-            ys, xs = np.nonzero(hole.any(axis=1))[0], np.nonzero(hole.any(axis=0))[0]
-            box = HoleRegion([], (int(ys[0]), int(xs[0]), int(ys[-1]) + 1, int(xs[-1]) + 1))
-            margin = max(self.crop_margin, max(box.box[2] - box.box[0], box.box[3] - box.box[1]) // 4)
-            top, left, box_h, box_w = crop_box(box, hole.shape, margin, self.train_size)
-            window = (slice(top, top + box_h), slice(left, left + box_w))
-            job = self._job(index, picture[window], hole[window], (top, left, box_h, box_w), hole[window], self.max_side)
-            job.detail = job.size != (box_h, box_w)
-            return [job]
         jobs = []
         labels, regions = hole_regions(hole, self.merge_distance)
-        for region in regions:
-            top, left, box_h, box_w = crop_box(region, hole.shape, self.crop_margin, self.train_size)
+        for region in regions:  # crop and detail: one box per group of nearby holes
+            if strategy == "detail":  # context a quarter of the box's side, the network at up to max_side
+                y0, x0, y1, x1 = region.box
+                margin = max(self.crop_margin, max(y1 - y0, x1 - x0) // 4)
+                top, left, box_h, box_w = crop_box(region, hole.shape, margin, self.train_size)
+                long_side = self.max_side
+            else:
+                top, left, box_h, box_w = crop_box(region, hole.shape, self.crop_margin, self.train_size)
+                long_side = self.train_size
             window = (slice(top, top + box_h), slice(left, left + box_w))
             paste = np.isin(labels[window], region.ids)
             box = (top, left, box_h, box_w)
-            jobs.append(self._job(index, picture[window], hole[window], box, paste, self.train_size))
+            job = self._job(index, picture[window], hole[window], box, paste, long_side)
+            if strategy == "detail" and job.size != (box_h, box_w):
+                job.detail, job.window_hole = True, hole[window]
+            jobs.append(job)
         return jobs
 
     def _job(self, index, picture, hole, box, paste, long_side) -> _Job:
@@ -408,7 +413,7 @@ def _paste(job: _Job, filled: Tensor, result: np.ndarray, detail_strength: float
         from .detail import add_detail
 
         coarse = filled.permute(1, 2, 0).numpy()
-        full = add_detail(window.astype(np.float32) / 255, job.paste, coarse, detail_strength, seed)
+        full = add_detail(window.astype(np.float32) / 255, job.window_hole, coarse, detail_strength, seed)
         filled = torch.from_numpy(full).permute(2, 0, 1)
     elif job.size != (box_h, box_w):
         filled = F.interpolate(filled[None], size=(box_h, box_w), mode="bilinear", align_corners=False)[0]
