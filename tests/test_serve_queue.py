@@ -169,3 +169,25 @@ def test_a_running_job_whose_client_went_away_is_cancelled(live_server, endless_
     while not endless_jobs and time.monotonic() < deadline:
         time.sleep(0.05)
     assert endless_jobs and endless_jobs[0][0] == "JobCancelled" and endless_jobs[0][1] < 3, endless_jobs
+
+
+def test_grow_and_shrink_a_mask_by_n_pixels(live_server):
+    """/api/grow: the mask dilated (by > 0) or eroded (< 0) with a disc; out-of-range and non-images refused."""
+    import cv2
+
+    hole = np.zeros((60, 80), np.uint8)
+    cv2.circle(hole, (40, 30), 12, 255, -1)
+    hole[5:8, 5:70] = 255  # a thin stroke: gone after shrinking by 3
+    answers = {}
+    for by in (4, -3):
+        response = httpx.post(f"{live_server}/api/grow", files={"mask": ("m.png", png(hole), "image/png")}, data={"by": str(by)})
+        assert response.status_code == 200, response.text
+        answers[by] = np.asarray(Image.open(io.BytesIO(response.content))) > 127
+    disc = lambda r: cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))  # noqa: E731
+    np.testing.assert_array_equal(answers[4], cv2.dilate(hole, disc(4)) > 127)
+    np.testing.assert_array_equal(answers[-3], cv2.erode(hole, disc(3)) > 127)
+    assert answers[4].sum() > (hole > 0).sum() > answers[-3].sum() and not answers[-3][5:8].any()
+    too_far = httpx.post(f"{live_server}/api/grow", files={"mask": ("m.png", png(hole), "image/png")}, data={"by": "65"})
+    assert too_far.status_code == 400 and "-64..64" in too_far.json()["detail"]
+    not_image = httpx.post(f"{live_server}/api/grow", files={"mask": ("m.png", b"not a png", "image/png")}, data={"by": "2"})
+    assert not_image.status_code == 415

@@ -334,10 +334,12 @@ def test_a_phone_sees_the_canvas_and_inpaint_above_the_fold_with_40px_tap_target
         page.screenshot(path=str(ARTIFACTS / "web_phone.png"))
 
 
-def test_select_an_object_with_a_box_on_a_built_in_photo(live_server, tmp_path):
+def test_select_an_object_with_a_box_on_a_built_in_photo_then_grow_and_shrink_it(live_server, tmp_path):
     """GrabCut from a box dragged around the cup and saucer of scikit-image's coffee photo: the mask covers
-    them (IoU >= 0.7 with a hand-made mask: two ellipses traced on the photo)."""
+    them (IoU >= 0.7 with a hand-made mask: two ellipses traced on the photo); Grow and Shrink change the
+    whole hole by N px."""
     from inpaintlab.data import builtin_photo_paths
+    from inpaintlab.select import grow_mask
 
     path = builtin_photo_paths()["coffee"][0]
     hand = np.zeros((400, 600), np.uint8)
@@ -352,6 +354,16 @@ def test_select_an_object_with_a_box_on_a_built_in_photo(live_server, tmp_path):
         drag(page, (60.0, 8.0), (495.0, 395.0))
         page.wait_for_function("document.getElementById('status').textContent.startsWith('Object selected')")
         selected = page_mask(page)
+        # Grow / Shrink the whole hole by the px field (a disc), Undo takes it back
+        page.locator("#grow").fill("5")
+        page.click("#grow-mask")
+        page.wait_for_function("document.getElementById('status').textContent.startsWith('Hole grown by 5 px')")
+        np.testing.assert_array_equal(page_mask(page), grow_mask(selected, 5))
+        page.click("#undo")
+        np.testing.assert_array_equal(page_mask(page), selected)
+        page.click("#shrink-mask")
+        page.wait_for_function("document.getElementById('status').textContent.startsWith('Hole shrunk by 5 px')")
+        np.testing.assert_array_equal(page_mask(page), grow_mask(selected, -5))
     iou = (selected & (hand > 0)).sum() / (selected | (hand > 0)).sum()
     assert iou >= 0.7, iou
 

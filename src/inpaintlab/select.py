@@ -1,4 +1,5 @@
-"""Select an object instead of painting it: a box around it -> a hole mask (OpenCV's GrabCut, no weights).
+"""Select an object instead of painting it: a box around it -> a hole mask (OpenCV's GrabCut, no weights);
+and grow or shrink a mask, selected or painted, by N pixels.
 
 >>> picture = np.full((120, 160, 3), 200, np.uint8)
 >>> _ = cv2.circle(picture, (80, 60), 30, (200, 30, 30), -1)
@@ -42,10 +43,20 @@ def select_object(
     cv2.grabCut(np.ascontiguousarray(small[:, :, ::-1]), labels, rect, background, foreground, iterations, cv2.GC_INIT_WITH_RECT)
     chosen = np.isin(labels, (cv2.GC_FGD, cv2.GC_PR_FGD)).astype(np.uint8)
     hole = cv2.resize(chosen, (width, height), interpolation=cv2.INTER_NEAREST)
-    if grow:
-        kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * abs(grow) + 1, 2 * abs(grow) + 1))
-        hole = (cv2.dilate if grow > 0 else cv2.erode)(hole, kernel)
-    return hole.astype(bool)
+    return grow_mask(hole.astype(bool), grow)
 
 
-__all__ = ["SELECT_MAX_SIDE", "select_object"]
+def grow_mask(hole: np.ndarray, by: int) -> np.ndarray:
+    """(H,W) bool hole grown (``by`` > 0) or shrunk (< 0) by ``by`` pixels with OpenCV's elliptic (round) element.
+
+    >>> hole = np.zeros((9, 9), bool); hole[4, 4] = True
+    >>> int(grow_mask(hole, 2).sum()), int(grow_mask(grow_mask(hole, 2), -2).sum())
+    (17, 1)
+    """
+    if not by:
+        return hole.astype(bool)
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * abs(by) + 1, 2 * abs(by) + 1))
+    return (cv2.dilate if by > 0 else cv2.erode)(hole.astype(np.uint8), kernel).astype(bool)
+
+
+__all__ = ["SELECT_MAX_SIDE", "grow_mask", "select_object"]

@@ -3,8 +3,9 @@
 ``GET /`` the page (``web/``), ``GET /api/models`` the models, strategies and limits on offer, ``GET
 /api/status`` the job queue (running, waiting), ``POST /api/inpaint`` multipart ``image`` + ``mask`` files
 (+ ``model``, ``strategy`` fields) -> ``image/png``, ``POST /api/select`` an ``image`` and a box -> the
-object's mask (GrabCut). The OpenAPI schema is at ``/openapi.json``. Only loopback host names (or
-``--host``) and same-origin POSTs are served.
+object's mask (GrabCut), ``POST /api/grow`` a ``mask`` and ``by`` pixels -> the mask grown or shrunk. The
+OpenAPI schema is at ``/openapi.json``. Only loopback host names (or ``--host``) and same-origin POSTs are
+served.
 
 Untrusted input is checked before any work: the request body size (413), the image type by content (415),
 the pixel count from the header before decoding (413), corrupt data, mask/image size mismatch and an
@@ -36,6 +37,7 @@ from .pipeline import (
     InpaintPipeline,
     UnsupportedImageError,
     decode_image,
+    to_hole_array,
     to_rgb_array,
 )
 from .types import contract_of
@@ -373,7 +375,41 @@ def create_app(
         headers = {"X-Inpaint-Seconds": f"{seconds:.4f}", "X-Inpaint-Queue-Seconds": f"{waited:.4f}"}
         return Response(png, media_type="image/png", headers=headers)
 
+    @app.post(
+        "/api/grow",
+        summary="Grow (by > 0) or shrink (by < 0) a mask by that many pixels: returns the mask as PNG",
+        response_class=Response,
+        responses={200: {"content": {"image/png": {}}}, 400: {}, 413: {}, 415: {}},
+    )
+    async def grow(
+        request: Request,
+        mask: UploadFile = File(..., description="white (>127) = hole"),
+        by: int = Form(..., description="pixels, -64..64: > 0 grows, < 0 shrinks"),
+    ) -> Response:
+        mask_bytes = await mask.read()
+        job = functools.partial(_grow_png, limits, mask_bytes, by)
+        (png, seconds), waited = await queued(job, request)
+        headers = {"X-Inpaint-Seconds": f"{seconds:.4f}", "X-Inpaint-Queue-Seconds": f"{waited:.4f}"}
+        return Response(png, media_type="image/png", headers=headers)
+
     return app
+
+
+def _mask_png(hole: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(hole.astype(np.uint8) * 255).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def _grow_png(limits, mask_bytes, by) -> tuple[bytes, float]:
+    """Decode a mask, grow or shrink it (``select.grow_mask``), encode it -> (PNG, seconds)."""
+    from .select import grow_mask
+
+    start = time.perf_counter()
+    if not -64 <= by <= 64:
+        raise InpaintlabError(f"by={by}: grow or shrink a mask by -64..64 pixels")
+    hole = to_hole_array(decode_image(mask_bytes, "mask", limits.max_pixels))
+    return _mask_png(grow_mask(hole, by)), time.perf_counter() - start
 
 
 def _select_png(limits, image_bytes, box, grow) -> tuple[bytes, float]:
@@ -383,9 +419,7 @@ def _select_png(limits, image_bytes, box, grow) -> tuple[bytes, float]:
     start = time.perf_counter()
     picture = to_rgb_array(decode_image(image_bytes, "image", limits.max_pixels))
     hole = select_object(picture, box, grow=max(-64, min(64, grow)))
-    buffer = io.BytesIO()
-    Image.fromarray(hole.astype(np.uint8) * 255).save(buffer, format="PNG")
-    return buffer.getvalue(), time.perf_counter() - start
+    return _mask_png(hole), time.perf_counter() - start
 
 
 def _inpaint_png(catalog, limits, name, strategy, image_bytes, mask_bytes) -> tuple[bytes, float, str]:

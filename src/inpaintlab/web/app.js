@@ -283,6 +283,30 @@ async function selectObject(box) {
   redraw();
 }
 
+async function growMask(sign) {
+  // the whole hole, painted or selected, grown (sign 1) or shrunk (-1) by the px field, on the server
+  const by = sign * Math.abs(Number($("grow").value) || 0);
+  if (!by) return;
+  try {
+    const form = new FormData();
+    form.append("mask", await new Promise((resolve) => maskCanvas.toBlob(resolve, "image/png")), "mask.png");
+    form.append("by", String(by));
+    const response = await fetch("/api/grow", { method: "POST", body: form });
+    if (!response.ok) throw await failure(response);
+    const grown = await loadImageFile(await response.blob());
+    pushUndo();
+    mask.imageSmoothingEnabled = false;
+    mask.drawImage(grown, 0, 0);
+    binariseMask();
+    setStatus(`Hole ${by > 0 ? "grown" : "shrunk"} by ${Math.abs(by)} px (Undo takes it back).`);
+  } catch (err) {
+    setStatus(`Could not ${by > 0 ? "grow" : "shrink"} the hole: ${err.message}`, true);
+  }
+  redraw();
+}
+$("grow-mask").addEventListener("click", () => growMask(1));
+$("shrink-mask").addEventListener("click", () => growMask(-1));
+
 function endStroke() {
   if (panFrom) {
     panFrom = null;
@@ -474,7 +498,7 @@ function showPicture(img, file) {
   }
   resetMask();
   undoStack = [];
-  for (const id of ["clear", "run", "original"]) $(id).disabled = false;
+  for (const id of ["clear", "run", "original", "grow-mask", "shrink-mask"]) $(id).disabled = false;
   updateHistoryButtons();
   applyZoom();
   redraw();
