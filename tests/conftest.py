@@ -48,3 +48,28 @@ def live_server(server_app):
     server.should_exit = True
     thread.join(timeout=10)
     sock.close()
+
+
+@pytest.fixture
+def long_jobs(monkeypatch):
+    """Every server job (``serve._inpaint_png``) runs for 30 s unless its budget stops it, checking it every
+    10 ms as the pipeline's loops do; yields the list of how each ended: (exception name or "finished",
+    seconds)."""
+    from inpaintlab import serve
+    from inpaintlab.budget import JobStopped, check_budget
+
+    ended = []
+
+    def long_job(*args):
+        began = time.perf_counter()
+        try:
+            while time.perf_counter() - began < 30:
+                check_budget()
+                time.sleep(0.01)
+        except JobStopped as err:
+            ended.append((type(err).__name__, time.perf_counter() - began))
+            raise
+        ended.append(("finished", time.perf_counter() - began))
+
+    monkeypatch.setattr(serve, "_inpaint_png", long_job)
+    return ended

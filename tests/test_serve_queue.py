@@ -13,7 +13,6 @@ import pytest
 from PIL import Image
 
 from inpaintlab import serve
-from inpaintlab.budget import JobStopped, check_budget
 from inpaintlab.serve import ServerLimits, create_app
 
 SLOW_SECONDS = 1.0
@@ -129,25 +128,10 @@ def test_select_returns_the_object_inside_a_box_as_a_grown_mask(live_server):
 
 
 @pytest.fixture
-def endless_jobs(monkeypatch, server_app):
-    """Every job runs until its budget stops it (checking every 10 ms, as the pipeline's loops do) or 10 s
-    pass; records how each ended."""
-    ended = []
-
-    def endless(*args):
-        began = time.perf_counter()
-        try:
-            while time.perf_counter() - began < 10:
-                check_budget()
-                time.sleep(0.01)
-        except JobStopped as err:
-            ended.append((type(err).__name__, time.perf_counter() - began))
-            raise
-        ended.append(("finished", time.perf_counter() - began))
-
-    monkeypatch.setattr(serve, "_inpaint_png", endless)
+def endless_jobs(long_jobs, monkeypatch, server_app):
+    """``long_jobs`` (conftest.py) on a server whose per-job limit is 0.5 s."""
     monkeypatch.setattr(server_app.state.jobs, "job_seconds", 0.5)
-    return ended
+    return long_jobs
 
 
 def test_a_job_past_its_time_limit_is_stopped_with_503_and_the_next_one_runs(live_server, endless_jobs):
