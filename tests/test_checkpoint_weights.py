@@ -117,6 +117,18 @@ def test_eval_checkpoint_scores_the_checkpoint_weights(checkpoint, tmp_path):
     assert reported == pytest.approx(own, abs=1e-6) and abs(own - fresh) > 0.1
 
 
+def test_eval_weights_live_scores_the_live_generator_and_says_so(checkpoint, tmp_path):
+    args = ["eval", "--images", "synthetic:2", "--size", str(SIZE), "--metrics", "psnr", "--masks", "center"]
+    assert cli.main([*args, "--checkpoint", str(checkpoint), "--weights", "live", "--out", str(tmp_path / "live")]) == 0
+    report = json.loads((tmp_path / "live" / "metrics.json").read_text())
+    images = build_dataset("synthetic:2", size=SIZE, split="test")
+    kwargs = dict(metrics=("psnr",), progress=False)
+    live = evaluate(reference_model(checkpoint, "generator"), images, "center", **kwargs)["overall"]["psnr"]
+    ema = evaluate(reference_model(checkpoint), images, "center", **kwargs)["overall"]["psnr"]
+    assert report["overall"]["psnr"] == pytest.approx(live, abs=1e-6) and abs(live - ema) > 0.1
+    assert '"weights": "live"' in json.dumps(report)
+
+
 # ------------------------------------------------------------------- corrupted weights (issue 20, item 6)
 
 

@@ -156,6 +156,13 @@ def _add_eval(sub) -> None:
         choices=["pretrained", "random"],
         help="LPIPS/FID network weights; 'random' numbers are not real LPIPS/FID (reports say so)",
     )
+    p.add_argument(
+        "--weights",
+        default="ema",
+        choices=["ema", "live"],
+        help="a checkpoint's EMA generator (default) or its live one (e.g. a short run whose EMA still "
+        "holds much of its initialisation); the report records which",
+    )
     p.set_defaults(func=_cmd_eval)
 
 
@@ -189,10 +196,13 @@ def _cmd_eval(args) -> None:
         if kind == "checkpoint":
             named = "=" in value and not Path(value).exists()
             label, value = value.split("=", 1) if named else (Path(value).stem, value)
-        model = load_model(value, args.device) if kind == "checkpoint" else resolve_model(value, args.device)
+        if kind == "checkpoint":
+            model = load_model(value, args.device, ema=args.weights == "ema")
+        else:
+            model = resolve_model(value, args.device)
         label = label if label not in per_model else f"{label}_{len(models)}"
         models.append((label, model))
-        per_model[label] = {kind: str(value)}
+        per_model[label] = {kind: str(value), **({"weights": args.weights} if kind == "checkpoint" else {})}
     common = dict(
         metrics=[m.strip() for m in args.metrics.split(",") if m.strip()],
         bins=parse_bins(args.bins),
