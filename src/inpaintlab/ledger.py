@@ -50,12 +50,21 @@ def ship_rule(shipped: dict[str, float], candidate: dict[str, float]) -> tuple[b
     return True, f"shipped: neither the held-out PSNR nor the detail ratio falls ({numbers})"
 
 
-def segment_row(header: dict[str, Any], candidate: dict[str, Any], shipped: bool, why: str, hours: float | None) -> dict:
-    """The ledger row of a training segment from its checkpoint header and held-out table."""
+def segment_row(
+    header: dict[str, Any],
+    candidate: dict[str, Any],
+    shipped: bool,
+    why: str,
+    hours: float | None,
+    start_sha256: str | None = None,
+) -> dict:
+    """The ledger row of a training segment from its checkpoint header and held-out table; ``start_sha256``:
+    the shipped weights it started from (``pretrained:NAME`` names a file that changes over time)."""
     config = header["config"]
     return {
         "date": datetime.date.today().isoformat(),
         "start": config.get("init_from") or "scratch",
+        "start_sha256": start_sha256,
         "steps": header["step"],
         "crops": header["step"] * config["batch_size"] * header.get("world_size", 1),
         "cpu_hours": hours,
@@ -97,7 +106,7 @@ def ship_continued(
     current, candidate = eval_table(eval_dir, shipped_label or name), eval_table(eval_dir, candidate_label)
     ship, why = ship_rule(current["overall"], candidate["overall"])
     ledger = card.get("ledger") or [_first_row(card, current)]
-    ledger.append(segment_row(header, candidate, ship, why, hours))
+    ledger.append(segment_row(header, candidate, ship, why, hours, card.get("weights", {}).get("sha256")))
     if not ship:
         card["ledger"] = ledger
         card_path.write_text(json.dumps(card, indent=2) + "\n")
