@@ -312,6 +312,12 @@ def create_app(
         except InpaintlabError as err:
             raise HTTPException(400, str(err)) from None
 
+    async def png_answer(job, request: Request) -> Response:
+        """A queued job returning (PNG, seconds) as an ``image/png`` response with its compute and queue times."""
+        (png, seconds), waited = await queued(job, request)
+        headers = {"X-Inpaint-Seconds": f"{seconds:.4f}", "X-Inpaint-Queue-Seconds": f"{waited:.4f}"}
+        return Response(png, media_type="image/png", headers=headers)
+
     @app.get("/", include_in_schema=False)
     def index() -> FileResponse:
         return FileResponse(WEB_DIR / "index.html", media_type="text/html")
@@ -370,10 +376,7 @@ def create_app(
         grow: int = Form(8, description="grow (> 0) or shrink (< 0) the selection by this many pixels"),
     ) -> Response:
         image_bytes = await image.read()
-        job = functools.partial(_select_png, limits, image_bytes, (x0, y0, x1, y1), grow)
-        (png, seconds), waited = await queued(job, request)
-        headers = {"X-Inpaint-Seconds": f"{seconds:.4f}", "X-Inpaint-Queue-Seconds": f"{waited:.4f}"}
-        return Response(png, media_type="image/png", headers=headers)
+        return await png_answer(functools.partial(_select_png, limits, image_bytes, (x0, y0, x1, y1), grow), request)
 
     @app.post(
         "/api/grow",
@@ -387,10 +390,7 @@ def create_app(
         by: int = Form(..., description="pixels, -64..64: > 0 grows, < 0 shrinks"),
     ) -> Response:
         mask_bytes = await mask.read()
-        job = functools.partial(_grow_png, limits, mask_bytes, by)
-        (png, seconds), waited = await queued(job, request)
-        headers = {"X-Inpaint-Seconds": f"{seconds:.4f}", "X-Inpaint-Queue-Seconds": f"{waited:.4f}"}
-        return Response(png, media_type="image/png", headers=headers)
+        return await png_answer(functools.partial(_grow_png, limits, mask_bytes, by), request)
 
     return app
 
