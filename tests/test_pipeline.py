@@ -618,3 +618,28 @@ def test_a_cuda_device_on_a_machine_without_one_is_refused_before_anything_runs(
     assert "no CUDA GPU is visible" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         cli.main(["serve", "--device", "cuda"])
+
+
+def test_fill_box_removes_the_object_selected_in_the_box(tmp_path, capsys):
+    """``fill IMG --box``: GrabCut's selection inside the box is the hole (no mask file); outside the box
+    (grown by --grow) the photo is unchanged, inside the object is filled."""
+    from inpaintlab.data import builtin_photo_paths
+    from inpaintlab.select import select_object
+
+    path = builtin_photo_paths()["coffee"][0]
+    photo = np.asarray(Image.open(path).convert("RGB"))
+    box = (60, 8, 495, 395)
+    code = cli.main(
+        ["fill", str(path), "--box", ",".join(map(str, box)), "--grow", "4", "--model", "telea", "-o", str(tmp_path / "o.png")]
+    )
+    assert code == 0 and "selected" in capsys.readouterr().out
+    out = np.asarray(Image.open(tmp_path / "o.png").convert("RGB"))
+    hole = select_object(photo, box, grow=4)
+    np.testing.assert_array_equal(out[~hole], photo[~hole])
+    assert hole.mean() > 0.3 and (out[hole] != photo[hole]).any(axis=1).mean() > 0.9
+    with pytest.raises(SystemExit):  # argparse: a one-line usage error, exit 2
+        cli.main(["fill", str(path), "--box", "1,2,3", "-o", str(tmp_path / "x.png")])
+    assert "expected X0,Y0,X1,Y1" in capsys.readouterr().err
+    with pytest.raises(SystemExit):  # a box or a mask, not both
+        cli.main(["fill", str(path), "--box", "1,2,3,4", "--mask", str(path), "-o", str(tmp_path / "x.png")])
+    assert "not allowed with argument" in capsys.readouterr().err

@@ -415,7 +415,15 @@ def _positive_float(text: str) -> float:
 def _add_fill(sub) -> None:
     p = sub.add_parser("fill", help="inpaint an image (or a folder) with a mask (or a folder, paired by name)")
     p.add_argument("images", metavar="IMG|DIR", help="image file or folder of images")
-    p.add_argument("--mask", required=True, metavar="M|DIR", help="mask file (white = hole) or folder, same stems")
+    hole = p.add_mutually_exclusive_group(required=True)
+    hole.add_argument("--mask", metavar="M|DIR", help="mask file (white = hole) or folder, same stems")
+    hole.add_argument(
+        "--box",
+        type=_box,
+        metavar="X0,Y0,X1,Y1",
+        help="one image: remove the object inside this box (pixels), selected with GrabCut and grown by --grow",
+    )
+    p.add_argument("--grow", type=int, default=8, help="--box: grow (< 0: shrink) the selection by N px (default 8)")
     which = p.add_mutually_exclusive_group()
     which.add_argument(
         "--model", help="a model with weights or a classical one (default: the shipped default, see `inpaintlab models`)"
@@ -450,6 +458,8 @@ def _cmd_fill(args) -> None:
     from .pipeline import InpaintPipeline, fill_paths
     from .pretrained import DEFAULT_MODEL
 
+    if args.box is not None:
+        return _fill_box(args)
     _join_torchrun(args)  # under torchrun every rank fills its own share of the folder
     try:
         pipe = InpaintPipeline.from_checkpoint(args.checkpoint or args.model or DEFAULT_MODEL, device=args.device)
@@ -477,6 +487,38 @@ def _cmd_fill(args) -> None:
     if report.failed:
         total = len(report.failed) + len(report.written)
         raise InpaintlabError(f"{len(report.failed)} of {total} image(s) failed (listed above)")
+
+
+def _box(text: str) -> tuple[int, int, int, int]:
+    """``X0,Y0,X1,Y1`` (pixels) -> a tuple, for ``fill --box``."""
+    try:
+        x0, y0, x1, y1 = (int(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected X0,Y0,X1,Y1 in pixels (e.g. 120,80,360,400), got {text!r}") from None
+    return x0, y0, x1, y1
+
+
+def _fill_box(args) -> None:
+    """``fill IMG --box``: the object in the box (``select.select_object``) becomes the mask, then ``fill``."""
+    import tempfile
+    from pathlib import Path
+
+    from PIL import Image
+
+    from .errors import InpaintlabError
+    from .pipeline import read_image_file, to_rgb_array
+    from .select import select_object
+
+    if not Path(args.images).is_file():
+        raise InpaintlabError(f"--box selects in one image; {args.images} is not an image file")
+    picture = to_rgb_array(read_image_file(args.images, args.max_pixels))
+    hole = select_object(picture, args.box, grow=args.grow)
+    with tempfile.TemporaryDirectory(prefix="inpaintlab_box_") as folder:
+        args.mask = str(Path(folder) / "selected.png")
+        Image.fromarray(hole.astype("uint8") * 255).save(args.mask)
+        args.box = None
+        print(f"selected {int(hole.sum()):,} pixels inside the box (grown by {args.grow} px)")
+        _cmd_fill(args)
 
 
 def _add_serve(sub) -> None:
