@@ -434,7 +434,7 @@ def _add_fill(sub) -> None:
         "--strategy",
         choices=["pad", "resize", "crop", "detail"],
         default=None,
-        help="pad: full size; resize: bounded long side; crop: one crop per hole region; detail: the holes' box at "
+        help="pad: full size; resize: bounded long side; crop: one crop per hole region; detail: each hole region's box at "
         "the model's size plus the photo's own full-resolution texture (default: the model's, see its card)",
     )
     p.add_argument(
