@@ -14,7 +14,8 @@ TINY = sorted(name for name in PRESETS if name.endswith("_tiny_builtin"))
 # named compact recipes: the shipped model's and its continuations
 CPU_VARIANTS = sorted(name for name in PRESETS if name.endswith("_cpu") or name.startswith("lgnet_compact_"))
 COMPARE = sorted(name for name in PRESETS if name.startswith("compare_"))  # the equal-budget comparison
-PAPER = sorted(name for name in PRESETS if name not in TINY + CPU_VARIANTS + COMPARE)
+ARCH = sorted(name for name in PRESETS if name.startswith("arch_"))  # the architecture choice (compact, CPU)
+PAPER = sorted(name for name in PRESETS if name not in TINY + CPU_VARIANTS + COMPARE + ARCH)
 
 
 def test_the_requested_presets_exist():
@@ -272,6 +273,7 @@ def test_continuation_presets_start_from_the_shipped_weights_and_train_a_step(tm
 def test_architecture_rows_differ_only_in_the_generator_and_train_a_step(tmp_path, row):
     """The architecture choice (issue 23): one texture recipe, from scratch, with an lr decay; only the
     generator's name and width differ between rows."""
+    assert ARCH == sorted(f"arch_{name}" for name in ARCH_ROWS)
     cfg = ARCH_ROWS[row]
     assert cfg.init_from is None and cfg.optim.schedule == "linear" and cfg.optim.epochs_decay > 0
     assert cfg.loss.feature_matching > 0 and cfg.loss.adv_input == "final_composite"

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from .cli_values import box, device_name, non_negative_int, port, positive_float, positive_int
 from .errors import InpaintlabError
 
 
@@ -148,8 +149,8 @@ def _add_eval(sub) -> None:
         default="l1,psnr,ssim,detail,detail_gt",
         help="comma-separated metric names (default l1,psnr,ssim,detail,detail_gt: the detail ratio of the fill and of the original)",
     )
-    p.add_argument("--device", default="cpu", type=_device)
-    p.add_argument("--seed", type=_non_negative_int, default=0, help="seed of the generated masks (default 0)")
+    p.add_argument("--device", default="cpu", type=device_name)
+    p.add_argument("--seed", type=non_negative_int, default=0, help="seed of the generated masks (default 0)")
     p.add_argument(
         "--feature-weights",
         default="pretrained",
@@ -366,52 +367,6 @@ def _cmd_attention(args) -> None:
 # ------------------------------------------------------------------------------------ fill / serve / export
 
 
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text}")
-    return value
-
-
-def _non_negative_int(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text}")
-    return value
-
-
-def _port(text: str) -> int:
-    value = int(text)
-    if not 1 <= value <= 65535:
-        raise argparse.ArgumentTypeError(f"expected a TCP port 1-65535, got {text}")
-    return value
-
-
-def _device(text: str) -> str:
-    """A torch device this machine has: cpu, cuda or cuda:N (checked before any model is built)."""
-    import torch
-
-    try:
-        device = torch.device(text)
-    except (RuntimeError, ValueError):
-        raise argparse.ArgumentTypeError(f"expected cpu, cuda or cuda:N, got {text!r}") from None
-    if device.type == "cuda":
-        if not torch.cuda.is_available():
-            raise argparse.ArgumentTypeError(f"{text}: no CUDA GPU is visible on this machine; use --device cpu")
-        if device.index is not None and device.index >= torch.cuda.device_count():
-            raise argparse.ArgumentTypeError(f"{text}: this machine has {torch.cuda.device_count()} CUDA device(s)")
-    elif device.type != "cpu":
-        raise argparse.ArgumentTypeError(f"expected cpu, cuda or cuda:N, got {text!r}")
-    return text
-
-
-def _positive_float(text: str) -> float:
-    value = float(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text}")
-    return value
-
-
 def _add_fill(sub) -> None:
     p = sub.add_parser("fill", help="inpaint an image (or a folder) with a mask (or a folder, paired by name)")
     p.add_argument("images", metavar="IMG|DIR", help="image file or folder of images")
@@ -419,7 +374,7 @@ def _add_fill(sub) -> None:
     hole.add_argument("--mask", metavar="M|DIR", help="mask file (white = hole) or folder, same stems")
     hole.add_argument(
         "--box",
-        type=_box,
+        type=box,
         metavar="X0,Y0,X1,Y1",
         help="one image: remove the object inside this box (pixels), selected with GrabCut and grown by --grow",
     )
@@ -439,7 +394,7 @@ def _add_fill(sub) -> None:
     )
     p.add_argument(
         "--max-pixels",
-        type=_positive_int,
+        type=positive_int,
         default=100_000_000,
         help="refuse images with more pixels than this (default 100,000,000)",
     )
@@ -449,7 +404,7 @@ def _add_fill(sub) -> None:
         action="store_true",
         help="allow -o x.jpg / .webp (lossy: pixels outside the hole change too); PNG otherwise",
     )
-    p.add_argument("--device", default="cpu", type=_device, help="torch device (default cpu)")
+    p.add_argument("--device", default="cpu", type=device_name, help="torch device (default cpu)")
     p.set_defaults(func=_cmd_fill)
 
 
@@ -489,15 +444,6 @@ def _cmd_fill(args) -> None:
         raise InpaintlabError(f"{len(report.failed)} of {total} image(s) failed (listed above)")
 
 
-def _box(text: str) -> tuple[int, int, int, int]:
-    """``X0,Y0,X1,Y1`` (pixels) -> a tuple, for ``fill --box``."""
-    try:
-        x0, y0, x1, y1 = (int(v) for v in text.split(","))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected X0,Y0,X1,Y1 in pixels (e.g. 120,80,360,400), got {text!r}") from None
-    return x0, y0, x1, y1
-
-
 def _fill_box(args) -> None:
     """``fill IMG --box``: the object in the box (``select.select_object``) becomes the mask, then ``fill``."""
     import tempfile
@@ -525,18 +471,18 @@ def _add_serve(sub) -> None:
     p = sub.add_parser("serve", help="web page + JSON API to paint a hole and inpaint it")
     p.add_argument("--checkpoint", action="append", default=[], help="checkpoint to serve (repeatable)")
     p.add_argument("--model", action="append", default=[], help="registered model to serve (repeatable)")
-    p.add_argument("--port", type=_port, default=8000)
+    p.add_argument("--port", type=port, default=8000)
     p.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1: this machine only)")
-    p.add_argument("--device", default="cpu", type=_device, help="torch device (default cpu)")
+    p.add_argument("--device", default="cpu", type=device_name, help="torch device (default cpu)")
     p.add_argument(
         "--max-pixels",
-        type=_positive_int,
+        type=positive_int,
         default=4096 * 4096,
         help="per uploaded image (default 4096*4096: the server faces the network, so its bound is its own)",
     )
-    p.add_argument("--max-upload-mb", type=_positive_float, default=32.0, help="request body limit (default 32 MB)")
+    p.add_argument("--max-upload-mb", type=positive_float, default=32.0, help="request body limit (default 32 MB)")
     p.add_argument(
-        "--job-seconds", type=_positive_float, default=120.0, help="a job still running after this is stopped, 503 (default 120)"
+        "--job-seconds", type=positive_float, default=120.0, help="a job still running after this is stopped, 503 (default 120)"
     )
     p.set_defaults(func=_cmd_serve)
 
@@ -686,7 +632,7 @@ def _add_strategies(sub) -> None:
         default="builtin",
         help="'builtin' (the built-in test photos at their own size, plus smooth backgrounds at 512) or a folder/.txt list",
     )
-    p.add_argument("--every", type=_positive_int, default=1, help="take every N-th image of --images (default 1: all)")
+    p.add_argument("--every", type=positive_int, default=1, help="take every N-th image of --images (default 1: all)")
     p.add_argument(
         "--strategies",
         default="pad,resize,crop,detail",

@@ -40,6 +40,7 @@ def select_object(
     rect = (int(x0 * scale), int(y0 * scale), max(1, int((x1 - x0) * scale)), max(1, int((y1 - y0) * scale)))
     labels = np.zeros(small.shape[:2], np.uint8)
     background, foreground = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
+    cv2.setRNGSeed(0)  # GrabCut's k-means draws from OpenCV's thread RNG: the same box gives the same mask
     cv2.grabCut(np.ascontiguousarray(small[:, :, ::-1]), labels, rect, background, foreground, iterations, cv2.GC_INIT_WITH_RECT)
     chosen = np.isin(labels, (cv2.GC_FGD, cv2.GC_PR_FGD)).astype(np.uint8)
     hole = cv2.resize(chosen, (width, height), interpolation=cv2.INTER_NEAREST)
