@@ -254,10 +254,27 @@ def test_comparison_row_trains_one_step_at_its_crop_size(tmp_path, row):
         assert torch.isfinite(logs[f"g/aux/{name}"])
 
 
-@pytest.mark.parametrize("name", ["lgnet_compact_continue", "lgnet_compact_texture"])
+CONTINUATIONS = sorted(name for name in CPU_VARIANTS if PRESETS[name].init_from)  # from the shipped weights
+
+
+def test_texture_continuations_change_only_the_loss_balance():
+    """The texture recipes (issue 23) are the plain continuation with other loss weights: same data,
+    schedule, discriminator and starting weights; ``_lama`` drops the hole L1 and TV, as LaMa does."""
+    plain = PRESETS["lgnet_compact_continue"]
+    texture = [name for name in CONTINUATIONS if name.startswith("lgnet_compact_texture")]
+    assert texture == ["lgnet_compact_texture", "lgnet_compact_texture_heavy", "lgnet_compact_texture_lama"]
+    for name in texture:
+        assert dataclasses.replace(PRESETS[name], loss=plain.loss) == plain
+    pulls = [PRESETS[name].loss.adversarial + PRESETS[name].loss.feature_matching for name in texture]
+    assert pulls == sorted(pulls) and pulls[0] < pulls[1]
+    lama = PRESETS["lgnet_compact_texture_lama"].loss
+    assert (lama.hole, lama.tv, lama.adversarial, lama.feature_matching) == (0.0, 0.0, 10.0, 100.0)
+
+
+@pytest.mark.parametrize("name", CONTINUATIONS)
 def test_continuation_presets_start_from_the_shipped_weights_and_train_a_step(tmp_path, name):
-    """Each continuation trains one step from the shipped weights; the texture one logs its
-    feature-matching term and judges the final composite."""
+    """Each continuation trains one step from the shipped weights; the texture ones log their
+    feature-matching term and judge the final composite."""
     cfg = PRESETS[name]
     assert cfg.init_from == "pretrained:lgnet_compact" and cfg.optim.warmup_epochs > 0
     data = dataclasses.replace(cfg.data, root="synthetic:4", val_count=0)
@@ -266,7 +283,7 @@ def test_continuation_presets_start_from_the_shipped_weights_and_train_a_step(tm
     sample = next(iter(trainer._loader(0, 0)))
     logs = trainer.train_step(sample.image, sample.mask, sample.extras)
     assert torch.isfinite(logs["g/total"]) and torch.isfinite(logs["d/loss"])
-    assert ("g/fm" in logs) == (name == "lgnet_compact_texture")
+    assert ("g/fm" in logs) == name.startswith("lgnet_compact_texture")
 
 
 @pytest.mark.parametrize("row", sorted(ARCH_ROWS))
