@@ -166,6 +166,9 @@ class LossConfig:
       that needs no pretrained network: the mean L1 between D's intermediate features of each image D
       judges (``adv_input``) and of the original, averaged over D's layers. None of the five papers uses
       it (0 = off).
+    feature_style: weight of a style (Gram) term on the same features: mean |G(D_l(fake)) - G(D_l(real))|
+      (``losses.gram_matrix``), averaged over D's layers; the texture statistics of a network trained
+      alongside, for the VGG style term that needs pretrained weights (0 = off; none of the papers).
     """
 
     valid: float = 1.0
@@ -188,10 +191,13 @@ class LossConfig:
     pyramid_downsample: Literal["bilinear", "area"] = "bilinear"
     aux: dict[str, float] = field(default_factory=dict)
     feature_matching: float = 0.0
+    feature_style: float = 0.0
 
     # feature_outputs are indices into the model's outputs (negative from the end): no range of their own
     _ranges: ClassVar[dict[str, Range]] = {
-        **dict.fromkeys(("valid", "hole", "perceptual", "style", "tv", "adversarial", "aux", "feature_matching"), AT_LEAST_0),
+        **dict.fromkeys(
+            ("valid", "hole", "perceptual", "style", "tv", "adversarial", "aux", "feature_matching", "feature_style"), AT_LEAST_0
+        ),
         "feature_outputs": Range(),
     }
 

@@ -270,9 +270,9 @@ class GeneratorLoss(nn.Module):
         # aux_terms: the generator's declared ``{name: kind}`` (the trainer passes it); None infers each kind
         # from the value (a tuple is a pyramid), for a loss used on its own.
         self.aux_terms = None if aux_terms is None else dict(aux_terms)
-        if (cfg.adversarial > 0 or cfg.feature_matching > 0) and discriminator is None:
+        if (cfg.adversarial > 0 or cfg.feature_matching > 0 or cfg.feature_style > 0) and discriminator is None:
             raise InpaintlabError(
-                "loss.adversarial > 0 and loss.feature_matching > 0 need a discriminator: set "
+                "loss.adversarial, loss.feature_matching and loss.feature_style > 0 need a discriminator: set "
                 "model.discriminator=NAME or the weight to 0"
             )
         self.discriminator = discriminator
@@ -303,9 +303,12 @@ class GeneratorLoss(nn.Module):
                 per_head = [generator_adversarial(cfg.gan_mode, f, r) for f, r in zip(fake_logits, reals)]
                 terms["adv"] = terms["adv"] + sum(per_head) / len(per_head)
             total = total + cfg.adversarial * terms["adv"]
-        if cfg.feature_matching > 0:
-            terms["fm"] = self._feature_matching(out, image, mask)
-            total = total + cfg.feature_matching * terms["fm"]
+        if cfg.feature_matching > 0 or cfg.feature_style > 0:
+            fm, fstyle = self._discriminator_feature_terms(out, image, mask)
+            for name, weight, value in (("fm", cfg.feature_matching, fm), ("fstyle", cfg.feature_style, fstyle)):
+                if weight > 0:
+                    terms[name] = value
+                    total = total + weight * value
         for name, value in out.aux.items():
             if name not in cfg.aux:
                 raise InpaintlabError(
@@ -323,16 +326,20 @@ class GeneratorLoss(nn.Module):
         logs["g/total"] = total.detach()
         return total, logs
 
-    def _feature_matching(self, out: InpaintOutput, image: Tensor, mask: Tensor) -> Tensor:
-        """pix2pixHD's term: per judged image, the mean over D's layers of mean |D_l(fake) - D_l(real)|."""
+    def _discriminator_feature_terms(self, out: InpaintOutput, image: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
+        """Per judged image, means over D's layers l of: mean |D_l(fake) - D_l(real)| (pix2pixHD's feature
+        matching) and mean |G(D_l(fake)) - G(D_l(real))| (style on D's features, ``gram_matrix``); one D
+        pass per image serves both; each term is summed over the judged images. Returns (fm, style)."""
         features = discriminator_contract(self.discriminator).features
         with torch.no_grad():
             real = [f.detach() for f in features(image, mask)]
-        total = image.new_zeros(())
+        fm = style = image.new_zeros(())
         for fake in adversarial_images(self.cfg.adv_input, out, image, mask):
             layers = features(fake, mask)
-            total = total + sum((f - r).abs().mean() for f, r in zip(layers, real)) / len(layers)
-        return total
+            fm = fm + sum((f - r).abs().mean() for f, r in zip(layers, real)) / len(layers)
+            if self.cfg.feature_style > 0:
+                style = style + style_loss(layers, real) / len(layers)
+        return fm, style
 
     def _feature_terms(self, outputs: tuple[Tensor, ...], image: Tensor, mask: Tensor, terms: dict) -> Tensor:
         """Perceptual and style on each selected output (raw, and composited unless ``feature_images="raw"``),
