@@ -282,6 +282,19 @@ def test_shipped_network_itself_beats_telea_on_photos_with_free_form_holes():
     assert mean["network"]["detail"] > 0.8 * mean["telea"]["detail"], mean
 
 
+def test_ship_continued_reads_the_named_candidate_row(shipped, tiny_checkpoint, tmp_path):
+    """One eval folder may score several continuations: ``--candidate LABEL`` picks the checkpoint's row, so a
+    worse row beside it neither ships nor enters the ledger."""
+    eval_dir = _fake_eval(tmp_path / "eval", {"lgnet_tiny": (25.2, 0.30), "heavy": (25.1, 0.40), "mild": (25.4, 0.31)})
+    args = ["ship-continued", str(tiny_checkpoint), "--eval", str(eval_dir), "--name", "lgnet_tiny", "--out", str(shipped)]
+    assert cli.main([*args, "--candidate", "heavy"]) == 0
+    assert cli.main([*args, "--candidate", "mild"]) == 0
+    rows = json.loads((shipped / "lgnet_tiny.json").read_text())["ledger"][1:]
+    assert [(r["heldout"]["psnr"], r["shipped"]) for r in rows] == [(25.1, False), (25.4, True)]
+    assert cli.main([*args, "--candidate", "missing"]) != 0  # a clear error naming the row, nothing recorded
+    assert len(json.loads((shipped / "lgnet_tiny.json").read_text())["ledger"]) == 3
+
+
 def _fake_eval(folder, rows):
     """An ``inpaintlab eval`` folder with one metrics.json per row: {label: (psnr, detail)}."""
     for label, (psnr, detail) in rows.items():

@@ -608,6 +608,11 @@ def _add_ship_continued(sub) -> None:
     )
     p.add_argument("checkpoint", help="the continuation's final checkpoint (its EMA generator)")
     p.add_argument("--eval", required=True, help="inpaintlab eval folder with rows NAME, candidate (and telea)")
+    p.add_argument(
+        "--candidate",
+        default="candidate",
+        help="the checkpoint's row in --eval (default 'candidate'; one folder may score several continuations)",
+    )
     p.add_argument("--name", default=None, help="the shipped model continued (default: the shipped default)")
     p.add_argument("--hours", type=float, default=None, help="the segment's training wall time, for the ledger")
     p.add_argument("--out", help="weights folder (default: the package's)")
@@ -618,7 +623,14 @@ def _cmd_ship_continued(args) -> None:
     from .ledger import ship_continued
     from .pretrained import DEFAULT_MODEL, WEIGHTS_DIR
 
-    shipped, why = ship_continued(args.checkpoint, args.eval, args.name or DEFAULT_MODEL, args.out or WEIGHTS_DIR, args.hours)
+    shipped, why = ship_continued(
+        args.checkpoint,
+        args.eval,
+        args.name or DEFAULT_MODEL,
+        args.out or WEIGHTS_DIR,
+        args.hours,
+        candidate_label=args.candidate,
+    )
     print(why)
 
 
