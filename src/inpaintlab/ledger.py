@@ -70,6 +70,7 @@ def segment_row(
         "cpu_hours": hours,
         "recipe": {
             "preset_model": config["model"]["name"],
+            "discriminator": {"name": config["model"]["discriminator"], **config["model"]["discriminator_kwargs"]},
             "loss": config["loss"],
             "optim": config["optim"],
             "amp": config["amp"],
