@@ -440,6 +440,18 @@ def test_a_declared_kind_is_enforced_and_undeclared_terms_are_refused():
         GeneratorLoss(cfg, aux_terms={"extra": "pyramid"})(out, image, mask)
 
 
+def _tiny_discriminator_generator_batch():
+    """A frozen toy D (eval: spectral norm stops iterating), a toy G, and a (2,3,64,64) batch with a square hole."""
+    from inpaintlab.models import create_discriminator, create_model
+
+    torch.manual_seed(0)
+    d = create_discriminator("lgnet_tiny").requires_grad_(False).eval()
+    image = torch.rand(2, 3, 64, 64)
+    mask = torch.zeros(2, 1, 64, 64)
+    mask[..., 16:48, 16:48] = 1
+    return d, create_model("lgnet_tiny"), image, mask
+
+
 def test_feature_matching_adds_its_weight_times_the_d_feature_distance_and_trains_a_step(tmp_path):
     """loss.feature_matching (pix2pixHD): the total grows by exactly weight x the mean over D's layers of the
     L1 between D's features of the judged composite and of the original; the term is 0 for a perfect fill;
@@ -448,15 +460,10 @@ def test_feature_matching_adds_its_weight_times_the_d_feature_distance_and_train
 
     from inpaintlab.config import LossConfig
     from inpaintlab.losses import GeneratorLoss
-    from inpaintlab.models import create_discriminator, create_model
+    from inpaintlab.models import create_discriminator
     from inpaintlab.types import composite
 
-    torch.manual_seed(0)
-    d = create_discriminator("lgnet_tiny").requires_grad_(False).eval()  # eval: spectral norm stops iterating
-    g = create_model("lgnet_tiny")
-    image = torch.rand(2, 3, 64, 64)
-    mask = torch.zeros(2, 1, 64, 64)
-    mask[..., 16:48, 16:48] = 1
+    d, g, image, mask = _tiny_discriminator_generator_batch()
     out = g(image, mask)
     base = LossConfig(hole=6.0, adversarial=0.1, adv_input="final_composite")
     plain, _ = GeneratorLoss(base, d)(out, image, mask)
@@ -480,15 +487,9 @@ def test_feature_style_adds_its_weight_times_the_gram_distance_of_d_features(tmp
 
     from inpaintlab.config import LossConfig
     from inpaintlab.losses import GeneratorLoss, gram_matrix
-    from inpaintlab.models import create_discriminator, create_model
     from inpaintlab.types import composite
 
-    torch.manual_seed(0)
-    d = create_discriminator("lgnet_tiny").requires_grad_(False).eval()
-    g = create_model("lgnet_tiny")
-    image = torch.rand(2, 3, 64, 64)
-    mask = torch.zeros(2, 1, 64, 64)
-    mask[..., 16:48, 16:48] = 1
+    d, g, image, mask = _tiny_discriminator_generator_batch()
     out = g(image, mask)
     base = LossConfig(hole=6.0, feature_matching=2.0, adv_input="final_composite")
     plain, plain_logs = GeneratorLoss(base, d)(out, image, mask)
