@@ -329,14 +329,16 @@ class GeneratorLoss(nn.Module):
     def _discriminator_feature_terms(self, out: InpaintOutput, image: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
         """Per judged image, means over D's layers l of: mean |D_l(fake) - D_l(real)| (pix2pixHD's feature
         matching) and mean |G(D_l(fake)) - G(D_l(real))| (style on D's features, ``gram_matrix``); one D
-        pass per image serves both; each term is summed over the judged images. Returns (fm, style)."""
+        pass per image serves both; each term is summed over the judged images (0 where its weight is 0).
+        Returns (fm, style)."""
         features = discriminator_contract(self.discriminator).features
         with torch.no_grad():
             real = [f.detach() for f in features(image, mask)]
         fm = style = image.new_zeros(())
         for fake in adversarial_images(self.cfg.adv_input, out, image, mask):
             layers = features(fake, mask)
-            fm = fm + sum((f - r).abs().mean() for f, r in zip(layers, real)) / len(layers)
+            if self.cfg.feature_matching > 0:
+                fm = fm + sum((f - r).abs().mean() for f, r in zip(layers, real)) / len(layers)
             if self.cfg.feature_style > 0:
                 style = style + style_loss(layers, real) / len(layers)
         return fm, style
