@@ -6,6 +6,7 @@ import torch.nn.functional as F
 
 from inpaintlab.errors import InpaintlabError
 from inpaintlab.layers.attention import self_attention_direct
+from inpaintlab.layers.upsample import ResizeConv2d, resize_conv_weight
 from inpaintlab.models import create_discriminator, create_model
 from inpaintlab.models.lgnet import ABLATIONS, LocalRefineNet, UNetGenerator
 
@@ -247,6 +248,62 @@ def test_backward_reaches_every_parameter(two_hole_batch):
     sum(t.mean() for t in out.outputs).backward()
     missing = [n for n, p in model.named_parameters() if p.grad is None or not torch.isfinite(p.grad).all()]
     assert not missing
+
+
+# ------------------------------------------------------------------------- resize-conv upsampling (named variant)
+
+
+def test_resize_conv_variant_replaces_every_transposed_convolution(two_hole_batch):
+    """``upsample="resize_conv"``: every transposed convolution (U-Nets and local net) becomes a resize-conv
+    (the layer's own grid test: tests/test_upsample.py) and the output contract holds."""
+    torch.manual_seed(0)
+    model = create_model("lgnet_tiny", upsample="resize_conv").eval()
+    transposed = create_model("lgnet_tiny")
+    assert not any(isinstance(m, torch.nn.ConvTranspose2d) for m in model.modules())
+    count = sum(isinstance(m, ResizeConv2d) for m in model.modules())
+    assert count == sum(isinstance(m, torch.nn.ConvTranspose2d) for m in transposed.modules()) > 0
+    image, mask, _ = two_hole_batch()
+    out = model(image, mask)
+    assert out.pred.shape == image.shape and len(out.stages) == 2
+    assert 0 <= out.pred.min() and out.pred.max() <= 1
+
+
+def test_adopt_weights_projects_only_the_upsampling_layers(two_hole_batch):
+    """A trained transposed LGNet moves onto the resize-conv variant: every other tensor (BatchNorm statistics
+    included) is copied and each transposed weight is replaced by its projection."""
+    torch.manual_seed(0)
+    source = create_model("lgnet_tiny")
+    image, mask, _ = two_hole_batch()
+    source.train()
+    for _ in range(3):  # give the BatchNorm running statistics something other than their defaults
+        source(image, mask)
+    source.eval()
+    target = create_model("lgnet_tiny", upsample="resize_conv")
+    target.adopt_weights(source)
+    theirs, ours = source.state_dict(), target.state_dict()
+    assert list(theirs) == list(ours)
+    modules = dict(source.named_modules())
+    projected = 0
+    for key, value in theirs.items():
+        layer = modules[key.rsplit(".", 1)[0]]
+        if isinstance(layer, torch.nn.ConvTranspose2d) and key.endswith("weight"):
+            torch.testing.assert_close(ours[key], resize_conv_weight(layer))
+            projected += 1
+        else:
+            torch.testing.assert_close(ours[key], value)
+    assert projected == sum(isinstance(m, torch.nn.ConvTranspose2d) for m in source.modules())
+
+
+def test_adopt_weights_refuses_other_options():
+    target = create_model("lgnet_tiny", upsample="resize_conv")
+    with pytest.raises(InpaintlabError, match="same other options"):
+        target.adopt_weights(create_model("lgnet_tiny", stages="C+L"))
+    with pytest.raises(InpaintlabError, match="same other options"):  # already resize-conv: nothing to project
+        target.adopt_weights(create_model("lgnet_tiny", upsample="resize_conv"))
+    with pytest.raises(InpaintlabError, match="cannot start from weights built with other options"):
+        create_model("pconv_unet_tiny").adopt_weights(create_model("lgnet_tiny"))
+    with pytest.raises(InpaintlabError, match="upsample"):
+        create_model("lgnet_tiny", upsample="bilinear")
 
 
 # ---------------------------------------------------------------------------------------------------- errors

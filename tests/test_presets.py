@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from inpaintlab.config import TrainConfig, load_config, save_config
+from inpaintlab.layers.upsample import ResizeConv2d
 from inpaintlab.models import create_discriminator, create_model
 from inpaintlab.presets import ARCH_ROWS, COMPARE_IMAGES_PER_S, COMPARE_ROWS, COMPARE_SECONDS, PRESETS
 from inpaintlab.train import Trainer
@@ -259,10 +260,15 @@ CONTINUATIONS = sorted(name for name in CPU_VARIANTS if PRESETS[name].init_from)
 
 def test_texture_continuations_change_only_the_loss_balance():
     """The texture recipes (issue 23) are the plain continuation with other loss weights: same data,
-    schedule, discriminator and starting weights; ``_lama`` drops the hole L1 and TV, as LaMa does."""
+    schedule, discriminator and starting weights; ``_lama`` drops the hole L1 and TV, as LaMa does; ``_rc``
+    is the texture recipe on the resize-conv generator with the quarter-width discriminator."""
     plain = PRESETS["lgnet_compact_continue"]
     texture = [name for name in CONTINUATIONS if name.startswith("lgnet_compact_texture")]
-    assert texture == ["lgnet_compact_texture", "lgnet_compact_texture_heavy", "lgnet_compact_texture_lama"]
+    assert texture == [f"lgnet_compact_texture{s}" for s in ("", "_heavy", "_lama", "_rc")]
+    rc = PRESETS["lgnet_compact_texture_rc"]
+    assert rc.model.kwargs == {"upsample": "resize_conv"} and rc.model.discriminator_kwargs == {"ndf": 16}
+    assert dataclasses.replace(rc, model=PRESETS["lgnet_compact_texture"].model) == PRESETS["lgnet_compact_texture"]
+    texture.remove("lgnet_compact_texture_rc")
     for name in texture:
         assert dataclasses.replace(PRESETS[name], loss=plain.loss) == plain
     pulls = [PRESETS[name].loss.adversarial + PRESETS[name].loss.feature_matching for name in texture]
@@ -281,6 +287,14 @@ def test_continuation_presets_start_from_the_shipped_weights_and_train_a_step(tm
     cfg = dataclasses.replace(cfg, data=data, masks=dataclasses.replace(cfg.masks, source="box"), batch_size=2, amp="none")
     trainer = Trainer(cfg, tmp_path)
     sample = next(iter(trainer._loader(0, 0)))
+    shipped_model = create_model("lgnet_compact", pretrained=True)
+    shipped = shipped_model.state_dict()
+    transposed = sum(isinstance(m, torch.nn.ConvTranspose2d) for m in shipped_model.modules())
+    start = trainer.generator.state_dict()  # the shipped weights (resize-conv: all but the projected upsamplers)
+    same = [key for key in shipped if start[key].shape == shipped[key].shape and torch.equal(start[key], shipped[key].float())]
+    upsamplers = {n for n, m in trainer.generator.named_modules() if isinstance(m, ResizeConv2d)}
+    assert len(upsamplers) == (transposed if cfg.model.kwargs.get("upsample") == "resize_conv" else 0)
+    assert set(shipped) - set(same) == {f"{n}.weight" for n in upsamplers}
     logs = trainer.train_step(sample.image, sample.mask, sample.extras)
     assert torch.isfinite(logs["g/total"]) and torch.isfinite(logs["d/loss"])
     assert ("g/fm" in logs) == name.startswith("lgnet_compact_texture")

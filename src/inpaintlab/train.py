@@ -137,12 +137,15 @@ class Trainer:
         """Start from ``source``: "pretrained:NAME" (NAME's shipped G weights, exactly as shipped, fp16 ->
         fp32; D fresh) or a checkpoint file (its G and, when present, D weights)."""
         if source.startswith("pretrained:"):
-            from .pretrained import load_pretrained_weights
+            from .pretrained import load_pretrained_weights, model_card
 
             name = source.removeprefix("pretrained:")
             if name != self.cfg.model.name:
                 raise InpaintlabError(f"init_from={source!r} holds {name} weights; this run trains {self.cfg.model.name!r}")
-            load_pretrained_weights(self.generator, name)
+            if self.cfg.model.kwargs == model_card(name)["model"]["kwargs"]:
+                load_pretrained_weights(self.generator, name)
+            else:  # other options (e.g. LGNet's resize-conv upsampling): the model maps the shipped weights
+                self.generator.adopt_weights(create_model(name, pretrained=True))
             self.generator.checkpoint_header = None  # the run's checkpoints carry their own header
             self.generator.train()
             return

@@ -99,6 +99,8 @@ class InpaintModel(nn.Module):
       ``param_groups()``  named parameter groups (one optimiser each with ``separate_optimizers``).
       ``spec``            the registry's ``ModelSpec`` (None for a model built by hand).
       ``checkpoint_header`` the header of the checkpoint or shipped weights it was loaded from, or None.
+      ``adopt_weights(source)`` start from a trained model of the same family built with other options
+                          (``init_from="pretrained:NAME"`` when the run's options differ from the card's).
     Instance values (set in ``__init__``) override these class defaults where options change them.
     """
 
@@ -112,6 +114,14 @@ class InpaintModel(nn.Module):
 
     def param_groups(self) -> dict[str, list[nn.Parameter]]:
         return {"generator": list(self.parameters())}
+
+    def adopt_weights(self, source: "InpaintModel") -> None:
+        """Take ``source``'s trained weights although it was built with other options; models that can map
+        them override this."""
+        raise InpaintlabError(
+            f"{self.model_name} {self.model_kwargs} cannot start from weights built with other options "
+            f"({source.model_name} {source.model_kwargs}); build it with the same options"
+        )
 
     @property
     def model_name(self) -> str:

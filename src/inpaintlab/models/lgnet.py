@@ -33,6 +33,10 @@ Choices where the paper and the official code leave room (each a keyword argumen
   binarises them. The hole is zeroed first, so anything inside it is ignored.
 * ``use_fast_attention`` swaps the attention's HW x HW score map for ``scaled_dot_product_attention`` on
   box-filtered queries: the same function (``layers/attention.py``), less memory and time.
+* ``upsample="resize_conv"`` (not in the paper or the official code, which use stride-2 transposed
+  convolutions): nearest x2 then a 3x3 convolution in every decoder (``layers/upsample.py``), so no layer can
+  draw the 2-pixel checkerboard that adversarial and feature-matching gradients excite in the transposed
+  ones (measured in docs/results.md). ``adopt_weights`` starts it from trained transposed weights.
 * ``channels_last`` stores the 4-D weights in channels-last layout (same numbers; oneDNN convolutions run
   ~25% faster on CPU in our measurement). Checkpoints are layout-free (tensors are saved contiguous).
 """
@@ -47,6 +51,7 @@ from torch import Tensor, nn
 from ..errors import InpaintlabError
 from ..layers.attention import AttentionModule
 from ..layers.blocks import ResnetBlock, init_pix2pix_weights
+from ..layers.upsample import UPSAMPLING, resize_conv_weight, upsample2x
 from ..types import InpaintModel, InpaintOutput, check_image_mask, check_size_multiple, masked_input
 from ._registry import build, register_model
 
@@ -81,6 +86,7 @@ class UNetGenerator(nn.Module):
         num_downs: int = 8,
         attention_levels: Sequence[int] = (),
         fast_attention: bool = True,
+        upsample: str = "transposed",
     ):
         super().__init__()
         if num_downs < 2:
@@ -101,9 +107,9 @@ class UNetGenerator(nn.Module):
         self.decoder = nn.ModuleList()
         for d in range(n, 1, -1):  # from depth d up to depth d-1; skip concatenation doubles the input
             in_ch = width[d] if d == n else 2 * width[d]
-            up = nn.ConvTranspose2d(in_ch, width[d - 1], 4, 2, 1, bias=False)
+            up = upsample2x(upsample, in_ch, width[d - 1], 4, 1, bias=False)
             self.decoder.append(nn.Sequential(nn.ReLU(inplace=True), up, nn.BatchNorm2d(width[d - 1])))
-        outermost = nn.ConvTranspose2d(2 * width[1], out_channels, 4, 2, 1)  # biased: no norm follows
+        outermost = upsample2x(upsample, 2 * width[1], out_channels, 4, 1)  # biased: no norm follows
         self.decoder.append(nn.Sequential(nn.ReLU(inplace=True), outermost, nn.Tanh()))
 
         levels = sorted(set(attention_levels), reverse=True)
@@ -131,7 +137,15 @@ class LocalRefineNet(nn.Module):
     the mirror [ConvT3x3 s2 (output_padding 1), BN, ReLU], reflect-padded Conv7x7 (bias), Tanh.
     """
 
-    def __init__(self, in_channels: int = 4, out_channels: int = 3, ngf: int = 64, n_blocks: int = 4, downsamplings: int = 2):
+    def __init__(
+        self,
+        in_channels: int = 4,
+        out_channels: int = 3,
+        ngf: int = 64,
+        n_blocks: int = 4,
+        downsamplings: int = 2,
+        upsample: str = "transposed",
+    ):
         super().__init__()
         layers: list[nn.Module] = [
             nn.Conv2d(in_channels, ngf, 7, padding=3, padding_mode="reflect", bias=False),
@@ -145,7 +159,7 @@ class LocalRefineNet(nn.Module):
         for i in range(downsamplings, 0, -1):
             c = ngf * 2**i
             layers += [
-                nn.ConvTranspose2d(c, c // 2, 3, 2, 1, output_padding=1, bias=False),
+                upsample2x(upsample, c, c // 2, 3, 1, output_padding=1, bias=False),
                 nn.BatchNorm2d(c // 2),
                 nn.ReLU(inplace=True),
             ]
@@ -174,8 +188,11 @@ class LGNet(InpaintModel):
         share_weights: bool = False,
         use_fast_attention: bool = True,
         channels_last: bool = True,
+        upsample: str = "transposed",
     ):
         super().__init__()
+        if upsample not in UPSAMPLING:
+            raise InpaintlabError(f"unknown LGNet upsample {upsample!r}; expected one of {', '.join(UPSAMPLING)}")
         if stages not in ABLATIONS:
             raise InpaintlabError(f"unknown LGNet stages {stages!r}; expected one of {', '.join(ABLATIONS)}")
         parts = ABLATIONS[stages]
@@ -184,11 +201,11 @@ class LGNet(InpaintModel):
         attention_levels = tuple(attention_levels)
 
         def unet(levels: Sequence[int]) -> UNetGenerator:
-            return UNetGenerator(4, 3, ngf_unet, num_downs, levels, fast_attention=use_fast_attention)
+            return UNetGenerator(4, 3, ngf_unet, num_downs, levels, fast_attention=use_fast_attention, upsample=upsample)
 
         builders = {
             "C": lambda: unet(()),
-            "L": lambda: LocalRefineNet(4, 3, ngf_local),
+            "L": lambda: LocalRefineNet(4, 3, ngf_local, upsample=upsample),
             "G": lambda: unet(()),
             "G_att": lambda: unet(attention_levels),
         }
@@ -197,6 +214,7 @@ class LGNet(InpaintModel):
         # (network name, run its attention?) per stage; with sharing, stage C runs G_att without attention.
         self.plan = tuple(("G_att", False) if p not in self.nets else (p, True) for p in parts)
         self.size_multiple = 2**num_downs
+        self.upsample = upsample
         init_pix2pix_weights(self)
         if channels_last:
             self.to(memory_format=torch.channels_last)
@@ -211,6 +229,27 @@ class LGNet(InpaintModel):
         for position, (name, _) in enumerate(self.plan, start=1):
             first_position.setdefault(name, position)
         return {f"G{pos}": list(self.nets[name].parameters()) for name, pos in first_position.items()}
+
+    def adopt_weights(self, source: InpaintModel) -> None:
+        """Take the weights of a trained transposed-upsampling LGNet built with otherwise equal options (this one
+        upsamples by ``resize_conv``): every tensor is copied and each transposed convolution is projected onto its
+        resize-conv (``resize_conv_weight``, least squares: the function loses only the layers' checkerboard part)."""
+        options = {k: v for k, v in self.model_kwargs.items() if k != "upsample"}
+        theirs = {k: v for k, v in source.model_kwargs.items() if k != "upsample"}
+        if (
+            not isinstance(source, LGNet)
+            or options != theirs
+            or (source.upsample, self.upsample) != ("transposed", "resize_conv")
+        ):
+            raise InpaintlabError(
+                f"{self.model_name} {self.model_kwargs} can start only from transposed-upsampling LGNet weights with the same "
+                f"other options; got {source.model_name} {source.model_kwargs}"
+            )
+        state = source.state_dict()
+        for name, layer in source.named_modules():
+            if isinstance(layer, nn.ConvTranspose2d):
+                state[f"{name}.weight"] = resize_conv_weight(layer)
+        self.load_state_dict(state)
 
     def forward(self, image: Tensor, mask: Tensor) -> InpaintOutput:
         check_image_mask(image, mask)
