@@ -295,6 +295,45 @@ def test_ship_continued_reads_the_named_candidate_row(shipped, tiny_checkpoint, 
     assert len(json.loads((shipped / "lgnet_tiny.json").read_text())["ledger"]) == 3
 
 
+def test_a_shipped_segment_with_other_options_updates_the_cards_network(shipped, tmp_path):
+    """A continuation on LGNet's resize-conv variant (``adopt_weights`` from the shipped transposed weights)
+    ships with the card's model options, parameter count and discriminator taken from its own config, so the
+    shipped weights load as the network they are; the ledger row names the options."""
+    from inpaintlab.bench import count_parameters
+
+    card_path = shipped / "lgnet_tiny.json"
+    card = json.loads(card_path.read_text())
+    card["architecture"] = {"paper": "LGNet", "model": {"name": "lgnet_tiny", "kwargs": {}}, "parameters": 1}
+    card["parameters"] = 1
+    card_path.write_text(json.dumps(card))
+    base = get_preset("lgnet_tiny_builtin")
+    model = dataclasses.replace(base.model, kwargs={"upsample": "resize_conv"}, discriminator_kwargs={"ndf": 8})
+    cfg = dataclasses.replace(
+        base,
+        model=model,
+        init_from="pretrained:lgnet_tiny",
+        max_steps=1,
+        batch_size=2,
+        ema_decay=0.5,
+        val_every=0,
+        image_every=0,
+        ckpt_every=0,
+        data=dataclasses.replace(base.data, val_count=0),
+    )
+    run_training(cfg, tmp_path / "run")
+    checkpoint = tmp_path / "run" / "checkpoints" / "step_00000001.safetensors"
+    eval_dir = _fake_eval(tmp_path / "eval", {"lgnet_tiny": (25.2, 0.30), "candidate": (25.3, 0.31)})
+    args = ["ship-continued", str(checkpoint), "--eval", str(eval_dir), "--name", "lgnet_tiny", "--out", str(shipped)]
+    assert cli.main(args) == 0
+    card = json.loads(card_path.read_text())
+    assert card["model"]["kwargs"] == {"upsample": "resize_conv"} and card["ledger"][-1]["shipped"]
+    assert card["ledger"][-1]["recipe"]["model_kwargs"] == {"upsample": "resize_conv"}
+    loaded = create_model("lgnet_tiny", pretrained=True)
+    assert card["parameters"] == card["architecture"]["parameters"] == count_parameters(loaded)["total"]
+    assert card["parameters"] < count_parameters(create_model("lgnet_tiny"))["total"]  # 3x3 instead of 4x4 taps
+    assert card["architecture"]["model"]["discriminator_kwargs"] == {"ndf": 8} and card["architecture"]["paper"] == "LGNet"
+
+
 def _fake_eval(folder, rows):
     """An ``inpaintlab eval`` folder with one metrics.json per row: {label: (psnr, detail)}."""
     for label, (psnr, detail) in rows.items():

@@ -70,6 +70,7 @@ def segment_row(
         "cpu_hours": hours,
         "recipe": {
             "preset_model": config["model"]["name"],
+            "model_kwargs": config["model"]["kwargs"],
             "discriminator": {"name": config["model"]["discriminator"], **config["model"]["discriminator_kwargs"]},
             "loss": config["loss"],
             "optim": config["optim"],
@@ -122,8 +123,23 @@ def ship_continued(
     if telea.is_file():
         fields["heldout"]["telea"] = eval_table(eval_dir, "telea")
     fields.pop("batchnorm", None)  # the EMA's own averaged statistics ship (no re-estimation)
+    fields.update(_architecture_fields(card, header["config"]["model"]))
     write_pretrained(checkpoint, weights_dir, fields)
     return ship, why
+
+
+def _architecture_fields(card: dict[str, Any], model: dict[str, Any]) -> dict[str, Any]:
+    """The card's ``architecture`` and ``parameters`` for the network a segment trained: a segment may change
+    its options (e.g. LGNet's ``upsample``) and its discriminator, so they are taken from its config."""
+    from .bench import count_parameters
+    from .models import create_model
+
+    parameters = count_parameters(create_model(model["name"], **model["kwargs"]))["total"]
+    spec = {k: model[k] for k in ("name", "kwargs", "discriminator", "discriminator_kwargs")}
+    fields: dict[str, Any] = {"parameters": parameters} if "parameters" in card else {}
+    if "architecture" in card:
+        fields["architecture"] = {**card["architecture"], "model": spec, "parameters": parameters}
+    return fields
 
 
 def _first_row(card: dict[str, Any], measured: dict[str, Any]) -> dict[str, Any]:
