@@ -334,6 +334,20 @@ def test_a_shipped_segment_with_other_options_updates_the_cards_network(shipped,
     assert card["architecture"]["model"]["discriminator_kwargs"] == {"ndf": 8} and card["architecture"]["paper"] == "LGNet"
 
 
+def test_ship_rule_shows_why_when_the_rounded_numbers_tie():
+    """A refusal by 1e-4 must be visible in the ledger's reason: the numbers get the decimals that differ."""
+    from inpaintlab.ledger import ship_rule
+
+    ship, why = ship_rule({"psnr": 25.2827, "detail": 0.20270}, {"psnr": 25.3061, "detail": 0.20262})
+    assert not ship and why == (
+        "refused: the held-out detail ratio would fall (PSNR 25.306 vs 25.283 dB, detail ratio 0.2026 vs 0.2027)"
+    )
+    assert ship_rule({"psnr": 25.0, "detail": 0.2}, {"psnr": 25.0, "detail": 0.2}) == (
+        True,
+        "shipped: neither the held-out PSNR nor the detail ratio falls (PSNR 25.000 vs 25.000 dB, detail ratio 0.200 vs 0.200)",
+    )
+
+
 def _fake_eval(folder, rows):
     """An ``inpaintlab eval`` folder with one metrics.json per row: {label: (psnr, detail)}."""
     for label, (psnr, detail) in rows.items():

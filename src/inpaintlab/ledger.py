@@ -38,12 +38,18 @@ def eval_table(eval_dir: str | Path, label: str) -> dict[str, Any]:
     return {"overall": pick(report["overall"]), "bins": {b: pick(v) for b, v in report["bins"].items()}}
 
 
+def _versus(a: float, b: float, digits: int = 3) -> str:
+    """ "a vs b" with 3 decimals, or as many more (up to 6) as it takes to show that unequal values differ."""
+    while digits < 6 and a != b and f"{a:.{digits}f}" == f"{b:.{digits}f}":
+        digits += 1
+    return f"{a:.{digits}f} vs {b:.{digits}f}"
+
+
 def ship_rule(shipped: dict[str, float], candidate: dict[str, float]) -> tuple[bool, str]:
     """(ship?, why) for two ``overall`` tables measured on the same held-out pairs."""
     falls = [name for k, name in (("psnr", "PSNR"), ("detail", "detail ratio")) if candidate[k] < shipped[k]]
     numbers = (
-        f"PSNR {candidate['psnr']:.3f} vs {shipped['psnr']:.3f} dB, detail ratio {candidate['detail']:.3f} vs "
-        f"{shipped['detail']:.3f}"
+        f"PSNR {_versus(candidate['psnr'], shipped['psnr'])} dB, detail ratio {_versus(candidate['detail'], shipped['detail'])}"
     )
     if falls:
         return False, f"refused: the held-out {' and '.join(falls)} would fall ({numbers})"
