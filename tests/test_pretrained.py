@@ -348,13 +348,32 @@ def test_ship_rule_shows_why_when_the_rounded_numbers_tie():
     )
 
 
-def _fake_eval(folder, rows):
-    """An ``inpaintlab eval`` folder with one metrics.json per row: {label: (psnr, detail)}."""
+def _fake_eval(folder, rows, weights="ema"):
+    """An ``inpaintlab eval`` folder with one metrics.json per row: {label: (psnr, detail)}, each scored with
+    the checkpoint's ``weights`` generator."""
     for label, (psnr, detail) in rows.items():
         (folder / label).mkdir(parents=True)
         values = {"l1": 3.0, "psnr": psnr, "ssim": 0.8, "detail": detail, "detail_gt": 1.0, "count": 4}
-        (folder / label / "metrics.json").write_text(json.dumps({"overall": values, "bins": {"(0.1,0.2]": values}}))
+        report = {"settings": {"weights": weights}, "overall": values, "bins": {"(0.1,0.2]": values}}
+        (folder / label / "metrics.json").write_text(json.dumps(report))
     return folder
+
+
+def test_ship_continued_ships_the_generator_that_was_scored(shipped, tiny_checkpoint, tmp_path):
+    """A candidate scored with ``inpaintlab eval --weights live`` (a segment whose EMA still holds much of its
+    start) ships its live generator, not the EMA; the card and the ledger row say which."""
+    from safetensors.torch import load_file
+
+    eval_dir = _fake_eval(tmp_path / "eval", {"lgnet_tiny": (25.2, 0.30), "candidate": (25.3, 0.31)}, weights="live")
+    args = ["ship-continued", str(tiny_checkpoint), "--eval", str(eval_dir), "--name", "lgnet_tiny", "--out", str(shipped)]
+    assert cli.main(args) == 0
+    card = json.loads((shipped / "lgnet_tiny.json").read_text())
+    assert card["weights"]["ema"] is False and card["ledger"][-1]["weights"] == "live" and card["ledger"][-1]["shipped"]
+    expected, differs = load_file(str(tiny_checkpoint)), 0
+    for key, value in load_file(str(shipped / "lgnet_tiny.safetensors")).items():
+        assert torch.equal(value, expected[f"generator.{key}"].half()), key
+        differs += not torch.equal(value, expected[f"generator_ema.{key}"].half())
+    assert differs  # the EMA (decay 0.5 over two steps) is another set of weights
 
 
 @pytest.mark.parametrize(

@@ -26,7 +26,8 @@ TABLE_KEYS = ("l1", "psnr", "ssim", "detail", "detail_gt")
 
 
 def eval_table(eval_dir: str | Path, label: str) -> dict[str, Any]:
-    """``{"overall": {...}, "bins": {label: {...}}}`` of one row of an ``inpaintlab eval`` folder."""
+    """``{"overall": {...}, "bins": {label: {...}}, "weights": "ema" | "live"}`` of one row of an ``inpaintlab
+    eval`` folder (``weights``: which generator of a checkpoint was scored)."""
     path = Path(eval_dir) / label / "metrics.json"
     if not path.is_file():
         raise InpaintlabError(f"{path} not found: evaluate the row {label!r} into {eval_dir} first (module docstring)")
@@ -35,7 +36,8 @@ def eval_table(eval_dir: str | Path, label: str) -> dict[str, Any]:
     if missing:
         raise InpaintlabError(f"{path} has no {missing[0]!r}; run inpaintlab eval with its default metrics")
     pick = lambda values: {k: values[k] for k in TABLE_KEYS if k in values}  # noqa: E731
-    return {"overall": pick(report["overall"]), "bins": {b: pick(v) for b, v in report["bins"].items()}}
+    weights = report.get("settings", {}).get("weights") or "ema"
+    return {"overall": pick(report["overall"]), "bins": {b: pick(v) for b, v in report["bins"].items()}, "weights": weights}
 
 
 def _versus(a: float, b: float, digits: int = 3) -> str:
@@ -83,6 +85,7 @@ def segment_row(
             "amp": config["amp"],
         },
         "heldout": candidate["overall"],
+        "weights": candidate["weights"],
         "shipped": shipped,
         "why": why,
     }
@@ -130,7 +133,7 @@ def ship_continued(
         fields["heldout"]["telea"] = eval_table(eval_dir, "telea")
     fields.pop("batchnorm", None)  # the EMA's own averaged statistics ship (no re-estimation)
     fields.update(_architecture_fields(card, header["config"]["model"]))
-    write_pretrained(checkpoint, weights_dir, fields)
+    write_pretrained(checkpoint, weights_dir, fields, generator=candidate["weights"])  # the generator that was scored
     return ship, why
 
 

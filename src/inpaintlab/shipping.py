@@ -16,6 +16,7 @@ from torch import nn
 
 from .checkpoint import load_checkpoint, sub_state
 from .data import build_dataset, collate_samples
+from .errors import InpaintlabError
 from .masks import build_mask_source
 from .models import create_model
 from .pretrained import CARD_FORMAT, file_sha256
@@ -60,15 +61,21 @@ def recalibrate_batchnorm(model: nn.Module, config: dict[str, Any], batches: int
     return len(norms)
 
 
-def write_pretrained(checkpoint: str | Path, out_dir: str | Path, card: dict[str, Any], bn_batches: int = 0) -> tuple[Path, Path]:
-    """Ship a training checkpoint: its EMA generator (else the live one) as fp16 safetensors plus ``card``.
+def write_pretrained(
+    checkpoint: str | Path, out_dir: str | Path, card: dict[str, Any], bn_batches: int = 0, generator: str = "ema"
+) -> tuple[Path, Path]:
+    """Ship a training checkpoint: its EMA generator (else the live one; ``generator="live"``: the live one)
+    as fp16 safetensors plus ``card``.
 
     ``bn_batches`` > 0 first re-estimates BatchNorm statistics on that many training batches
     (``recalibrate_batchnorm``). Writes ``out_dir/<model name>.safetensors`` and ``.json``; the card gets the
     model spec and step from the checkpoint header. Returns both paths.
     """
+    if generator not in ("ema", "live"):
+        raise InpaintlabError(f"generator must be 'ema' or 'live', got {generator!r}")
     tensors, header = load_checkpoint(checkpoint, prefixes=("generator_ema", "generator"))
-    state = sub_state(tensors, "generator_ema") or sub_state(tensors, "generator")
+    ema = sub_state(tensors, "generator_ema") if generator == "ema" else {}
+    state = ema or sub_state(tensors, "generator")
     spec = ModelSpec.from_header(header.get("model"), str(checkpoint))
     name = spec.name
     if bn_batches:
@@ -95,7 +102,7 @@ def write_pretrained(checkpoint: str | Path, out_dir: str | Path, card: dict[str
         "weights": {
             "file": weights.name,
             "dtype": "float16",
-            "ema": bool(sub_state(tensors, "generator_ema")),
+            "ema": bool(ema),
             "sha256": file_sha256(weights),
         },
         **card,
