@@ -129,10 +129,10 @@ _LGNET_COMPACT_CONTINUE = dataclasses.replace(
     optim=dataclasses.replace(_LGNET_COMPACT_CPU.optim, lr=1e-4, warmup_epochs=0.5, epochs_constant=8, epochs_decay=10),
 )
 
-# The continuation with texture terms that need no pretrained network (issue 23), a named option set, not
-# yet measured (no CPU time was left for it; the shipped continuation uses the plain recipe above): LGNet's
-# LSGAN moves from the coarse composite to the final one, where texture is drawn, and pix2pixHD's feature
-# matching on the discriminator's features (``loss.feature_matching``) acts as the perceptual term.
+# The continuation with texture terms that need no pretrained network (issue 23; segment 3 of the shipped
+# weights, docs/results.md): LGNet's LSGAN moves from the coarse composite to the final one, where texture is
+# drawn, and pix2pixHD's feature matching on the discriminator's features (``loss.feature_matching``) acts as
+# the perceptual term.
 _LGNET_COMPACT_TEXTURE = dataclasses.replace(
     _LGNET_COMPACT_CONTINUE,
     loss=dataclasses.replace(_LGNET_COMPACT_CONTINUE.loss, adv_input="final_composite", feature_matching=1.0),
