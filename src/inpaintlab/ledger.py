@@ -41,7 +41,7 @@ def eval_table(eval_dir: str | Path, label: str) -> dict[str, Any]:
 
 
 def _versus(a: float, b: float, digits: int = 3) -> str:
-    """ "a vs b" with 3 decimals, or as many more (up to 6) as it takes to show that unequal values differ."""
+    """The text "a vs b" with 3 decimals, or as many more (up to 6) as it takes to show unequal values differ."""
     while digits < 6 and a != b and f"{a:.{digits}f}" == f"{b:.{digits}f}":
         digits += 1
     return f"{a:.{digits}f} vs {b:.{digits}f}"
