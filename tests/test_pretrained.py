@@ -18,23 +18,28 @@ from inpaintlab.serve import ModelCatalog, create_app
 from inpaintlab.train import run_training
 
 
-@pytest.fixture(scope="module")
-def tiny_checkpoint(tmp_path_factory):
-    """Two steps of the LGNet toy recipe with EMA: a real training checkpoint."""
+def _tiny_run(out, steps, **changes):
+    """``steps`` steps of the LGNet toy recipe with EMA (decay 0.5) and ``changes``; its final checkpoint."""
     base = get_preset("lgnet_tiny_builtin")
     cfg = dataclasses.replace(
         base,
-        max_steps=2,
+        max_steps=steps,
         batch_size=2,
         ema_decay=0.5,
         val_every=0,
         image_every=0,
         ckpt_every=0,
         data=dataclasses.replace(base.data, val_count=0),
+        **changes,
     )
-    out = tmp_path_factory.mktemp("run")
     run_training(cfg, out)
-    return out / "checkpoints" / "step_00000002.safetensors"
+    return out / "checkpoints" / f"step_{steps:08d}.safetensors"
+
+
+@pytest.fixture(scope="module")
+def tiny_checkpoint(tmp_path_factory):
+    """Two steps of the LGNet toy recipe with EMA: a real training checkpoint."""
+    return _tiny_run(tmp_path_factory.mktemp("run"), 2)
 
 
 @pytest.fixture
@@ -306,22 +311,9 @@ def test_a_shipped_segment_with_other_options_updates_the_cards_network(shipped,
     card["architecture"] = {"paper": "LGNet", "model": {"name": "lgnet_tiny", "kwargs": {}}, "parameters": 1}
     card["parameters"] = 1
     card_path.write_text(json.dumps(card))
-    base = get_preset("lgnet_tiny_builtin")
-    model = dataclasses.replace(base.model, kwargs={"upsample": "resize_conv"}, discriminator_kwargs={"ndf": 8})
-    cfg = dataclasses.replace(
-        base,
-        model=model,
-        init_from="pretrained:lgnet_tiny",
-        max_steps=1,
-        batch_size=2,
-        ema_decay=0.5,
-        val_every=0,
-        image_every=0,
-        ckpt_every=0,
-        data=dataclasses.replace(base.data, val_count=0),
-    )
-    run_training(cfg, tmp_path / "run")
-    checkpoint = tmp_path / "run" / "checkpoints" / "step_00000001.safetensors"
+    base = get_preset("lgnet_tiny_builtin").model
+    model = dataclasses.replace(base, kwargs={"upsample": "resize_conv"}, discriminator_kwargs={"ndf": 8})
+    checkpoint = _tiny_run(tmp_path / "run", 1, model=model, init_from="pretrained:lgnet_tiny")
     eval_dir = _fake_eval(tmp_path / "eval", {"lgnet_tiny": (25.2, 0.30), "candidate": (25.3, 0.31)})
     args = ["ship-continued", str(checkpoint), "--eval", str(eval_dir), "--name", "lgnet_tiny", "--out", str(shipped)]
     assert cli.main(args) == 0
