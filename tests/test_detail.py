@@ -1,6 +1,7 @@
 """Full-resolution detail (the ``detail`` strategy), the detail ratio, large and EXIF-rotated photos."""
 
 import io
+import math
 
 import numpy as np
 import pytest
@@ -11,7 +12,7 @@ from inpaintlab import cli
 from inpaintlab.data import builtin_photo_paths, load_image
 from inpaintlab.detail import add_detail
 from inpaintlab.masks import object_mask
-from inpaintlab.metrics import MetricTracker, detail_ratio
+from inpaintlab.metrics import MetricTracker, detail_ratio, grid_share
 from inpaintlab.models import create_model
 from inpaintlab.pipeline import InpaintPipeline
 
@@ -62,6 +63,62 @@ def test_eval_tracker_reports_the_detail_ratio_of_the_fill_and_of_the_original()
     overall = tracker.result()["overall"]
     assert overall["detail"] == pytest.approx(0.0, abs=1e-9)
     assert overall["detail_gt"] == pytest.approx(1.0, abs=0.1)
+
+
+def _photo_with_hole():
+    """A built-in test photo at 128 px (B=1, [0,1]) and a 64 x 80 box hole."""
+    from skimage import data
+
+    photo = torch.from_numpy(data.astronaut()[::4, ::4].copy()).permute(2, 0, 1)[None].float() / 255
+    hole = torch.zeros(1, 1, 128, 128)
+    hole[..., 32:96, 24:104] = 1
+    return photo, hole
+
+
+@pytest.mark.parametrize("axes", ["x", "y", "xy"])
+def test_grid_share_finds_a_two_pixel_pattern_in_any_direction(axes):
+    """A 2-pixel pattern along x, y or both (what stride-2 transposed convolutions draw) is all grid; the
+    photo itself has little; a faint grid (+-2.5 % of the range) added in the hole doubles it at least; NaN without a tile."""
+    photo, hole = _photo_with_hole()
+    y, x = torch.meshgrid(torch.arange(128), torch.arange(128), indexing="ij")
+    phase = {"x": x, "y": y, "xy": x + y}[axes] % 2
+    pattern = (phase.float() - 0.5)[None, None].expand(1, 3, 128, 128)
+    assert float(grid_share(0.5 + 0.1 * pattern, hole)) == pytest.approx(1.0, abs=1e-6)
+    natural = float(grid_share(photo, hole))
+    assert natural < 0.3
+    gridded = (photo + 0.05 * pattern * hole).clamp(0, 1)
+    assert float(grid_share(gridded, hole)) > 2 * natural
+    narrow = torch.zeros_like(hole)
+    narrow[..., 32:96, 40:50] = 1  # no 16 x 16 tile fits
+    assert math.isnan(float(grid_share(photo, narrow)))
+
+
+def test_grid_share_tells_transposed_from_resize_convolution_upsampling():
+    """The photo's hole refilled by a random stride-2 transposed convolution of its half-size version shows the
+    grid; the same through a nearest x2 + 3x3 resize-conv shows less of it."""
+    from inpaintlab.layers.upsample import ResizeConv2d
+
+    torch.manual_seed(0)
+    photo, hole = _photo_with_hole()
+    small = torch.nn.functional.avg_pool2d(photo, 2)
+    shares = {}
+    for name, layer in (("transposed", torch.nn.ConvTranspose2d(3, 3, 4, 2, 1)), ("resize", ResizeConv2d(3, 3))):
+        with torch.no_grad():
+            fill = layer(small)
+            fill = (fill - fill.mean()) / fill.std() * 0.1 + 0.5
+        shares[name] = float(grid_share(photo * (1 - hole) + fill * hole, hole))
+    assert shares["transposed"] > 0.5 > shares["resize"], shares
+
+
+def test_eval_tracker_reports_grid_share_and_skips_images_without_a_tile():
+    photo, hole = _photo_with_hole()
+    small = torch.zeros_like(hole)
+    small[..., 60:70, 60:70] = 1
+    tracker = MetricTracker(metrics=("grid", "grid_gt"), bins=((0.0, 0.1), (0.1, 1.0)))
+    tracker.update(photo.expand(2, 3, 128, 128), photo.expand(2, 3, 128, 128), torch.cat([hole, small]))
+    result = tracker.result()
+    assert result["overall"]["grid"] == pytest.approx(float(grid_share(photo, hole)))
+    assert math.isnan(result["bins"][tracker.bin_label(0)]["grid_gt"])  # the small hole has no whole tile
 
 
 def test_add_detail_copies_known_texture_into_the_hole_only_and_is_seeded():

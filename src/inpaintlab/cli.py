@@ -146,8 +146,9 @@ def _add_eval(sub) -> None:
     p.add_argument("--max-images", type=int, default=None, help="use only the first N images")
     p.add_argument(
         "--metrics",
-        default="l1,psnr,ssim,detail,detail_gt",
-        help="comma-separated metric names (default l1,psnr,ssim,detail,detail_gt: the detail ratio of the fill and of the original)",
+        default="l1,psnr,ssim,detail,detail_gt,grid,grid_gt",
+        help="comma-separated metric names (default l1,psnr,ssim,detail,detail_gt,grid,grid_gt: the detail ratio of the fill "
+        "and of the original, and the share of that detail that is a 2-pixel grid)",
     )
     p.add_argument("--device", default="cpu", type=device_name)
     p.add_argument("--seed", type=non_negative_int, default=0, help="seed of the generated masks (default 0)")

@@ -147,7 +147,7 @@ def evaluate_with_samples(
     images: Dataset,
     masks: str | MaskFolder = "bins",
     *,
-    metrics: Sequence[str] = ("l1", "psnr", "ssim", "detail", "detail_gt"),
+    metrics: Sequence[str] = ("l1", "psnr", "ssim", "detail", "detail_gt", "grid", "grid_gt"),
     bins: Sequence = HOLE_RATIO_BINS,
     batch_size: int = 8,
     device: str | torch.device = "cpu",

@@ -22,7 +22,7 @@ from typing import Any
 
 from .errors import InpaintlabError
 
-TABLE_KEYS = ("l1", "psnr", "ssim", "detail", "detail_gt")
+TABLE_KEYS = ("l1", "psnr", "ssim", "detail", "detail_gt", "grid", "grid_gt")
 
 
 def eval_table(eval_dir: str | Path, label: str) -> dict[str, Any]:

@@ -8,7 +8,9 @@ and returns (B,) float64; ``METRICS`` maps names to them. Project metrics: ``l1`
 
 Masked, no-reference: ``detail`` (:func:`detail_ratio` of the composite) and ``detail_gt`` (the same of the
 original, over the same hole: what a perfect fill scores, ~1). A proxy for "is there texture in the fill",
-not a realism metric: noise scores high too, so read it beside PSNR/SSIM.
+not a realism metric: noise scores high too, so read it beside PSNR/SSIM. ``grid`` / ``grid_gt``
+(:func:`grid_share`): how much of that detail is a 2-pixel pattern locked to the pixel lattice, the
+checkerboard of stride-2 transposed convolutions, which the detail ratio counts as detail.
 
 Paper conventions, named as such so published tables compare like for like:
 ``psnr_uint8_trunc`` (LGNet ``test_and_save.py``), ``ssim_win51_uint8`` (PEN-Net / SRPNet ``eval.py``),
@@ -322,6 +324,13 @@ def _dilate(mask: Tensor, radius: int) -> Tensor:
     return F.max_pool2d(rows, (k, 1), stride=1, padding=(radius, 0))
 
 
+def _laplacian(image: Tensor) -> Tensor:
+    """Signed 4-neighbour Laplacian (replicate border) of the grey image: (B,3,H,W) -> (B,1,H,W) float64."""
+    grey = image.double().mean(dim=1, keepdim=True)
+    taps = torch.tensor([[0.0, 1.0, 0.0], [1.0, -4.0, 1.0], [0.0, 1.0, 0.0]], dtype=grey.dtype, device=grey.device)
+    return F.conv2d(F.pad(grey, (1, 1, 1, 1), mode="replicate"), taps[None, None])
+
+
 def detail_ratio(image: Tensor, mask: Tensor, ring: int = DETAIL_RING, gap: int = DETAIL_GAP) -> Tensor:
     """Detail inside the hole relative to its surroundings: (B,3,H,W) [0,1], (B,1,H,W) 1 = hole -> (B,).
 
@@ -338,15 +347,44 @@ def detail_ratio(image: Tensor, mask: Tensor, ring: int = DETAIL_RING, gap: int 
     0.0
     """
     check_image_mask(image, mask)
-    grey = image.double().mean(dim=1, keepdim=True)
-    taps = torch.tensor([[0.0, 1.0, 0.0], [1.0, -4.0, 1.0], [0.0, 1.0, 0.0]], dtype=grey.dtype, device=grey.device)
-    lap = F.conv2d(F.pad(grey, (1, 1, 1, 1), mode="replicate"), taps[None, None]).abs()
-    hole = (mask > 0.5).to(grey.dtype)
+    lap = _laplacian(image).abs()
+    hole = (mask > 0.5).to(lap.dtype)
     interior = 1 - _dilate(1 - hole, 1)
     band = _dilate(hole, gap + ring) - _dilate(hole, gap)
     inside = (lap * interior).sum(dim=(1, 2, 3)) / interior.sum(dim=(1, 2, 3))
     around = (lap * band).sum(dim=(1, 2, 3)) / band.sum(dim=(1, 2, 3))
     return inside / around
+
+
+GRID_TILE = 16  # pixels: the square tiles of the hole in which the 2-pixel pattern is measured
+
+
+def grid_share(image: Tensor, mask: Tensor, tile: int = GRID_TILE) -> Tensor:
+    """Share of the hole's detail that is a 2-pixel grid: (B,3,H,W) [0,1], (B,1,H,W) 1 = hole -> (B,).
+
+    The Laplacian L of the grey image is cut into ``tile`` x ``tile`` tiles (on the lattice of multiples of
+    ``tile``) lying wholly in the hole's interior. In each, the grid's amplitude is the norm of L's three
+    2-pixel (Nyquist) components, the tile means of L(-1)^x, L(-1)^y and L(-1)^(x+y), and the detail is the
+    mean |L|; the share is the sum of amplitudes over the sum of details. A pattern repeating every 2 pixels
+    scores ~1, white noise ~0.1 (its Nyquist means average out), a photo less; NaN without a whole tile.
+
+    >>> y, x = torch.meshgrid(torch.arange(64), torch.arange(64), indexing="ij")
+    >>> hole = torch.zeros(1, 1, 64, 64); hole[..., 8:56, 8:56] = 1
+    >>> grid = (0.5 + 0.1 * ((x + y) % 2)).expand(1, 3, 64, 64)
+    >>> noise = torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(0))
+    >>> round(float(grid_share(grid, hole)), 2), bool(grid_share(noise, hole) < 0.2)
+    (1.0, True)
+    """
+    check_image_mask(image, mask)
+    lap = _laplacian(image)
+    height, width = lap.shape[-2:]
+    y, x = torch.meshgrid(torch.arange(height, device=lap.device) % 2, torch.arange(width, device=lap.device) % 2, indexing="ij")
+    signs = torch.stack([1 - 2 * x, 1 - 2 * y, 1 - 2 * ((x + y) % 2)])[None].to(lap.dtype)  # (1,3,H,W) of +-1
+    interior = 1 - _dilate(1 - (mask > 0.5).to(lap.dtype), 1)
+    whole = F.avg_pool2d(interior, tile) > 1 - 1e-9  # (B,1,h,w) tiles inside the hole's interior
+    nyquist = F.avg_pool2d(lap * signs, tile).norm(dim=1, keepdim=True)
+    detail = F.avg_pool2d(lap.abs(), tile)
+    return (nyquist * whole).sum(dim=(1, 2, 3)) / (detail * whole).sum(dim=(1, 2, 3))
 
 
 #: Per-image metrics by name: ``fn(pred, target) -> (B,)``. ``"fid"`` is a set metric (``MetricTracker``).
@@ -367,6 +405,8 @@ METRICS: dict[str, Callable[[Tensor, Tensor], Tensor]] = {
 MASKED_METRICS: dict[str, Callable[[Tensor, Tensor, Tensor], Tensor]] = {
     "detail": lambda pred, target, mask: detail_ratio(pred, mask),
     "detail_gt": lambda pred, target, mask: detail_ratio(target, mask),
+    "grid": lambda pred, target, mask: grid_share(pred, mask),
+    "grid_gt": lambda pred, target, mask: grid_share(target, mask),
 }
 
 
@@ -497,8 +537,10 @@ class MetricTracker:
                     fake = np.stack([r["fid_features"][1] for r in records])
                     summary[name] = fid_from_features(real, fake)
             else:
-                mean = np.nanmean if name in MASKED_METRICS else np.mean  # detail: NaN for an image without a ring
-                summary[name] = float(mean([r["values"][name] for r in records])) if records else math.nan
+                values = np.asarray([r["values"][name] for r in records], dtype=float)
+                if name in MASKED_METRICS:  # NaN for an image whose hole has no ring (detail) or no whole tile (grid)
+                    values = values[~np.isnan(values)]
+                summary[name] = float(values.mean()) if values.size else math.nan
         summary["count"] = len(records)
         return summary
 

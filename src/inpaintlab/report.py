@@ -40,6 +40,8 @@ METRIC_FORMAT = {
     "fid": ("", 2),
     "detail": ("ratio", 3),
     "detail_gt": ("ratio", 3),
+    "grid": ("share", 3),
+    "grid_gt": ("share", 3),
 }
 
 
