@@ -324,6 +324,11 @@ def _dilate(mask: Tensor, radius: int) -> Tensor:
     return F.max_pool2d(rows, (k, 1), stride=1, padding=(radius, 0))
 
 
+def _hole_interior(hole: Tensor) -> Tensor:
+    """The hole pixels whose 3x3 neighbourhood is all hole: (B,1,H,W) {0,1} -> the same (seams excluded)."""
+    return 1 - _dilate(1 - hole, 1)
+
+
 def _laplacian(image: Tensor) -> Tensor:
     """Signed 4-neighbour Laplacian (replicate border) of the grey image: (B,3,H,W) -> (B,1,H,W) float64."""
     grey = image.double().mean(dim=1, keepdim=True)
@@ -349,7 +354,7 @@ def detail_ratio(image: Tensor, mask: Tensor, ring: int = DETAIL_RING, gap: int 
     check_image_mask(image, mask)
     lap = _laplacian(image).abs()
     hole = (mask > 0.5).to(lap.dtype)
-    interior = 1 - _dilate(1 - hole, 1)
+    interior = _hole_interior(hole)
     band = _dilate(hole, gap + ring) - _dilate(hole, gap)
     inside = (lap * interior).sum(dim=(1, 2, 3)) / interior.sum(dim=(1, 2, 3))
     around = (lap * band).sum(dim=(1, 2, 3)) / band.sum(dim=(1, 2, 3))
@@ -380,7 +385,7 @@ def grid_share(image: Tensor, mask: Tensor, tile: int = GRID_TILE) -> Tensor:
     height, width = lap.shape[-2:]
     y, x = torch.meshgrid(torch.arange(height, device=lap.device) % 2, torch.arange(width, device=lap.device) % 2, indexing="ij")
     signs = torch.stack([1 - 2 * x, 1 - 2 * y, 1 - 2 * ((x + y) % 2)])[None].to(lap.dtype)  # (1,3,H,W) of +-1
-    interior = 1 - _dilate(1 - (mask > 0.5).to(lap.dtype), 1)
+    interior = _hole_interior((mask > 0.5).to(lap.dtype))
     whole = F.avg_pool2d(interior, tile) > 1 - 1e-9  # (B,1,h,w) tiles inside the hole's interior
     nyquist = F.avg_pool2d(lap * signs, tile).norm(dim=1, keepdim=True)
     detail = F.avg_pool2d(lap.abs(), tile)
