@@ -479,6 +479,31 @@ def test_feature_matching_adds_its_weight_times_the_d_feature_distance_and_train
         GeneratorLoss(LossConfig(feature_matching=1.0), create_discriminator("msanet"))(out, image, mask)
 
 
+def test_adversarial_and_feature_terms_share_one_discriminator_pass_per_judged_image():
+    """With the GAN term and feature matching both on, D's encoder runs once per judged image (``judge``) and once
+    for the original, not three times, and the terms and the generator's gradient equal the two-pass formulas."""
+    from inpaintlab.config import LossConfig
+    from inpaintlab.losses import GeneratorLoss, generator_adversarial
+    from inpaintlab.types import InpaintDiscriminator, composite
+
+    d, g, image, mask = _tiny_discriminator_generator_batch()
+    out = g(image, mask)
+    passes = []
+    d.encoder[0].register_forward_hook(lambda *_: passes.append(1))  # the first convolution: one per pass
+    cfg = LossConfig(valid=0.0, hole=0.0, tv=0.0, adversarial=0.5, feature_matching=3.0, adv_input="final_composite")
+    total, logs = GeneratorLoss(cfg, d)(out, image, mask)
+    assert len(passes) == 2
+    fake = composite(out.pred, image, mask)
+    two_pass_logits, two_pass_layers = InpaintDiscriminator.judge(d, fake, mask)  # the contract's default: two passes
+    assert len(passes) == 4
+    fm = sum((f - r).abs().mean() for f, r in zip(two_pass_layers, d.features(image))) / len(two_pass_layers)
+    expected = 0.5 * generator_adversarial("lsgan", two_pass_logits[0]) + 3.0 * fm
+    assert torch.allclose(logs["g/adv"], generator_adversarial("lsgan", two_pass_logits[0]))
+    assert torch.allclose(logs["g/fm"], fm) and torch.allclose(total, expected)
+    grad = torch.autograd.grad(total, out.pred, retain_graph=True)[0]
+    assert grad.abs().sum() > 0 and torch.allclose(grad, torch.autograd.grad(expected, out.pred)[0], atol=1e-7)
+
+
 def test_feature_style_adds_its_weight_times_the_gram_distance_of_d_features(tmp_path):
     """loss.feature_style (issue 23): the total grows by exactly weight x the mean over D's layers of
     mean |G(D_l(composite)) - G(D_l(original))|, logged as g/fstyle beside g/fm; 0 for a perfect fill;

@@ -294,21 +294,11 @@ class GeneratorLoss(nn.Module):
 
         if cfg.perceptual > 0 or cfg.style > 0 or cfg.tv > 0:
             total = total + self._feature_terms(outputs, image, mask, terms)
-        if cfg.adversarial > 0:
-            real = discriminator_logits(self.discriminator, image, mask) if cfg.gan_mode == "relativistic" else None
-            terms["adv"] = image.new_zeros(())
-            for fake in adversarial_images(cfg.adv_input, out, image, mask):
-                fake_logits = discriminator_logits(self.discriminator, fake, mask)
-                reals = real if real is not None else [None] * len(fake_logits)
-                per_head = [generator_adversarial(cfg.gan_mode, f, r) for f, r in zip(fake_logits, reals)]
-                terms["adv"] = terms["adv"] + sum(per_head) / len(per_head)
-            total = total + cfg.adversarial * terms["adv"]
-        if cfg.feature_matching > 0 or cfg.feature_style > 0:
-            fm, fstyle = self._discriminator_feature_terms(out, image, mask)
-            for name, weight, value in (("fm", cfg.feature_matching, fm), ("fstyle", cfg.feature_style, fstyle)):
-                if weight > 0:
-                    terms[name] = value
-                    total = total + weight * value
+        if cfg.adversarial > 0 or cfg.feature_matching > 0 or cfg.feature_style > 0:
+            weights = {"adv": cfg.adversarial, "fm": cfg.feature_matching, "fstyle": cfg.feature_style}
+            for name, value in self._discriminator_terms(out, image, mask).items():
+                terms[name] = value
+                total = total + weights[name] * value
         for name, value in out.aux.items():
             if name not in cfg.aux:
                 raise InpaintlabError(
@@ -326,22 +316,42 @@ class GeneratorLoss(nn.Module):
         logs["g/total"] = total.detach()
         return total, logs
 
-    def _discriminator_feature_terms(self, out: InpaintOutput, image: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
-        """Per judged image, means over D's layers l of: mean |D_l(fake) - D_l(real)| (pix2pixHD's feature
-        matching) and mean |G(D_l(fake)) - G(D_l(real))| (style on D's features, ``gram_matrix``); one D
-        pass per image serves both; each term is summed over the judged images (0 where its weight is 0).
-        Returns (fm, style)."""
-        features = discriminator_contract(self.discriminator).features
-        with torch.no_grad():
-            real = [f.detach() for f in features(image, mask)]
-        fm = style = image.new_zeros(())
-        for fake in adversarial_images(self.cfg.adv_input, out, image, mask):
-            layers = features(fake, mask)
-            if self.cfg.feature_matching > 0:
-                fm = fm + sum((f - r).abs().mean() for f, r in zip(layers, real)) / len(layers)
-            if self.cfg.feature_style > 0:
-                style = style + style_loss(layers, real) / len(layers)
-        return fm, style
+    def _discriminator_terms(self, out: InpaintOutput, image: Tensor, mask: Tensor) -> dict[str, Tensor]:
+        """The discriminator's terms that have a weight, each summed over the judged images (``adv_input``):
+        "adv" (the generator's GAN term, mean over D's heads), "fm" (pix2pixHD's feature matching: mean over D's
+        layers l of mean |D_l(fake) - D_l(real)|) and "fstyle" (the same on Gram matrices, ``gram_matrix``).
+        One D pass per judged image serves all three (``InpaintDiscriminator.judge`` where adversarial and
+        feature terms are both on); the original's features take one more pass, without grad."""
+        cfg = self.cfg
+        contract = discriminator_contract(self.discriminator)
+        want_adv, want_features = cfg.adversarial > 0, cfg.feature_matching > 0 or cfg.feature_style > 0
+        real_logits, real = None, []
+        if want_adv and cfg.gan_mode == "relativistic":
+            real_logits = discriminator_logits(self.discriminator, image, mask)
+        if want_features:
+            with torch.no_grad():
+                real = [f.detach() for f in contract.features(image, mask)]
+        terms = {
+            name: image.new_zeros(())
+            for name, weight in (("adv", cfg.adversarial), ("fm", cfg.feature_matching), ("fstyle", cfg.feature_style))
+            if weight > 0
+        }
+        for fake in adversarial_images(cfg.adv_input, out, image, mask):
+            if want_adv and want_features:
+                fake_logits, layers = contract.judge(fake, mask)
+            elif want_adv:
+                fake_logits = discriminator_logits(self.discriminator, fake, mask)
+            else:
+                layers = contract.features(fake, mask)
+            if want_adv:
+                reals = real_logits if real_logits is not None else [None] * len(fake_logits)
+                per_head = [generator_adversarial(cfg.gan_mode, f, r) for f, r in zip(fake_logits, reals)]
+                terms["adv"] = terms["adv"] + sum(per_head) / len(per_head)
+            if "fm" in terms:
+                terms["fm"] = terms["fm"] + sum((f - r).abs().mean() for f, r in zip(layers, real)) / len(layers)
+            if "fstyle" in terms:
+                terms["fstyle"] = terms["fstyle"] + style_loss(layers, real) / len(layers)
+        return terms
 
     def _feature_terms(self, outputs: tuple[Tensor, ...], image: Tensor, mask: Tensor, terms: dict) -> Tensor:
         """Perceptual and style on each selected output (raw, and composited unless ``feature_images="raw"``),

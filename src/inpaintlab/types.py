@@ -148,6 +148,12 @@ class InpaintDiscriminator(nn.Module):
             "one that does (lgnet, lgnet_tiny)"
         )
 
+    def judge(self, image: Tensor, mask: Tensor | None = None) -> tuple[list[Tensor], list[Tensor]]:
+        """(logits maps, features) of ``image``: what ``forward`` (as a list) and ``features`` give, for a
+        generator loss that needs both. This default makes two passes; a design that can make one overrides it."""
+        logits = self(image, mask) if self.takes_mask else self(image)
+        return (list(logits) if isinstance(logits, (list, tuple)) else [logits]), self.features(image, mask)
+
 
 def contract_of(model: nn.Module) -> InpaintModel:
     """The ``InpaintModel`` behind ``model``, looking through DDP and ``torch.compile`` wrappers.

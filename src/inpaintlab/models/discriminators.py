@@ -60,6 +60,14 @@ class SNPatchDiscriminator(InpaintDiscriminator):
 
     def features(self, image: Tensor, mask: Tensor | None = None) -> list[Tensor]:
         """The output of every LeakyReLU of the encoder, (B,C_i,h_i,w_i) shallow to deep."""
+        return self._encode(image)
+
+    def judge(self, image: Tensor, mask: Tensor | None = None) -> tuple[list[Tensor], list[Tensor]]:
+        """``([forward(image)], features(image))`` from one pass through the encoder."""
+        found = self._encode(image)
+        return [self.classifier(found[-1])], found
+
+    def _encode(self, image: Tensor) -> list[Tensor]:
         x, found = image * 2 - 1, []
         for layer in self.encoder:
             x = layer(x)
