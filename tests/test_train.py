@@ -171,14 +171,17 @@ def _batch(b, size=32, seed=0):
     return torch.rand(b, 3, size, size, generator=g), (torch.rand(b, 1, size, size, generator=g) > 0.7).float()
 
 
-def test_ema_follows_its_recurrence_and_grad_clip_bounds_the_norm(tmp_path):
-    cfg = tiny_config(ema_decay=0.8, optim=dataclasses.replace(tiny_config().optim, grad_clip=0.05))
+@pytest.mark.parametrize("warmup", [False, True])
+def test_ema_follows_its_recurrence_and_grad_clip_bounds_the_norm(tmp_path, warmup):
+    """decay 0.8 every step; with ema_warmup min(0.8, (1 + t) / (10 + t)) at step t: 0.1, 0.18, 0.25."""
+    cfg = tiny_config(ema_decay=0.8, ema_warmup=warmup, optim=dataclasses.replace(tiny_config().optim, grad_clip=0.05))
     trainer = Trainer(cfg, tmp_path)
     ema = {k: v.clone() for k, v in trainer.generator.state_dict().items()}
     for step in range(3):
         trainer.train_step(*_batch(2, seed=step))
+        decay = (1 + step) / (10 + step) if warmup else 0.8
         for k, v in trainer.generator.state_dict().items():
-            ema[k] = 0.8 * ema[k] + 0.2 * v
+            ema[k] = decay * ema[k] + (1 - decay) * v
         grads = [p.grad for p in trainer.generator.parameters()]
         assert torch.linalg.vector_norm(torch.stack([g.norm() for g in grads])) <= 0.05 * (1 + 1e-4)
     for k, v in trainer.ema.state_dict().items():

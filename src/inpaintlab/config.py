@@ -277,6 +277,10 @@ class TrainConfig:
     Length: ``epochs`` (None = optim.epochs_constant + optim.epochs_decay), cut short by ``max_steps``.
     Intervals are in optimisation steps (0 = never; a final checkpoint is always written).
     batch_size is per process (DDP: the global batch is batch_size * world size).
+    ema_decay: the generator's weight average (None = none; checkpoints and evaluation use it). ema_warmup:
+    the decay at step t is min(ema_decay, (1 + t) / (10 + t)) (TensorFlow's ``num_updates``), so an average
+    started from weights far from where training goes (scratch, a projected start) forgets them within a few
+    hundred steps instead of ~5/(1 - ema_decay); off by default (a continuation starts from good weights).
     """
 
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -290,6 +294,7 @@ class TrainConfig:
     max_steps: int | None = None
     amp: Literal["none", "bf16", "fp16"] = "none"
     ema_decay: float | None = None
+    ema_warmup: bool = False
     log_every: int = 50
     image_every: int = 500
     val_every: int = 1000
@@ -313,6 +318,10 @@ class TrainConfig:
         check_ranges(self)
         if not _DEFER_CROSS_CHECKS.get():
             self.check_consistency()
+
+    def ema_decay_at(self, step: int) -> float:
+        """The EMA decay applied after optimisation step ``step`` (0-based); needs ``ema_decay``."""
+        return min(self.ema_decay, (1 + step) / (10 + step)) if self.ema_warmup else self.ema_decay
 
     def check_consistency(self) -> None:
         """Checks across sections (deferred while ``apply_overrides`` applies a list, so order is free)."""

@@ -314,11 +314,12 @@ class Trainer:
 
     @torch.no_grad()
     def _update_ema(self) -> None:
+        weight = 1.0 - self.cfg.ema_decay_at(self.step)
         for ema_param, param in zip(self.ema.parameters(), self.generator.parameters()):
-            ema_param.lerp_(param, 1.0 - self.cfg.ema_decay)
+            ema_param.lerp_(param, weight)
         for ema_buffer, buffer in zip(self.ema.buffers(), self.generator.buffers()):  # BN statistics follow the
             if ema_buffer.is_floating_point():  # averaged weights (taken live they fit only the live weights)
-                ema_buffer.lerp_(buffer, 1.0 - self.cfg.ema_decay)
+                ema_buffer.lerp_(buffer, weight)
             else:
                 ema_buffer.copy_(buffer)
 
