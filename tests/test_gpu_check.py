@@ -156,14 +156,15 @@ def test_smoke_continue_default_and_output_limits(smoke):
     assert item["train"]["rc"] == 0 and item["train"]["steps"] == 4
     before, after = item["shipped_eval"]["overall"], item["continued_eval"]["overall"]
     assert math.isfinite(before["psnr"]) and math.isfinite(after["psnr"])
-    assert item["improved"] == (after["psnr"] > before["psnr"])
+    assert item["passes_ship_rule"] == (after["psnr"] >= before["psnr"] and after["detail"] >= before["detail"])
+    assert item["ship_rule"].startswith("shipped" if item["passes_ship_rule"] else "refused")
     files = sorted(p for p in out.rglob("*") if p.is_file())
     assert all(p.parent == out for p in files)
     assert len(files) <= gpu_check.MAX_OUT_FILES and all(p.stat().st_size < gpu_check.MAX_FILE_BYTES for p in files)
     names = {p.name for p in files}
     assert {gpu_check.REPORT_JSON, gpu_check.REPORT_MD, gpu_check.LOG_TXT} <= names
     # which branch runs depends on 4 steps of training; both are also tested directly below
-    if item["improved"]:
+    if item["passes_ship_rule"]:
         assert set(item["returned"]) == {"lgnet_tiny.safetensors", "lgnet_tiny.json"} <= names
         card = json.loads((out / "lgnet_tiny.json").read_text())
         assert card["gpu_continuation"]["heldout_after"]["psnr"] == pytest.approx(after["psnr"])

@@ -301,16 +301,19 @@ def _continue_section(part: dict[str, Any] | None) -> list[str]:
             f"`{name}` from {r['shipped']} with preset `{r['preset']}`, batch {r['batch']}, lr {r['lr']} "
             f"({r['schedule']}): {t['steps']} steps in {t['seconds']} s ({_f(t.get('images_per_s'))} img/s).",
             "",
-            "| weights | images | L1 | PSNR | SSIM |",
-            "|---|---:|---:|---:|---:|",
+            "| weights | images | L1 | PSNR | SSIM | detail ratio |",
+            "|---|---:|---:|---:|---:|---:|",
         ]
         for label, ev in (("shipped", r["shipped_eval"]), ("continued", r["continued_eval"])):
             o = ev["overall"]
-            lines.append(f"| {label} | {ev['images']} | {_f(o.get('l1'), 3)} | {_f(o.get('psnr'), 2)} | {_f(o.get('ssim'), 4)} |")
+            lines.append(
+                f"| {label} | {ev['images']} | {_f(o.get('l1'), 3)} | {_f(o.get('psnr'), 2)} | {_f(o.get('ssim'), 4)} "
+                f"| {_f(o.get('detail'), 3)} |"
+            )
         lines += [
             "",
-            f"PSNR gain {r['psnr_gain_db']:+.3f} dB: "
-            + (f"weights returned as {', '.join(r['returned'])}." if r["improved"] else "not improved, nothing returned."),
+            f"PSNR gain {r['psnr_gain_db']:+.3f} dB; the ship rule: {r['ship_rule']}: "
+            + (f"weights returned as {', '.join(r['returned'])}." if r["passes_ship_rule"] else "nothing returned."),
         ]
     return lines
 

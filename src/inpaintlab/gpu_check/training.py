@@ -1,5 +1,5 @@
 """Parts 4-5 of a GPU check run: each paper preset trained, resumed and evaluated (and under torchrun), then
-the shipped default continued and brought back only when better.
+the shipped default continued and brought back only when the ledger's ship rule passes.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from ..ledger import ship_rule
 from .measure import _require_data, _require_device, _sets, recipe_overrides
 from .plan import MAX_FILE_BYTES, RECIPES, Plan
 from .processes import _worker_argv, run_process
@@ -372,18 +373,19 @@ def continue_default(part: Part, plan: Plan, work: Path, out: Path, args: argpar
     if done["rc"] != 0:
         raise RuntimeError(f"eval exited {done['rc']}: {done['tail']}")
     before, after = _eval_summary(evals / "shipped"), _eval_summary(evals / newest.stem)
-    improved = after["overall"]["psnr"] > before["overall"]["psnr"]
+    passes, why = ship_rule(before["overall"], after["overall"])  # the card ledger's rule: PSNR and detail
     result.update(
         shipped_eval=before,
         continued_eval=after,
-        improved=improved,
+        passes_ship_rule=passes,
+        ship_rule=why,
         psnr_gain_db=after["overall"]["psnr"] - before["overall"]["psnr"],
     )
-    if improved:
+    if passes:
         result["returned"] = _return_weights(newest, out, card, result, argv)
     else:
         result["returned"] = None
-        result["note"] = "held-out PSNR did not improve: the weights were not brought back"
+        result["note"] = f"{why}: the weights were not brought back"
     result["problems"] = []
     return result
 
@@ -407,7 +409,7 @@ def _measured_rate(report: Report, name: str) -> float | None:
 
 
 def _return_weights(checkpoint: Path, out: Path, card: dict[str, Any], result: dict[str, Any], argv: list[str]) -> list[str]:
-    """Write the improved EMA generator in the shipped format (fp16 + card) into the output folder."""
+    """Write the continued EMA generator in the shipped format (fp16 + card) into the output folder."""
     from safetensors.torch import save_file
 
     from ..checkpoint import load_checkpoint, sub_state
