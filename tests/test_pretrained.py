@@ -326,6 +326,29 @@ def test_a_shipped_segment_with_other_options_updates_the_cards_network(shipped,
     assert card["architecture"]["model"]["discriminator_kwargs"] == {"ndf": 8} and card["architecture"]["paper"] == "LGNet"
 
 
+def test_the_ledger_names_the_weights_a_segment_started_from_even_after_others_shipped(shipped, tmp_path):
+    """Two segments start from the same shipped weights; the first ships. The second's checkpoint (resumed
+    once) still records the SHA-256 of the file it started from, and its ledger row names that file, not the
+    weights shipped meanwhile."""
+    card_path = shipped / "lgnet_tiny.json"
+    started_from = json.loads(card_path.read_text())["weights"]["sha256"]
+    first = _tiny_run(tmp_path / "first", 1, init_from="pretrained:lgnet_tiny")
+    second = _tiny_run(tmp_path / "second", 1, init_from="pretrained:lgnet_tiny")
+    assert read_header(first)["init_sha256"] == read_header(second)["init_sha256"] == started_from
+    cfg = dataclasses.replace(get_preset("lgnet_tiny_builtin"), max_steps=2, batch_size=2, val_every=0, image_every=0)
+    cfg = dataclasses.replace(cfg, ckpt_every=0, ema_decay=0.5, init_from="pretrained:lgnet_tiny")
+    run_training(dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, val_count=0)), tmp_path / "second", resume="auto")
+    second = tmp_path / "second" / "checkpoints" / "step_00000002.safetensors"
+    assert read_header(second)["init_sha256"] == started_from  # kept through resume
+    eval_dir = _fake_eval(tmp_path / "eval", {"lgnet_tiny": (25.2, 0.30), "first": (25.3, 0.31), "second": (25.25, 0.32)})
+    for checkpoint, label in ((first, "first"), (second, "second")):
+        args = ["ship-continued", str(checkpoint), "--eval", str(eval_dir), "--name", "lgnet_tiny", "--out", str(shipped)]
+        assert cli.main([*args, "--candidate", label]) == 0
+    card = json.loads(card_path.read_text())
+    assert card["weights"]["sha256"] != started_from  # the first segment shipped
+    assert [row["start_sha256"] for row in card["ledger"][1:]] == [started_from, started_from]
+
+
 def test_ship_rule_shows_why_when_the_rounded_numbers_tie():
     """A refusal by 1e-4 must be visible in the ledger's reason: the numbers get the decimals that differ."""
     from inpaintlab.ledger import ship_rule

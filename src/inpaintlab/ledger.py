@@ -117,7 +117,8 @@ def ship_continued(
     current, candidate = eval_table(eval_dir, shipped_label or name), eval_table(eval_dir, candidate_label)
     ship, why = ship_rule(current["overall"], candidate["overall"])
     ledger = card.get("ledger") or [_first_row(card, current)]
-    ledger.append(segment_row(header, candidate, ship, why, hours, card.get("weights", {}).get("sha256")))
+    start = header.get("init_sha256") or card.get("weights", {}).get("sha256")  # older checkpoints lack the first
+    ledger.append(segment_row(header, candidate, ship, why, hours, start))
     if not ship:
         card["ledger"] = ledger
         card_path.write_text(json.dumps(card, indent=2) + "\n")

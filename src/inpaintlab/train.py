@@ -111,8 +111,9 @@ class Trainer:
         self.extra_inputs, self.discriminator = training_inputs(contract), None
         if cfg.model.discriminator:
             self.discriminator = create_discriminator(cfg.model.discriminator, **cfg.model.discriminator_kwargs).to(self.device)
+        self.init_sha256: str | None = None  # SHA-256 of the weights file init_from named (the ledger's start)
         if cfg.init_from and not resume:  # fine-tuning: weights from a checkpoint, fresh optimisers, step 0
-            self._init_weights(cfg.init_from)
+            self.init_sha256 = self._init_weights(cfg.init_from)
         self.ema = copy.deepcopy(self.generator).requires_grad_(False) if cfg.ema_decay else None
         self.g_loss = GeneratorLoss(cfg.loss, self.discriminator, aux_terms=contract.aux_terms).to(
             self.device
@@ -133,12 +134,13 @@ class Trainer:
         if resume:
             self.load(resume)
 
-    def _init_weights(self, source: str) -> None:
+    def _init_weights(self, source: str) -> str:
         """Start from ``source``: "pretrained:NAME" (NAME's shipped G weights, exactly as shipped, fp16 ->
-        fp32; D fresh) or a checkpoint file (its G and, when present, D weights)."""
-        if source.startswith("pretrained:"):
-            from .pretrained import load_pretrained_weights, model_card
+        fp32; D fresh) or a checkpoint file (its G and, when present, D weights). Returns the SHA-256 of the
+        file the weights came from (checkpoints record it: "pretrained:NAME" names a file that changes)."""
+        from .pretrained import WEIGHTS_DIR, file_sha256, load_pretrained_weights, model_card
 
+        if source.startswith("pretrained:"):
             name = source.removeprefix("pretrained:")
             if name != self.cfg.model.name:
                 raise InpaintlabError(f"init_from={source!r} holds {name} weights; this run trains {self.cfg.model.name!r}")
@@ -148,11 +150,12 @@ class Trainer:
                 self.generator.adopt_weights(create_model(name, pretrained=True))
             self.generator.checkpoint_header = None  # the run's checkpoints carry their own header
             self.generator.train()
-            return
+            return file_sha256(WEIGHTS_DIR / f"{name}.safetensors")
         tensors, _ = load_checkpoint(source)
         for prefix, module in (("generator", self.generator), ("discriminator", self.discriminator)):
             if module is not None and sub_state(tensors, prefix):
                 load_weights(module, sub_state(tensors, prefix), f"{source}: {prefix} weights", self.cfg.model.name)
+        return file_sha256(source)
 
     def _build_data(self) -> None:
         from .data import build_dataset
@@ -446,6 +449,7 @@ class Trainer:
             "epoch": self.epoch,
             "batch_index": self.batch_index,
             "world_size": self.world,
+            "init_sha256": self.init_sha256,
             "schedulers": {name: scheduler.state_dict() for name, scheduler in self.schedulers.items()},
             "scaler": self.scaler.state_dict(),
             "optimizers": {},
@@ -485,6 +489,7 @@ class Trainer:
             scheduler.load_state_dict(header["schedulers"][name])
         self.scaler.load_state_dict(header["scaler"])
         self.step, self.epoch, self.batch_index = header["step"], header["epoch"], header["batch_index"]
+        self.init_sha256 = header.get("init_sha256")
         rank = self.rank % header["world_size"]  # a different world size cannot continue every rank's stream
         meta = header["rng"][str(rank)]
         cuda = [tensors[f"rng.{rank}.cuda.{i}"] for i in range(meta["cuda_devices"])]
