@@ -29,12 +29,12 @@ test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
 # Continue training the shipped default in the background (one thread, resumable, outside the work tree):
-# `make continue` (or `make continue PRESET=lgnet_compact_texture`); follow it with
+# `make continue` (or `make continue PRESET=lgnet_compact_texture`: another recipe); follow it with
 # `tail -f $(RUNS)/$(PRESET)/train.log`, ship it by the ledger's rule with `inpaintlab ship-continued`
 # (README: "Keep the default improving").
 DATA ?= $(or $(INPAINTLAB_DATA),../shared/datasets)
 RUNS ?= $(HOME)/runs
-PRESET ?= lgnet_compact_continue
+PRESET ?= lgnet_compact_texture_x3
 # bf16 autocast only where the CPU has bf16 units (AMX or AVX512-BF16); emulated bf16 is slower than fp32
 AMP ?= $(if $(shell grep -m1 -o 'amx_bf16\|avx512_bf16' /proc/cpuinfo 2>/dev/null),bf16,none)
 # more train options, e.g. a shorter schedule: SET="--set optim.epochs_constant=4 --set optim.epochs_decay=6"

@@ -261,14 +261,21 @@ CONTINUATIONS = sorted(name for name in CPU_VARIANTS if PRESETS[name].init_from)
 def test_texture_continuations_change_only_the_loss_balance():
     """The texture recipes (issue 23) are the plain continuation with other loss weights: same data,
     schedule, discriminator and starting weights; ``_lama`` drops the hole L1 and TV, as LaMa does; ``_rc``
-    is the texture recipe on the resize-conv generator with the quarter-width discriminator."""
-    plain = PRESETS["lgnet_compact_continue"]
+    is the texture recipe on the resize-conv generator with the quarter-width discriminator; ``_x3`` (segment 11)
+    is the texture recipe with both terms x3, the quarter-width discriminator and 7 + 12 epochs."""
+    plain, base = PRESETS["lgnet_compact_continue"], PRESETS["lgnet_compact_texture"]
     texture = [name for name in CONTINUATIONS if name.startswith("lgnet_compact_texture")]
-    assert texture == [f"lgnet_compact_texture{s}" for s in ("", "_heavy", "_lama", "_rc")]
+    assert texture == [f"lgnet_compact_texture{s}" for s in ("", "_heavy", "_lama", "_rc", "_x3")]
     rc = PRESETS["lgnet_compact_texture_rc"]
     assert rc.model.kwargs == {"upsample": "resize_conv"} and rc.model.discriminator_kwargs == {"ndf": 16}
-    assert dataclasses.replace(rc, model=PRESETS["lgnet_compact_texture"].model) == PRESETS["lgnet_compact_texture"]
+    assert dataclasses.replace(rc, model=base.model) == base
+    x3 = PRESETS["lgnet_compact_texture_x3"]
+    assert x3.model.discriminator_kwargs == {"ndf": 16} and (x3.optim.epochs_constant, x3.optim.epochs_decay) == (7, 12)
+    assert (base.loss.adversarial, base.loss.feature_matching) == (0.1, 1.0)
+    assert x3.loss == dataclasses.replace(base.loss, adversarial=0.3, feature_matching=3.0)
+    assert dataclasses.replace(x3, model=base.model, loss=base.loss, optim=base.optim) == base
     texture.remove("lgnet_compact_texture_rc")
+    texture.remove("lgnet_compact_texture_x3")
     for name in texture:
         assert dataclasses.replace(PRESETS[name], loss=plain.loss) == plain
     pulls = [PRESETS[name].loss.adversarial + PRESETS[name].loss.feature_matching for name in texture]
