@@ -270,7 +270,7 @@ class GeneratorLoss(nn.Module):
         # aux_terms: the generator's declared ``{name: kind}`` (the trainer passes it); None infers each kind
         # from the value (a tuple is a pyramid), for a loss used on its own.
         self.aux_terms = None if aux_terms is None else dict(aux_terms)
-        if (cfg.adversarial > 0 or cfg.feature_matching > 0 or cfg.feature_style > 0) and discriminator is None:
+        if self._discriminator_weights() and discriminator is None:
             raise InpaintlabError(
                 "loss.adversarial, loss.feature_matching and loss.feature_style > 0 need a discriminator: set "
                 "model.discriminator=NAME or the weight to 0"
@@ -294,8 +294,8 @@ class GeneratorLoss(nn.Module):
 
         if cfg.perceptual > 0 or cfg.style > 0 or cfg.tv > 0:
             total = total + self._feature_terms(outputs, image, mask, terms)
-        if cfg.adversarial > 0 or cfg.feature_matching > 0 or cfg.feature_style > 0:
-            weights = {"adv": cfg.adversarial, "fm": cfg.feature_matching, "fstyle": cfg.feature_style}
+        weights = self._discriminator_weights()
+        if weights:
             for name, value in self._discriminator_terms(out, image, mask).items():
                 terms[name] = value
                 total = total + weights[name] * value
@@ -316,6 +316,12 @@ class GeneratorLoss(nn.Module):
         logs["g/total"] = total.detach()
         return total, logs
 
+    def _discriminator_weights(self) -> dict[str, float]:
+        """The weights of the discriminator's terms that are on: a subset of {"adv", "fm", "fstyle"}."""
+        cfg = self.cfg
+        weights = {"adv": cfg.adversarial, "fm": cfg.feature_matching, "fstyle": cfg.feature_style}
+        return {name: weight for name, weight in weights.items() if weight > 0}
+
     def _discriminator_terms(self, out: InpaintOutput, image: Tensor, mask: Tensor) -> dict[str, Tensor]:
         """The discriminator's terms that have a weight, each summed over the judged images (``adv_input``):
         "adv" (the generator's GAN term, mean over D's heads), "fm" (pix2pixHD's feature matching: mean over D's
@@ -324,18 +330,14 @@ class GeneratorLoss(nn.Module):
         feature terms are both on); the original's features take one more pass, without grad."""
         cfg = self.cfg
         contract = discriminator_contract(self.discriminator)
-        want_adv, want_features = cfg.adversarial > 0, cfg.feature_matching > 0 or cfg.feature_style > 0
+        terms = {name: image.new_zeros(()) for name in self._discriminator_weights()}
+        want_adv, want_features = "adv" in terms, "fm" in terms or "fstyle" in terms
         real_logits, real = None, []
         if want_adv and cfg.gan_mode == "relativistic":
             real_logits = discriminator_logits(self.discriminator, image, mask)
         if want_features:
             with torch.no_grad():
                 real = [f.detach() for f in contract.features(image, mask)]
-        terms = {
-            name: image.new_zeros(())
-            for name, weight in (("adv", cfg.adversarial), ("fm", cfg.feature_matching), ("fstyle", cfg.feature_style))
-            if weight > 0
-        }
         for fake in adversarial_images(cfg.adv_input, out, image, mask):
             if want_adv and want_features:
                 fake_logits, layers = contract.judge(fake, mask)

@@ -144,13 +144,15 @@ class Trainer:
             name = source.removeprefix("pretrained:")
             if name != self.cfg.model.name:
                 raise InpaintlabError(f"init_from={source!r} holds {name} weights; this run trains {self.cfg.model.name!r}")
-            if self.cfg.model.kwargs == model_card(name)["model"]["kwargs"]:
+            card = model_card(name)
+            if self.cfg.model.kwargs == card["model"]["kwargs"]:
                 load_pretrained_weights(self.generator, name)
             else:  # other options (e.g. LGNet's resize-conv upsampling): the model maps the shipped weights
                 self.generator.adopt_weights(create_model(name, pretrained=True))
             self.generator.checkpoint_header = None  # the run's checkpoints carry their own header
             self.generator.train()
-            return file_sha256(WEIGHTS_DIR / f"{name}.safetensors")
+            # loading checked the file against the card's hash; hash it here only for a card without one
+            return card.get("weights", {}).get("sha256") or file_sha256(WEIGHTS_DIR / f"{name}.safetensors")
         tensors, _ = load_checkpoint(source)
         for prefix, module in (("generator", self.generator), ("discriminator", self.discriminator)):
             if module is not None and sub_state(tensors, prefix):
