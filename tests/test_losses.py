@@ -504,6 +504,68 @@ def test_adversarial_and_feature_terms_share_one_discriminator_pass_per_judged_i
     assert grad.abs().sum() > 0 and torch.allclose(grad, torch.autograd.grad(expected, out.pred)[0], atol=1e-7)
 
 
+def test_detail_energy_asks_for_the_photos_texture_energy_and_ignores_the_2_pixel_grid(tmp_path):
+    """loss.detail_energy (issue 23): 0 for the original, positive for a flat fill of a textured hole, blind to
+    a pattern alternating every pixel (the transposed convolutions' grid), equal for fills of the same energy
+    whatever their phase; a gradient step on a flat fill adds texture energy in the hole and leaves the known
+    pixels alone; the total grows by exactly weight x term; a toy recipe trains a step with it alone."""
+    import dataclasses
+
+    from inpaintlab import create_model
+    from inpaintlab.config import LossConfig
+    from inpaintlab.losses import GeneratorLoss, detail_energy, detail_energy_loss
+    from inpaintlab.types import composite
+
+    torch.manual_seed(0)
+    image = torch.rand(2, 3, 64, 64)
+    mask = torch.zeros(2, 1, 64, 64)
+    mask[..., 16:48, 16:48] = 1
+    flat = composite(torch.full_like(image, 0.5), image, mask)
+    assert detail_energy_loss(image, image, mask).item() == 0.0
+    missing = detail_energy_loss(flat, image, mask)
+    assert missing > 0.01
+    y, x = torch.meshgrid(torch.arange(64), torch.arange(64), indexing="ij")
+    grid = 0.2 * ((x + y) % 2 - 0.5) + 0.1 * (x % 2 - 0.5)  # zero-mean: no step at the seam
+    assert torch.allclose(detail_energy_loss(flat + grid * mask, image, mask), missing)
+    shifted = composite(torch.roll(image, shifts=(0, 4), dims=(2, 3)), image, mask)  # a copy of the texture, off phase
+    assert detail_energy_loss(shifted, image, mask) < 0.5 * missing
+    assert detail_energy(image, 2).shape == (2, 1, 8, 8) and detail_energy(image, 4).shape == (2, 1, 4, 4)
+
+    fill = (torch.full_like(image, 0.5) + 0.01 * torch.randn_like(image)).requires_grad_(True)
+    loss = detail_energy_loss(composite(fill, image, mask), image, mask)
+    (grad,) = torch.autograd.grad(loss, fill)
+    assert grad[(mask.expand_as(grad) == 0)].abs().max() == 0
+    stepped = composite(fill.detach() - 0.5 * grad, image, mask)
+    before, after = (detail_energy(composite(f, image, mask), 2) for f in (fill.detach(), stepped))
+    assert after.mean() > before.mean() and detail_energy_loss(stepped, image, mask) < loss
+
+    g = create_model("lgnet_tiny")
+    out = g(image, mask)
+    base = LossConfig(hole=6.0)
+    plain, plain_logs = GeneratorLoss(base)(out, image, mask)
+    total, logs = GeneratorLoss(dataclasses.replace(base, detail_energy=4.0))(out, image, mask)
+    expected = detail_energy_loss(composite(out.pred, image, mask), image, mask)
+    assert "g/detail_energy" not in plain_logs and torch.allclose(logs["g/detail_energy"], expected)
+    assert torch.allclose(total, plain + 4.0 * expected)
+    from inpaintlab.presets import PRESETS
+    from inpaintlab.train import Trainer
+
+    cfg = PRESETS["lgnet_tiny_builtin"]
+    cfg = dataclasses.replace(
+        cfg,
+        data=dataclasses.replace(cfg.data, root="synthetic:4", val_count=0),
+        masks=dataclasses.replace(cfg.masks, source="box"),
+        loss=LossConfig(valid=0.0, hole=0.0, detail_energy=10.0),
+        batch_size=2,
+    )
+    trainer = Trainer(cfg, tmp_path)
+    before = [p.detach().clone() for p in trainer.generator.parameters()]
+    sample = next(iter(trainer._loader(0, 0)))
+    logs = trainer.train_step(sample.image, sample.mask, sample.extras)
+    assert torch.isfinite(logs["g/detail_energy"]) and logs["g/detail_energy"] > 0
+    assert any(not torch.equal(b, p) for b, p in zip(before, trainer.generator.parameters()))
+
+
 def test_feature_style_adds_its_weight_times_the_gram_distance_of_d_features(tmp_path):
     """loss.feature_style (issue 23): the total grows by exactly weight x the mean over D's layers of
     mean |G(D_l(composite)) - G(D_l(original))|, logged as g/fstyle beside g/fm; 0 for a perfect fill;

@@ -169,6 +169,11 @@ class LossConfig:
     feature_style: weight of a style (Gram) term on the same features: mean |G(D_l(fake)) - G(D_l(real))|
       (``losses.gram_matrix``), averaged over D's layers; the texture statistics of a network trained
       alongside, for the VGG style term that needs pretrained weights (0 = off; none of the papers).
+    detail_energy: weight of a texture-energy term on the final composite (``losses.detail_energy_loss``):
+      the L1 between the local mean |Laplacian| of the composite and of the original at 2x and 4x
+      average-pooled scales, over the hole. It asks for as much texture as the photo has where it has it,
+      not for its exact phase, and pooling makes it blind to the 2-pixel grid of transposed convolutions
+      (0 = off; none of the papers, needs no network).
     """
 
     valid: float = 1.0
@@ -192,11 +197,24 @@ class LossConfig:
     aux: dict[str, float] = field(default_factory=dict)
     feature_matching: float = 0.0
     feature_style: float = 0.0
+    detail_energy: float = 0.0
 
     # feature_outputs are indices into the model's outputs (negative from the end): no range of their own
     _ranges: ClassVar[dict[str, Range]] = {
         **dict.fromkeys(
-            ("valid", "hole", "perceptual", "style", "tv", "adversarial", "aux", "feature_matching", "feature_style"), AT_LEAST_0
+            (
+                "valid",
+                "hole",
+                "perceptual",
+                "style",
+                "tv",
+                "adversarial",
+                "aux",
+                "feature_matching",
+                "feature_style",
+                "detail_energy",
+            ),
+            AT_LEAST_0,
         ),
         "feature_outputs": Range(),
     }

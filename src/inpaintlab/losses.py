@@ -103,6 +103,39 @@ def gram_matrix(features: Tensor) -> Tensor:
     return flat @ flat.transpose(1, 2) / (c * h * w)
 
 
+DETAIL_ENERGY_SCALES = (2, 4)  # average-pooling factors: each cancels any pattern that repeats every 2 pixels
+DETAIL_ENERGY_TILE = 4  # pooled pixels per side of the tiles over which the energy is averaged
+
+
+def detail_energy(image: Tensor, scale: int, tile: int = DETAIL_ENERGY_TILE) -> Tensor:
+    """Local texture energy at one scale: (B,3,H,W) -> (B,1,H//(scale*tile),W//(scale*tile)).
+
+    The mean |4-neighbour Laplacian| (replicate border) of the grey image average-pooled by ``scale``, over
+    ``tile`` x ``tile`` tiles. A pattern that alternates every pixel (the grid of a stride-2 transposed
+    convolution) averages to 0 in each 2x2 pool, so it adds no energy at any scale >= 2.
+    """
+    grey = F.avg_pool2d(image.mean(dim=1, keepdim=True), scale)
+    taps = grey.new_tensor([[0.0, 1.0, 0.0], [1.0, -4.0, 1.0], [0.0, 1.0, 0.0]])
+    lap = F.conv2d(F.pad(grey, (1, 1, 1, 1), mode="replicate"), taps[None, None])
+    return F.avg_pool2d(lap.abs(), tile)
+
+
+def detail_energy_loss(
+    comp: Tensor, image: Tensor, mask: Tensor, scales: tuple[int, ...] = DETAIL_ENERGY_SCALES, eps: float = 1e-8
+) -> Tensor:
+    """Texture-energy distance of a composite ``comp`` to the original ``image`` (both (B,3,H,W), [0,1]) over the
+    hole ``mask`` (B,1,H,W): per scale, the mean over tiles of |energy(comp) - energy(image)| (``detail_energy``)
+    weighted by each tile's hole fraction, then the mean over ``scales``. 0 where the fill has the photo's
+    texture energy, whatever its phase; a smooth fill in a textured hole scores its missing energy.
+    """
+    total = comp.new_zeros(())
+    for scale in scales:
+        weight = F.avg_pool2d(mask, scale * DETAIL_ENERGY_TILE)
+        gap = (detail_energy(comp, scale) - detail_energy(image, scale)).abs()
+        total = total + (weight * gap).sum() / (weight.sum() + eps)
+    return total / len(scales)
+
+
 def perceptual_loss(feats_a: list[Tensor], feats_b: list[Tensor]) -> Tensor:
     """``sum_l mean|a_l - b_l|`` over lists of feature maps."""
     return sum((a.float() - b.float()).abs().mean() for a, b in zip(feats_a, feats_b))
@@ -294,6 +327,9 @@ class GeneratorLoss(nn.Module):
 
         if cfg.perceptual > 0 or cfg.style > 0 or cfg.tv > 0:
             total = total + self._feature_terms(outputs, image, mask, terms)
+        if cfg.detail_energy > 0:
+            terms["detail_energy"] = detail_energy_loss(composite(out.pred, image, mask), image, mask)
+            total = total + cfg.detail_energy * terms["detail_energy"]
         weights = self._discriminator_weights()
         if weights:
             for name, value in self._discriminator_terms(out, image, mask).items():
