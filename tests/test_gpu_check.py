@@ -271,7 +271,11 @@ def test_returned_weights_are_the_checkpoint_ema_in_the_shipped_format(tmp_path)
     )
     create_model("lgnet_tiny").load_state_dict({k: v.float() for k, v in shipped.items()})
     new_card = json.loads((out / "lgnet_tiny.json").read_text())
-    assert new_card["weights"] == {"file": "lgnet_tiny.safetensors", "dtype": "float16", "ema": True}
+    from inpaintlab.pretrained import file_sha256
+
+    sha = file_sha256(out / "lgnet_tiny.safetensors")
+    assert new_card["weights"] == {"file": "lgnet_tiny.safetensors", "dtype": "float16", "ema": True, "sha256": sha}
+    assert new_card["step"] == 104 and new_card["model"]["name"] == "lgnet_tiny"
     assert new_card["gpu_continuation"]["heldout_before"] == before
     assert new_card["gpu_continuation"]["heldout_after"] == after
     assert new_card["gpu_continuation"]["command"] == "train --preset x"

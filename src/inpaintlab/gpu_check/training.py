@@ -409,35 +409,27 @@ def _measured_rate(report: Report, name: str) -> float | None:
 
 
 def _return_weights(checkpoint: Path, out: Path, card: dict[str, Any], result: dict[str, Any], argv: list[str]) -> list[str]:
-    """Write the continued EMA generator in the shipped format (fp16 + card) into the output folder."""
-    from safetensors.torch import save_file
+    """Write the continued EMA generator in the shipped format (``shipping.write_pretrained``: fp16 + card, the
+    card's step counting the continuation's) into the output folder; a file over the return limit is removed."""
+    from ..checkpoint import read_header
+    from ..shipping import write_pretrained
 
-    from ..checkpoint import load_checkpoint, sub_state
-
-    tensors, header = load_checkpoint(checkpoint, prefixes=("generator_ema", "generator"))
-    state = sub_state(tensors, "generator_ema") or sub_state(tensors, "generator")
-    name = header["model"]["name"]
-    half = {k: (v.half() if v.is_floating_point() else v).contiguous() for k, v in state.items()}
-    weights = out / f"{name}.safetensors"
-    save_file(half, str(weights))
-    if weights.stat().st_size >= MAX_FILE_BYTES:
-        weights.unlink()
-        raise RuntimeError(f"{name} weights are {weights.stat().st_size / 2**20:.1f} MiB in fp16: over the 16 MB limit")
-    new_card = {
-        **card,
-        "step": card.get("step", 0),
-        "model": header["model"],
-        "weights": {"file": weights.name, "dtype": "float16", "ema": bool(sub_state(tensors, "generator_ema"))},
-        "gpu_continuation": {
-            "steps": result["train"]["steps"],
-            "batch": result["batch"],
-            "lr": result["lr"],
-            "seconds": result["train"]["seconds"],
-            "command": " ".join(argv[1:]),
-            "heldout_before": result["shipped_eval"]["overall"],
-            "heldout_after": result["continued_eval"]["overall"],
-            "date": _now(),
-        },
+    fields = {k: v for k, v in card.items() if k not in ("format", "model", "weights")}
+    fields["step"] = int(card.get("step", 0)) + int(read_header(checkpoint)["step"])
+    fields["gpu_continuation"] = {
+        "steps": result["train"]["steps"],
+        "batch": result["batch"],
+        "lr": result["lr"],
+        "seconds": result["train"]["seconds"],
+        "command": " ".join(argv[1:]),
+        "heldout_before": result["shipped_eval"]["overall"],
+        "heldout_after": result["continued_eval"]["overall"],
+        "date": _now(),
     }
-    (out / f"{name}.json").write_text(json.dumps(new_card, indent=2) + "\n")
-    return [weights.name, f"{name}.json"]
+    weights, card_path = write_pretrained(checkpoint, out, fields)
+    size = weights.stat().st_size
+    if size >= MAX_FILE_BYTES:
+        weights.unlink()
+        card_path.unlink()
+        raise RuntimeError(f"{weights.stem} weights are {size / 2**20:.1f} MiB in fp16: over the 16 MB limit")
+    return [weights.name, card_path.name]
