@@ -566,6 +566,46 @@ def test_detail_energy_asks_for_the_photos_texture_energy_and_ignores_the_2_pixe
     assert any(not torch.equal(b, p) for b, p in zip(before, trainer.generator.parameters()))
 
 
+def test_spectrum_asks_for_the_photos_amplitude_spectrum_and_charges_a_grid():
+    """loss.spectrum (issue 23): 0 for the original; a flat fill of a textured hole costs more than a blurred one,
+    and a shifted copy of a stationary texture (another phase) less than either; unlike ``detail_energy`` a 2-pixel
+    grid added to a fill costs; tiles outside the hole do not count; the total grows by exactly weight x term."""
+    import torch.nn.functional as F
+
+    from inpaintlab import create_model
+    from inpaintlab.losses import GeneratorLoss, detail_energy_loss, local_spectrum, spectrum_loss
+    from inpaintlab.types import composite
+
+    torch.manual_seed(0)
+    image = F.avg_pool2d(torch.rand(2, 3, 132, 132), 5, stride=1)[..., :128, :128]  # stationary, not white
+    mask = torch.zeros(2, 1, 128, 128)
+    mask[..., 32:96, 32:96] = 1
+    flat = composite(torch.full_like(image, 0.5), image, mask)
+    blurred = composite(F.avg_pool2d(image, 3, stride=1, padding=1, count_include_pad=False), image, mask)
+    shifted = composite(torch.roll(image, shifts=(0, 32), dims=(2, 3)).flip(-1), image, mask)
+    assert spectrum_loss(image, image, mask).item() == 0.0
+    assert spectrum_loss(shifted, image, mask) < spectrum_loss(blurred, image, mask) < spectrum_loss(flat, image, mask)
+    y, x = torch.meshgrid(torch.arange(128), torch.arange(128), indexing="ij")
+    grid = 0.05 * ((x + y) % 2 - 0.5) * mask
+    assert spectrum_loss(blurred + grid, image, mask) > spectrum_loss(blurred, image, mask)
+    assert torch.allclose(detail_energy_loss(blurred + grid, image, mask), detail_energy_loss(blurred, image, mask))
+    outside = image.clone()
+    outside[..., :32, :32] = 0.5  # a tile wholly outside the hole
+    assert spectrum_loss(outside, image, mask).item() == 0.0
+    assert local_spectrum(image).shape == (2, 16, 32, 17)
+
+    out = create_model("lgnet_tiny")(image, mask)
+    plain, plain_logs = GeneratorLoss(LossConfig(hole=6.0))(out, image, mask)
+    total, logs = GeneratorLoss(LossConfig(hole=6.0, spectrum=2.0))(out, image, mask)
+    expected = spectrum_loss(composite(out.pred, image, mask), image, mask)
+    assert "g/spectrum" not in plain_logs and torch.allclose(logs["g/spectrum"], expected)
+    assert torch.allclose(total, plain + 2.0 * expected)
+    fill = (0.5 + 0.001 * torch.randn_like(image)).requires_grad_(True)  # a nearly flat fill
+    (grad,) = torch.autograd.grad(spectrum_loss(composite(fill, image, mask), image, mask), fill)
+    assert torch.isfinite(grad).all() and grad[mask.expand_as(grad) > 0].abs().sum() > 0
+    assert grad[mask.expand_as(grad) == 0].abs().max() == 0
+
+
 def test_feature_style_adds_its_weight_times_the_gram_distance_of_d_features(tmp_path):
     """loss.feature_style (issue 23): the total grows by exactly weight x the mean over D's layers of
     mean |G(D_l(composite)) - G(D_l(original))|, logged as g/fstyle beside g/fm; 0 for a perfect fill;

@@ -174,6 +174,11 @@ class LossConfig:
       average-pooled scales, over the hole. It asks for as much texture as the photo has where it has it,
       not for its exact phase, and pooling makes it blind to the 2-pixel grid of transposed convolutions
       (0 = off; none of the papers, needs no network).
+    spectrum: weight of a local amplitude-spectrum term on the final composite (``losses.spectrum_loss``):
+      the L1 between log(1 + |FFT|) of the grey composite and of the original in 32x32 tiles, weighted by
+      each tile's hole share. Phase-free like ``detail_energy``, but it also penalises what the photo's
+      spectrum lacks, so a periodic grid (a peak) costs instead of counting as texture (0 = off; none of
+      the papers, needs no network).
     """
 
     valid: float = 1.0
@@ -198,6 +203,7 @@ class LossConfig:
     feature_matching: float = 0.0
     feature_style: float = 0.0
     detail_energy: float = 0.0
+    spectrum: float = 0.0
 
     # feature_outputs are indices into the model's outputs (negative from the end): no range of their own
     _ranges: ClassVar[dict[str, Range]] = {

@@ -136,6 +136,32 @@ def detail_energy_loss(
     return total / len(scales)
 
 
+SPECTRUM_TILE = 32  # pixels per side of the tiles whose amplitude spectra are compared
+
+
+def local_spectrum(image: Tensor, tile: int = SPECTRUM_TILE, eps: float = 1e-8) -> Tensor:
+    """Log amplitude spectra of the grey image's tiles: (B,3,H,W) -> (B,N,tile,tile//2+1), N = (H//tile)*(W//tile)
+    in row-major order. Each tile has its mean removed and a 2-D Hann window applied before the FFT; the value is
+    log(1 + |FFT|) (the modulus with ``eps`` inside the root: finite gradients at 0)."""
+    b = image.shape[0]
+    tiles = F.unfold(image.mean(dim=1, keepdim=True), tile, stride=tile)  # (B, tile*tile, N)
+    tiles = tiles.transpose(1, 2).reshape(b, -1, tile, tile)
+    hann = torch.hann_window(tile, periodic=False, dtype=image.dtype, device=image.device)
+    tiles = (tiles - tiles.mean(dim=(-2, -1), keepdim=True)) * (hann[:, None] * hann[None, :])
+    spectrum = torch.fft.rfft2(tiles)
+    return torch.log1p(torch.sqrt(spectrum.real**2 + spectrum.imag**2 + eps))
+
+
+def spectrum_loss(comp: Tensor, image: Tensor, mask: Tensor, tile: int = SPECTRUM_TILE) -> Tensor:
+    """Amplitude-spectrum distance of a composite ``comp`` to the original ``image`` (both (B,3,H,W), [0,1]) over
+    the hole ``mask`` (B,1,H,W): the mean |local_spectrum(comp) - local_spectrum(image)| of each tile, weighted
+    by the tile's hole share. Phase-free (a shifted copy of a stationary texture scores low) but not blind to
+    a periodic pattern: its peaks are frequencies the photo lacks. 0 for the original."""
+    weight = F.avg_pool2d(mask, tile).flatten(1)  # (B, N), the same row-major order as unfold
+    gap = (local_spectrum(comp, tile) - local_spectrum(image, tile)).abs().mean(dim=(-2, -1))
+    return (weight * gap).sum() / weight.sum().clamp_min(1e-8)
+
+
 def perceptual_loss(feats_a: list[Tensor], feats_b: list[Tensor]) -> Tensor:
     """``sum_l mean|a_l - b_l|`` over lists of feature maps."""
     return sum((a.float() - b.float()).abs().mean() for a, b in zip(feats_a, feats_b))
@@ -330,6 +356,9 @@ class GeneratorLoss(nn.Module):
         if cfg.detail_energy > 0:
             terms["detail_energy"] = detail_energy_loss(composite(out.pred, image, mask), image, mask)
             total = total + cfg.detail_energy * terms["detail_energy"]
+        if cfg.spectrum > 0:
+            terms["spectrum"] = spectrum_loss(composite(out.pred, image, mask), image, mask)
+            total = total + cfg.spectrum * terms["spectrum"]
         weights = self._discriminator_weights()
         if weights:
             for name, value in self._discriminator_terms(out, image, mask).items():
