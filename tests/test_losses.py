@@ -477,6 +477,10 @@ def test_feature_matching_adds_its_weight_times_the_d_feature_distance_and_train
     assert logs["g/fm"].item() == 0.0
     with pytest.raises(InpaintlabError, match="exposes no intermediate features"):
         GeneratorLoss(LossConfig(feature_matching=1.0), create_discriminator("msanet"))(out, image, mask)
+    from inpaintlab.presets import PRESETS
+
+    loss = PRESETS["lgnet_tiny_builtin"].loss
+    _trains_a_toy_step(tmp_path, "fm", dataclasses.replace(loss, perceptual=0.0, style=0.0, feature_matching=10.0))
 
 
 def test_adversarial_and_feature_terms_share_one_discriminator_pass_per_judged_image():
@@ -502,6 +506,28 @@ def test_adversarial_and_feature_terms_share_one_discriminator_pass_per_judged_i
     assert torch.allclose(logs["g/fm"], fm) and torch.allclose(total, expected)
     grad = torch.autograd.grad(total, out.pred, retain_graph=True)[0]
     assert grad.abs().sum() > 0 and torch.allclose(grad, torch.autograd.grad(expected, out.pred)[0], atol=1e-7)
+
+
+def _trains_a_toy_step(tmp_path, term: str, loss: LossConfig) -> None:
+    """One training step of the toy LGNet recipe with ``loss``: the logged term g/<term> is finite and positive
+    and the generator's weights move."""
+    from inpaintlab.presets import PRESETS
+    from inpaintlab.train import Trainer
+
+    cfg = PRESETS["lgnet_tiny_builtin"]
+    cfg = dataclasses.replace(
+        cfg,
+        data=dataclasses.replace(cfg.data, root="synthetic:4", val_count=0),
+        masks=dataclasses.replace(cfg.masks, source="box"),
+        loss=loss,
+        batch_size=2,
+    )
+    trainer = Trainer(cfg, tmp_path)
+    before = [p.detach().clone() for p in trainer.generator.parameters()]
+    sample = next(iter(trainer._loader(0, 0)))
+    logs = trainer.train_step(sample.image, sample.mask, sample.extras)
+    assert torch.isfinite(logs[f"g/{term}"]) and logs[f"g/{term}"] > 0
+    assert any(not torch.equal(b, p) for b, p in zip(before, trainer.generator.parameters()))
 
 
 def test_detail_energy_asks_for_the_photos_texture_energy_and_ignores_the_2_pixel_grid(tmp_path):
@@ -547,26 +573,10 @@ def test_detail_energy_asks_for_the_photos_texture_energy_and_ignores_the_2_pixe
     expected = detail_energy_loss(composite(out.pred, image, mask), image, mask)
     assert "g/detail_energy" not in plain_logs and torch.allclose(logs["g/detail_energy"], expected)
     assert torch.allclose(total, plain + 4.0 * expected)
-    from inpaintlab.presets import PRESETS
-    from inpaintlab.train import Trainer
-
-    cfg = PRESETS["lgnet_tiny_builtin"]
-    cfg = dataclasses.replace(
-        cfg,
-        data=dataclasses.replace(cfg.data, root="synthetic:4", val_count=0),
-        masks=dataclasses.replace(cfg.masks, source="box"),
-        loss=LossConfig(valid=0.0, hole=0.0, detail_energy=10.0),
-        batch_size=2,
-    )
-    trainer = Trainer(cfg, tmp_path)
-    before = [p.detach().clone() for p in trainer.generator.parameters()]
-    sample = next(iter(trainer._loader(0, 0)))
-    logs = trainer.train_step(sample.image, sample.mask, sample.extras)
-    assert torch.isfinite(logs["g/detail_energy"]) and logs["g/detail_energy"] > 0
-    assert any(not torch.equal(b, p) for b, p in zip(before, trainer.generator.parameters()))
+    _trains_a_toy_step(tmp_path, "detail_energy", LossConfig(valid=0.0, hole=0.0, detail_energy=10.0))
 
 
-def test_spectrum_asks_for_the_photos_amplitude_spectrum_and_charges_a_grid():
+def test_spectrum_asks_for_the_photos_amplitude_spectrum_and_charges_a_grid(tmp_path):
     """loss.spectrum (issue 23): 0 for the original; a flat fill of a textured hole costs more than a blurred one,
     and a shifted copy of a stationary texture (another phase) less than either; unlike ``detail_energy`` a 2-pixel
     grid added to a fill costs; tiles outside the hole do not count; the total grows by exactly weight x term."""
@@ -604,6 +614,7 @@ def test_spectrum_asks_for_the_photos_amplitude_spectrum_and_charges_a_grid():
     (grad,) = torch.autograd.grad(spectrum_loss(composite(fill, image, mask), image, mask), fill)
     assert torch.isfinite(grad).all() and grad[mask.expand_as(grad) > 0].abs().sum() > 0
     assert grad[mask.expand_as(grad) == 0].abs().max() == 0
+    _trains_a_toy_step(tmp_path, "spectrum", LossConfig(valid=0.0, hole=0.0, spectrum=10.0))
 
 
 def test_feature_style_adds_its_weight_times_the_gram_distance_of_d_features(tmp_path):
@@ -635,19 +646,6 @@ def test_feature_style_adds_its_weight_times_the_gram_distance_of_d_features(tmp
     with pytest.raises(InpaintlabError, match="need a discriminator"):
         GeneratorLoss(LossConfig(feature_style=1.0))(out, image, mask)
     from inpaintlab.presets import PRESETS
-    from inpaintlab.train import Trainer
 
-    cfg = PRESETS["lgnet_tiny_builtin"]
-    cfg = dataclasses.replace(
-        cfg,
-        data=dataclasses.replace(cfg.data, root="synthetic:4", val_count=0),
-        masks=dataclasses.replace(cfg.masks, source="box"),
-        loss=dataclasses.replace(cfg.loss, perceptual=0.0, style=0.0, feature_style=10.0),
-        batch_size=2,
-    )
-    trainer = Trainer(cfg, tmp_path)
-    before = [p.detach().clone() for p in trainer.generator.parameters()]
-    sample = next(iter(trainer._loader(0, 0)))
-    logs = trainer.train_step(sample.image, sample.mask, sample.extras)
-    assert torch.isfinite(logs["g/fstyle"]) and logs["g/fstyle"] > 0
-    assert any(not torch.equal(b, p) for b, p in zip(before, trainer.generator.parameters()))
+    loss = PRESETS["lgnet_tiny_builtin"].loss
+    _trains_a_toy_step(tmp_path, "fstyle", dataclasses.replace(loss, perceptual=0.0, style=0.0, feature_style=10.0))
