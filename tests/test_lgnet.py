@@ -296,14 +296,40 @@ def test_adopt_weights_projects_only_the_upsampling_layers(two_hole_batch):
 
 def test_adopt_weights_refuses_other_options():
     target = create_model("lgnet_tiny", upsample="resize_conv")
-    with pytest.raises(InpaintlabError, match="same other options"):
+    with pytest.raises(InpaintlabError, match="same options"):
         target.adopt_weights(create_model("lgnet_tiny", stages="C+L"))
-    with pytest.raises(InpaintlabError, match="same other options"):  # already resize-conv: nothing to project
-        target.adopt_weights(create_model("lgnet_tiny", upsample="resize_conv"))
+    with pytest.raises(InpaintlabError, match="same options"):  # a projection cannot be undone
+        create_model("lgnet_tiny").adopt_weights(create_model("lgnet_tiny", upsample="resize_conv"))
     with pytest.raises(InpaintlabError, match="cannot start from weights built with other options"):
         create_model("pconv_unet_tiny").adopt_weights(create_model("lgnet_tiny"))
     with pytest.raises(InpaintlabError, match="upsample"):
         create_model("lgnet_tiny", upsample="bilinear")
+
+
+def test_hole_noise_gives_reproducible_fills_in_eval_and_fresh_noise_in_training(two_hole_batch):
+    """``hole_noise`` (issue 23): off by default (the published model's output unchanged); on, it changes only what
+    the stages see inside the hole, the same input gives the same fill in eval mode and new noise per call in
+    training; it starts from the plain model's weights by a plain copy (``adopt_weights``)."""
+    torch.manual_seed(0)
+    plain = create_model("lgnet_tiny").eval()
+    noisy = create_model("lgnet_tiny", hole_noise=0.2).eval()
+    noisy.adopt_weights(plain)
+    for key, value in plain.state_dict().items():
+        assert torch.equal(noisy.state_dict()[key], value)
+    image, mask, _ = two_hole_batch()
+    with torch.no_grad():
+        reference, first, second = plain(image, mask), noisy(image, mask), noisy(image, mask)
+        unchanged = create_model("lgnet_tiny", hole_noise=0.0).eval()
+        unchanged.load_state_dict(plain.state_dict())
+        assert torch.equal(unchanged(image, mask).pred, reference.pred)
+        assert torch.equal(first.pred, second.pred)
+        assert not torch.allclose(first.pred, reference.pred, atol=1e-3)
+        no_hole = torch.zeros_like(mask)
+        assert torch.equal(noisy(image, no_hole).pred, plain(image, no_hole).pred)  # nothing outside the hole
+        noisy.train()
+        assert not torch.equal(noisy(image, mask).pred, noisy(image, mask).pred)
+    with pytest.raises(InpaintlabError, match="hole_noise must be >= 0"):
+        create_model("lgnet_tiny", hole_noise=-0.1)
 
 
 # ---------------------------------------------------------------------------------------------------- errors

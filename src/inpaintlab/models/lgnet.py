@@ -37,6 +37,11 @@ Choices where the paper and the official code leave room (each a keyword argumen
   convolutions): nearest x2 then a 3x3 convolution in every decoder (``layers/upsample.py``), so no layer can
   draw the 2-pixel checkerboard that adversarial and feature-matching gradients excite in the transposed
   ones (measured in docs/results.md). ``adopt_weights`` starts it from trained transposed weights.
+* ``hole_noise`` (not in the paper or the official code, 0 = off): the standard deviation of Gaussian noise
+  (B,3,H,W) added to every stage's input inside the hole. A deterministic generator has nothing but its own
+  layout to draw texture from in a hole of constant input, so texture terms pull the lattice of its strides
+  (measured in docs/results.md); noise gives it random phase instead (StyleGAN-style inputs). Training draws
+  it from the global RNG; eval mode from a fixed seed (``HOLE_NOISE_SEED``), so a fill is reproducible.
 * ``channels_last`` stores the 4-D weights in channels-last layout (same numbers; oneDNN convolutions run
   ~25% faster on CPU in our measurement). Checkpoints are layout-free (tensors are saved contiguous).
 """
@@ -63,6 +68,9 @@ ABLATIONS: dict[str, tuple[str, ...]] = {
     "C+L+G": ("C", "L", "G"),
     "C+L+G_att": ("C", "L", "G_att"),
 }
+
+
+HOLE_NOISE_SEED = 0  # the eval-mode noise of ``hole_noise``: the same input gives the same fill
 
 
 def unet_width(ngf: int, depth: int) -> int:
@@ -189,8 +197,11 @@ class LGNet(InpaintModel):
         use_fast_attention: bool = True,
         channels_last: bool = True,
         upsample: str = "transposed",
+        hole_noise: float = 0.0,
     ):
         super().__init__()
+        if not hole_noise >= 0:
+            raise InpaintlabError(f"LGNet hole_noise must be >= 0 (a standard deviation), got {hole_noise!r}")
         if upsample not in UPSAMPLING:
             raise InpaintlabError(f"unknown LGNet upsample {upsample!r}; expected one of {', '.join(UPSAMPLING)}")
         if stages not in ABLATIONS:
@@ -215,6 +226,7 @@ class LGNet(InpaintModel):
         self.plan = tuple(("G_att", False) if p not in self.nets else (p, True) for p in parts)
         self.size_multiple = 2**num_downs
         self.upsample = upsample
+        self.hole_noise = float(hole_noise)
         init_pix2pix_weights(self)
         if channels_last:
             self.to(memory_format=torch.channels_last)
@@ -231,25 +243,38 @@ class LGNet(InpaintModel):
         return {f"G{pos}": list(self.nets[name].parameters()) for name, pos in first_position.items()}
 
     def adopt_weights(self, source: InpaintModel) -> None:
-        """Take the weights of a trained transposed-upsampling LGNet built with otherwise equal options (this one
-        upsamples by ``resize_conv``): every tensor is copied and each transposed convolution is projected onto its
-        resize-conv (``resize_conv_weight``, least squares: the function loses only the layers' checkerboard part)."""
-        options = {k: v for k, v in self.model_kwargs.items() if k != "upsample"}
-        theirs = {k: v for k, v in source.model_kwargs.items() if k != "upsample"}
+        """Take the weights of a trained LGNet built with the same options but ``hole_noise`` (which holds no tensor)
+        and ``upsample``, which may go from transposed to ``resize_conv``: every tensor is copied and each transposed
+        convolution is then projected onto its resize-conv (``resize_conv_weight``, least squares: the function
+        loses only the layers' checkerboard part)."""
+        free = ("upsample", "hole_noise")
+        options = {k: v for k, v in self.model_kwargs.items() if k not in free}
+        theirs = {k: v for k, v in source.model_kwargs.items() if k not in free}
+        switch = (getattr(source, "upsample", None), self.upsample)
         if (
             not isinstance(source, LGNet)
             or options != theirs
-            or (source.upsample, self.upsample) != ("transposed", "resize_conv")
+            or switch not in (("transposed", "resize_conv"), (self.upsample,) * 2)
         ):
             raise InpaintlabError(
-                f"{self.model_name} {self.model_kwargs} can start only from transposed-upsampling LGNet weights with the same "
-                f"other options; got {source.model_name} {source.model_kwargs}"
+                f"{self.model_name} {self.model_kwargs} can start only from LGNet weights with the same options (but "
+                f"hole_noise, and transposed upsampling for resize_conv); got {source.model_name} {source.model_kwargs}"
             )
         state = source.state_dict()
-        for name, layer in source.named_modules():
-            if isinstance(layer, nn.ConvTranspose2d):
-                state[f"{name}.weight"] = resize_conv_weight(layer)
+        if switch == ("transposed", "resize_conv"):
+            for name, layer in source.named_modules():
+                if isinstance(layer, nn.ConvTranspose2d):
+                    state[f"{name}.weight"] = resize_conv_weight(layer)
         self.load_state_dict(state)
+
+    def _noise(self, mask: Tensor) -> Tensor | None:
+        """(B,1,H,W) hole -> (B,3,H,W) ``hole_noise``-scaled Gaussian noise in the hole, or None when it is off."""
+        if self.hole_noise == 0:
+            return None
+        b, _, h, w = mask.shape
+        seeded = None if self.training else torch.Generator(device=mask.device).manual_seed(HOLE_NOISE_SEED)
+        noise = torch.randn((b, 3, h, w), generator=seeded, device=mask.device, dtype=mask.dtype)
+        return self.hole_noise * noise * mask
 
     def forward(self, image: Tensor, mask: Tensor) -> InpaintOutput:
         check_image_mask(image, mask)
@@ -257,10 +282,11 @@ class LGNet(InpaintModel):
         image = masked_input(image, mask)
         known = image * 2 - 1  # [-1,1]; the hole is -1 here and multiplied away below
         x = known * (1 - mask) + mask  # official input: holes filled with +1
+        noise = self._noise(mask)
         outputs = []
         for name, use_attention in self.plan:
             net = self.nets[name]
-            inp = torch.cat([x, mask], dim=1)
+            inp = torch.cat([x if noise is None else x + noise, mask], dim=1)
             out = net(inp, use_attention) if isinstance(net, UNetGenerator) else net(inp)
             outputs.append(out)
             x = known * (1 - mask) + out * mask
