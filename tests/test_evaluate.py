@@ -208,6 +208,23 @@ def test_compare_and_evaluate_models(tmp_path):
     assert "![every model](samples.png)" in readme
 
 
+def test_compare_bolds_the_least_grid_and_no_ground_truth_reference():
+    """The grid share is better low (a lattice in the fill), and the ground truth's own values are a reference
+    that every model shares: no arrow and no bold, so the table never crowns the worst fill."""
+
+    def report(label: str, grid: float) -> dict:
+        values = {"detail": 2 * grid, "detail_gt": 1.05, "grid": grid, "grid_gt": 0.13}
+        settings = {"metrics": list(values), "bin_labels": ["(0.01,0.1]"], "label": label, "model": label}
+        return {"settings": settings, "bins": {}, "overall": values}
+
+    table = compare([report("smooth", 0.45), report("lattice", 0.75)])
+    assert "## grid (share) ↓" in table and "## detail (ratio) ↑" in table
+    assert "## grid_gt (share)\n" in table and "## detail_gt (ratio)\n" in table
+    assert "| smooth | **0.450** |" in table and "| lattice | 0.750 |" in table
+    assert "| lattice | **1.500** |" in table  # detail: more is better
+    assert "**1.050**" not in table and "**0.130**" not in table
+
+
 def test_comparison_grid_rows_are_input_each_model_and_ground_truth(tmp_path):
     image, mask = torch.rand(3, 16, 16), torch.zeros(1, 16, 16)
     mask[:, 4:12, 4:12] = 1

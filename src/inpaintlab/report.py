@@ -70,7 +70,7 @@ def strict_json(obj: Any, **kwargs: Any) -> str:
     return json.dumps(finite(obj), allow_nan=False, **kwargs)
 
 
-_LOWER_IS_BETTER = ("l1", "mse", "lpips", "fid")
+_LOWER_IS_BETTER = ("l1", "mse", "lpips", "fid", "grid")  # grid: the share of the 2-pixel lattice in the fill
 
 
 def _metric_names(report: dict[str, Any]) -> list[str]:
@@ -78,6 +78,9 @@ def _metric_names(report: dict[str, Any]) -> list[str]:
 
 
 def _arrow(metric: str) -> str:
+    """Which direction is better: "↓", "↑", or "" for the ground truth's own value (``*_gt``: a reference)."""
+    if metric.endswith("_gt"):
+        return ""
     return "↓" if metric.startswith(_LOWER_IS_BETTER) else "↑"
 
 
@@ -91,7 +94,7 @@ def _fmt(value: Any, metric: str = "") -> str:
 def _metric_label(metric: str) -> str:
     """``"psnr (dB) ↑"``: name, unit when it has one, and which direction is better."""
     unit = METRIC_FORMAT.get(metric, ("", 4))[0]
-    return f"{metric}{f' ({unit})' if unit else ''} {_arrow(metric)}"
+    return " ".join(part for part in (metric, f"({unit})" if unit else "", _arrow(metric)) if part)
 
 
 def _columns(reports: Sequence[dict[str, Any]]) -> list[str]:
@@ -134,7 +137,7 @@ def markdown_table(report: dict[str, Any]) -> str:
 def compare(reports: Sequence[dict[str, Any]]) -> str:
     """Markdown putting several models side by side: one table per metric, model rows x bin columns.
 
-    The best value of each column is in bold.
+    The best value of each column is in bold (none for the ground truth's own ``*_gt`` values).
     """
     if not reports:
         raise InpaintlabError("compare needs at least one report")
@@ -145,7 +148,7 @@ def compare(reports: Sequence[dict[str, Any]]) -> str:
         best = {}
         for c in columns:
             values = [v for r in reports if isinstance(v := _value(r, c, metric), (int, float)) and np.isfinite(v)]
-            if values:
+            if values and _arrow(metric):
                 best[c] = min(values) if _arrow(metric) == "↓" else max(values)
         for r in reports:
             cells = []
