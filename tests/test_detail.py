@@ -6,13 +6,15 @@ import math
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from PIL import Image
 
 from inpaintlab import cli
 from inpaintlab.data import builtin_photo_paths, load_image
 from inpaintlab.detail import add_detail
+from inpaintlab.errors import InpaintlabError
 from inpaintlab.masks import object_mask
-from inpaintlab.metrics import MetricTracker, detail_ratio, grid_share
+from inpaintlab.metrics import MetricTracker, detail_ratio, grid_share, lattice_share
 from inpaintlab.models import create_model
 from inpaintlab.pipeline import InpaintPipeline
 
@@ -119,6 +121,49 @@ def test_eval_tracker_reports_grid_share_and_skips_images_without_a_tile():
     result = tracker.result()
     assert result["overall"]["grid"] == pytest.approx(float(grid_share(photo, hole)))
     assert math.isnan(result["bins"][tracker.bin_label(0)]["grid_gt"])  # the small hole has no whole tile
+
+
+def _photo_256_with_hole():
+    """The astronaut at 256 px (B=1, [0,1]) and a 192 x 192 box hole: 25 whole 32 x 32 tiles in its interior."""
+    from skimage import data
+
+    photo = torch.from_numpy(data.astronaut()[::2, ::2].copy()).permute(2, 0, 1)[None].float() / 255
+    hole = torch.zeros(1, 1, 256, 256)
+    hole[..., 32:224, 32:224] = 1
+    return photo, hole
+
+
+@pytest.mark.parametrize("period", [2, 4, 8])
+def test_lattice_share_finds_the_dots_of_every_stride_that_the_grid_share_misses(period):
+    """Dots every 2, 4 or 8 pixels (what a decoder's stride-2 layers draw under texture terms) are all lattice;
+    the photo and noise are not. A smooth fill with faint 8-pixel dots, what a texture term pulled out of
+    LGNet: the detail ratio counts them as texture and the grid share does not see them; this does."""
+    photo, hole = _photo_256_with_hole()
+    y, x = torch.meshgrid(torch.arange(256), torch.arange(256), indexing="ij")
+    dots = ((x % period == 0) & (y % period == 0)).float()[None, None].expand(1, 3, 256, 256)
+    assert float(lattice_share(0.5 + 0.2 * dots, hole)) == pytest.approx(1.0, abs=1e-6)
+    natural = float(lattice_share(photo, hole))
+    assert natural < 0.1
+    noise = torch.rand(1, 3, 256, 256, generator=torch.Generator().manual_seed(0))
+    assert float(lattice_share(noise, hole)) < 0.1
+    if period == 8:
+        smooth = F.interpolate(F.avg_pool2d(photo, 16), scale_factor=16, mode="bilinear")
+        blobs = ((x % 8 < 2) & (y % 8 < 2)).float()[None, None].expand(1, 3, 256, 256)  # 2 x 2 dots every 8 px
+        blurred, dotted = (photo * (1 - hole) + fill * hole for fill in (smooth, smooth + 0.05 * blobs))
+        assert float(detail_ratio(dotted, hole)) > 3 * float(detail_ratio(blurred, hole))
+        assert float(grid_share(dotted, hole)) < 0.05
+        assert float(lattice_share(dotted, hole)) > 0.9
+    stripes = (0.5 + 0.2 * (x % 16 < 8).float())[None, None].expand(1, 3, 256, 256)
+    assert float(lattice_share(stripes, hole)) < 0.1  # a 16-pixel period is not one of the decoders' strides
+
+
+def test_lattice_share_needs_a_whole_tile_and_a_tile_that_holds_the_period():
+    photo, _ = _photo_256_with_hole()
+    narrow = torch.zeros(1, 1, 256, 256)
+    narrow[..., 32:224, 100:130] = 1  # no 32 x 32 tile fits in its interior
+    assert math.isnan(float(lattice_share(photo, narrow)))
+    with pytest.raises(InpaintlabError, match="multiple of period"):
+        lattice_share(photo, narrow, period=8, tile=20)
 
 
 def test_add_detail_copies_known_texture_into_the_hole_only_and_is_seeded():

@@ -10,7 +10,9 @@ Masked, no-reference: ``detail`` (:func:`detail_ratio` of the composite) and ``d
 original, over the same hole: what a perfect fill scores, ~1). A proxy for "is there texture in the fill",
 not a realism metric: noise scores high too, so read it beside PSNR/SSIM. ``grid`` / ``grid_gt``
 (:func:`grid_share`): how much of that detail is a 2-pixel pattern locked to the pixel lattice, the
-checkerboard of stride-2 transposed convolutions, which the detail ratio counts as detail.
+checkerboard of stride-2 transposed convolutions, which the detail ratio counts as detail. ``lattice`` /
+``lattice_gt`` (:func:`lattice_share`): the same for any pattern locked to the 8-pixel lattice (periods 2, 4
+and 8: the dots that the deeper stride-2 layers draw when texture terms pull them).
 
 Paper conventions, named as such so published tables compare like for like:
 ``psnr_uint8_trunc`` (LGNet ``test_and_save.py``), ``ssim_win51_uint8`` (PEN-Net / SRPNet ``eval.py``),
@@ -392,6 +394,49 @@ def grid_share(image: Tensor, mask: Tensor, tile: int = GRID_TILE) -> Tensor:
     return (nyquist * whole).sum(dim=(1, 2, 3)) / (detail * whole).sum(dim=(1, 2, 3))
 
 
+LATTICE_PERIOD = 8  # pixels: the longest stride of the patterns counted (it holds periods 2 and 4 too)
+LATTICE_TILE = 32  # pixels: the square tiles of the hole in which the locked pattern is estimated
+
+
+def lattice_share(image: Tensor, mask: Tensor, period: int = LATTICE_PERIOD, tile: int = LATTICE_TILE) -> Tensor:
+    """Share of the hole's detail locked to the pixel lattice with ``period`` (or a divisor of it: the 2-, 4- and
+    8-pixel patterns of a decoder's stride-2 layers): (B,3,H,W) [0,1], (B,1,H,W) 1 = hole -> (B,).
+
+    ``grid_share`` sees only the 2-pixel pattern; texture terms also draw the deeper layers' 4- and 8-pixel
+    dots, which it and the detail ratio count as texture. Here the Laplacian L of the grey image is cut into
+    ``tile`` x ``tile`` tiles (on multiples of ``tile``, inside the hole's interior), each less its mean. In a
+    tile, the locked pattern is the mean of L over each of the period x period pixel classes (x mod period,
+    y mod period); its energy, less the part that n = (tile/period)^2 samples of an unlocked signal leave in a
+    mean (the within-class variance / (n - 1)), is compared with the tile's energy. The share is the square
+    root of the sums over tiles: ~1 for a periodic pattern, ~0 for noise or a photo without such a pattern
+    (8x8 JPEG blocks score above 0); NaN without a whole tile. The estimate needs tiles: below ~10 of them
+    noise can score up to ~0.15.
+
+    >>> y, x = torch.meshgrid(torch.arange(256), torch.arange(256), indexing="ij")
+    >>> hole = torch.zeros(1, 1, 256, 256); hole[..., 8:248, 8:248] = 1
+    >>> dots = (0.5 + 0.2 * ((x % 8 < 2) & (y % 8 < 2))).expand(1, 3, 256, 256)
+    >>> noise = torch.rand(1, 3, 256, 256, generator=torch.Generator().manual_seed(0))
+    >>> round(float(lattice_share(dots, hole)), 2), bool(lattice_share(noise, hole) < 0.1)
+    (1.0, True)
+    """
+    check_image_mask(image, mask)
+    if tile % period:
+        raise InpaintlabError(f"lattice_share: tile ({tile}) must be a multiple of period ({period})")
+    lap = _laplacian(image)
+    b, _, height, width = lap.shape
+    rows, cols, n = height // tile, width // tile, (tile // period) ** 2
+    lap = lap[..., : rows * tile, : cols * tile].reshape(b, rows, tile // period, period, cols, tile // period, period)
+    lap = lap - lap.mean(dim=(2, 3, 5, 6), keepdim=True)
+    locked = lap.mean(dim=(2, 5), keepdim=True)  # (B,rows,1,period,cols,1,period): the mean of each pixel class
+    within = ((lap - locked) ** 2).mean(dim=(2, 5), keepdim=True)  # the biased variance of each class
+    locked_energy = (locked**2 - within / (n - 1)).mean(dim=(2, 3, 5, 6))  # (B,rows,cols)
+    energy = (lap**2).mean(dim=(2, 3, 5, 6))
+    interior = _hole_interior((mask > 0.5).to(lap.dtype))[..., : rows * tile, : cols * tile]
+    whole = (F.avg_pool2d(interior, tile) > 1 - 1e-9)[:, 0].to(lap.dtype)  # (B,rows,cols) tiles inside the interior
+    share = (locked_energy * whole).sum(dim=(1, 2)) / (energy * whole).sum(dim=(1, 2))
+    return share.clamp_min(0).sqrt()
+
+
 #: Per-image metrics by name: ``fn(pred, target) -> (B,)``. ``"fid"`` is a set metric (``MetricTracker``).
 METRICS: dict[str, Callable[[Tensor, Tensor], Tensor]] = {
     "l1": l1,
@@ -412,6 +457,8 @@ MASKED_METRICS: dict[str, Callable[[Tensor, Tensor, Tensor], Tensor]] = {
     "detail_gt": lambda pred, target, mask: detail_ratio(target, mask),
     "grid": lambda pred, target, mask: grid_share(pred, mask),
     "grid_gt": lambda pred, target, mask: grid_share(target, mask),
+    "lattice": lambda pred, target, mask: lattice_share(pred, mask),
+    "lattice_gt": lambda pred, target, mask: lattice_share(target, mask),
 }
 
 

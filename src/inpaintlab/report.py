@@ -42,6 +42,8 @@ METRIC_FORMAT = {
     "detail_gt": ("ratio", 3),
     "grid": ("share", 3),
     "grid_gt": ("share", 3),
+    "lattice": ("share", 3),
+    "lattice_gt": ("share", 3),
 }
 
 
@@ -70,7 +72,7 @@ def strict_json(obj: Any, **kwargs: Any) -> str:
     return json.dumps(finite(obj), allow_nan=False, **kwargs)
 
 
-_LOWER_IS_BETTER = ("l1", "mse", "lpips", "fid", "grid")  # grid: the share of the 2-pixel lattice in the fill
+_LOWER_IS_BETTER = ("l1", "mse", "lpips", "fid", "grid", "lattice")  # grid, lattice: patterns locked to the pixels
 
 
 def _metric_names(report: dict[str, Any]) -> list[str]:
