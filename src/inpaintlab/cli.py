@@ -146,9 +146,10 @@ def _add_eval(sub) -> None:
     p.add_argument("--max-images", type=int, default=None, help="use only the first N images")
     p.add_argument(
         "--metrics",
-        default="l1,psnr,ssim,detail,detail_gt,grid,grid_gt",
-        help="comma-separated metric names (default l1,psnr,ssim,detail,detail_gt,grid,grid_gt: the detail ratio of the fill "
-        "and of the original, and the share of that detail that is a 2-pixel grid)",
+        default=None,
+        help="comma-separated metric names (default l1,psnr,ssim,detail,detail_gt,grid,grid_gt,lattice,lattice_gt: the "
+        "detail ratio of the fill and of the original, and the shares of that detail locked to the 2-pixel grid and to "
+        "the 8-pixel lattice)",
     )
     p.add_argument("--device", default="cpu", type=device_name)
     p.add_argument("--seed", type=non_negative_int, default=0, help="seed of the generated masks (default 0)")
@@ -174,7 +175,7 @@ def _cmd_eval(args) -> None:
     from .checkpoint import load_model
     from .data import build_dataset
     from .errors import InpaintlabError
-    from .evaluate import MASK_SETS, evaluate, evaluate_models
+    from .evaluate import DEFAULT_METRICS, MASK_SETS, evaluate, evaluate_models
     from .masks import MaskFolder, parse_bins
     from .report import markdown_table
     from .resolve import resolve_model
@@ -206,7 +207,7 @@ def _cmd_eval(args) -> None:
         models.append((label, model))
         per_model[label] = {kind: str(value), **({"weights": args.weights} if kind == "checkpoint" else {})}
     common = dict(
-        metrics=[m.strip() for m in args.metrics.split(",") if m.strip()],
+        metrics=[m.strip() for m in args.metrics.split(",") if m.strip()] if args.metrics else DEFAULT_METRICS,
         bins=parse_bins(args.bins),
         batch_size=args.batch_size,
         device=args.device,

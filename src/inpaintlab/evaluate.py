@@ -142,12 +142,17 @@ def evaluate(
     return report
 
 
+#: What ``inpaintlab eval`` reports unless told otherwise (and the ledger keeps): the pixel metrics, the detail
+#: ratio of the fill and of the original, and the shares of that detail locked to the 2- and 8-pixel lattices.
+DEFAULT_METRICS = ("l1", "psnr", "ssim", "detail", "detail_gt", "grid", "grid_gt", "lattice", "lattice_gt")
+
+
 def evaluate_with_samples(
     model: nn.Module,
     images: Dataset,
     masks: str | MaskFolder = "bins",
     *,
-    metrics: Sequence[str] = ("l1", "psnr", "ssim", "detail", "detail_gt", "grid", "grid_gt"),
+    metrics: Sequence[str] = DEFAULT_METRICS,
     bins: Sequence = HOLE_RATIO_BINS,
     batch_size: int = 8,
     device: str | torch.device = "cpu",

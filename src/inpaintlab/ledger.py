@@ -21,8 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import InpaintlabError
-
-TABLE_KEYS = ("l1", "psnr", "ssim", "detail", "detail_gt", "grid", "grid_gt")
+from .evaluate import DEFAULT_METRICS
 
 
 def eval_table(eval_dir: str | Path, label: str) -> dict[str, Any]:
@@ -35,7 +34,7 @@ def eval_table(eval_dir: str | Path, label: str) -> dict[str, Any]:
     missing = [k for k in ("psnr", "detail") if k not in report["overall"]]
     if missing:
         raise InpaintlabError(f"{path} has no {missing[0]!r}; run inpaintlab eval with its default metrics")
-    pick = lambda values: {k: values[k] for k in TABLE_KEYS if k in values}  # noqa: E731
+    pick = lambda values: {k: values[k] for k in DEFAULT_METRICS if k in values}  # noqa: E731
     weights = report.get("settings", {}).get("weights") or "ema"
     return {"overall": pick(report["overall"]), "bins": {b: pick(v) for b, v in report["bins"].items()}, "weights": weights}
 
