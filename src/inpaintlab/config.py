@@ -173,7 +173,8 @@ class LossConfig:
       the L1 between the local mean |Laplacian| of the composite and of the original at 2x and 4x
       average-pooled scales, over the hole. It asks for as much texture as the photo has where it has it,
       not for its exact phase, and pooling makes it blind to the 2-pixel grid of transposed convolutions
-      (0 = off; none of the papers, needs no network).
+      (0 = off; none of the papers, needs no network). On LGNet at CPU budgets it buys the deeper layers'
+      8-pixel dots instead (docs/results.md: the lattice share).
     spectrum: weight of a local amplitude-spectrum term on the final composite (``losses.spectrum_loss``):
       the L1 between log(1 + |FFT|) of the grey composite and of the original in 32x32 tiles, weighted by
       each tile's hole share. Phase-free like ``detail_energy``, but it also penalises what the photo's
@@ -219,6 +220,7 @@ class LossConfig:
                 "feature_matching",
                 "feature_style",
                 "detail_energy",
+                "spectrum",
             ),
             AT_LEAST_0,
         ),
