@@ -649,3 +649,44 @@ def test_feature_style_adds_its_weight_times_the_gram_distance_of_d_features(tmp
 
     loss = PRESETS["lgnet_tiny_builtin"].loss
     _trains_a_toy_step(tmp_path, "fstyle", dataclasses.replace(loss, perceptual=0.0, style=0.0, feature_style=10.0))
+
+
+def test_lattice_loss_charges_the_decoders_dots_and_nothing_else(tmp_path):
+    """loss.lattice (issue 23): 0 for the original, ~0 for a smooth fill; 2 x 2 dots every 8 pixels in the fill
+    cost, more for stronger dots; a gradient step on a dotted fill weakens the dots and leaves the known
+    pixels alone; the total grows by exactly weight x term; a toy recipe trains a step with it alone."""
+    import torch.nn.functional as F
+
+    from inpaintlab import create_model
+    from inpaintlab.config import LossConfig
+    from inpaintlab.losses import GeneratorLoss, lattice_loss
+    from inpaintlab.metrics import lattice_share
+    from inpaintlab.types import composite
+
+    torch.manual_seed(0)
+    image = F.avg_pool2d(torch.rand(2, 3, 132, 132), 5, stride=1)[..., :128, :128]
+    mask = torch.zeros(2, 1, 128, 128)
+    mask[..., 24:104, 24:104] = 1
+    y, x = torch.meshgrid(torch.arange(128), torch.arange(128), indexing="ij")
+    dots = ((x % 8 < 2) & (y % 8 < 2)).float().expand(2, 3, 128, 128)
+    smooth = composite(F.avg_pool2d(image, 9, stride=1, padding=4, count_include_pad=False), image, mask)
+    assert lattice_loss(image, image, mask).item() == 0.0
+    faint, strong = (lattice_loss(composite(smooth + a * dots, image, mask), image, mask) for a in (0.02, 0.1))
+    assert lattice_loss(smooth, image, mask) < 0.01 * faint < faint < strong
+
+    fill = (smooth + 0.1 * dots).requires_grad_(True)
+    loss = lattice_loss(composite(fill, image, mask), image, mask)
+    (grad,) = torch.autograd.grad(loss, fill)
+    assert grad[(mask.expand_as(grad) == 0)].abs().max() == 0
+    stepped = composite(fill.detach() - 0.5 * grad / grad.abs().max(), image, mask)
+    assert lattice_share(stepped, mask).mean() < lattice_share(composite(fill.detach(), image, mask), mask).mean()
+
+    g = create_model("lgnet_tiny")
+    out = g(image, mask)
+    base = LossConfig(hole=6.0)
+    plain, plain_logs = GeneratorLoss(base)(out, image, mask)
+    total, logs = GeneratorLoss(dataclasses.replace(base, lattice=4.0))(out, image, mask)
+    expected = lattice_loss(composite(out.pred, image, mask), image, mask)
+    assert "g/lattice" not in plain_logs and torch.allclose(logs["g/lattice"], expected)
+    assert torch.allclose(total, plain + 4.0 * expected)
+    _trains_a_toy_step(tmp_path, "lattice", LossConfig(valid=0.0, hole=0.0, lattice=10.0))

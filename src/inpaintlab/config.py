@@ -180,6 +180,10 @@ class LossConfig:
       each tile's hole share. Phase-free like ``detail_energy``, but it also penalises what the photo's
       spectrum lacks, so a periodic grid (a peak) costs instead of counting as texture (0 = off; none of
       the papers, needs no network).
+    lattice: weight of a penalty on the composite's pattern locked to the 8-pixel lattice beyond the original's
+      (``losses.lattice_loss``; the training side of ``metrics.lattice_share``): the dots that texture terms
+      pull out of a decoder's stride-2 layers cost their amplitude, so texture has to come from elsewhere
+      (``hole_noise``) (0 = off; none of the papers, needs no network).
     """
 
     valid: float = 1.0
@@ -205,6 +209,7 @@ class LossConfig:
     feature_style: float = 0.0
     detail_energy: float = 0.0
     spectrum: float = 0.0
+    lattice: float = 0.0
 
     # feature_outputs are indices into the model's outputs (negative from the end): no range of their own
     _ranges: ClassVar[dict[str, Range]] = {
@@ -221,6 +226,7 @@ class LossConfig:
                 "feature_style",
                 "detail_energy",
                 "spectrum",
+                "lattice",
             ),
             AT_LEAST_0,
         ),

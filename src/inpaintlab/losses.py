@@ -32,6 +32,7 @@ from torch import Tensor, nn
 
 from .config import LossConfig
 from .errors import InpaintlabError
+from .metrics import LATTICE_PERIOD, LATTICE_TILE, lattice_classes
 from .types import AUX_KINDS, PYRAMID, SCALAR, InpaintModel, InpaintOutput, composite, discriminator_contract
 
 _IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -160,6 +161,22 @@ def spectrum_loss(comp: Tensor, image: Tensor, mask: Tensor, tile: int = SPECTRU
     weight = F.avg_pool2d(mask, tile).flatten(1)  # (B, N), the same row-major order as unfold
     gap = (local_spectrum(comp, tile) - local_spectrum(image, tile)).abs().mean(dim=(-2, -1))
     return (weight * gap).sum() / weight.sum().clamp_min(1e-8)
+
+
+def lattice_loss(comp: Tensor, image: Tensor, mask: Tensor, period: int = LATTICE_PERIOD, tile: int = LATTICE_TILE) -> Tensor:
+    """The lattice-locked pattern a composite ``comp`` has beyond the original ``image`` (both (B,3,H,W), [0,1])
+    over the hole ``mask`` (B,1,H,W): per ``tile`` x ``tile`` tile, the rms of the Laplacian's pixel-class means
+    (``metrics.lattice_classes``: what repeats every 2, 4 or 8 pixels), the composite's less the original's,
+    clipped at 0 and weighted by the tile's hole share. 0 for the original and for any fill without a stronger
+    locked pattern than the photo's; a decoder's dot lattice costs its amplitude."""
+
+    def amplitude(x: Tensor) -> Tensor:  # (B,rows,cols)
+        return ((lattice_classes(x, period, tile)[1] ** 2).mean(dim=(2, 3, 5, 6)) + 1e-12).sqrt()
+
+    excess = F.relu(amplitude(comp) - amplitude(image))
+    rows, cols = excess.shape[1:]
+    weight = F.avg_pool2d(mask[..., : rows * tile, : cols * tile].double(), tile)[:, 0]
+    return ((weight * excess).sum() / weight.sum().clamp_min(1e-8)).to(comp.dtype)
 
 
 def perceptual_loss(feats_a: list[Tensor], feats_b: list[Tensor]) -> Tensor:
@@ -359,6 +376,9 @@ class GeneratorLoss(nn.Module):
         if cfg.spectrum > 0:
             terms["spectrum"] = spectrum_loss(composite(out.pred, image, mask), image, mask)
             total = total + cfg.spectrum * terms["spectrum"]
+        if cfg.lattice > 0:
+            terms["lattice"] = lattice_loss(composite(out.pred, image, mask), image, mask)
+            total = total + cfg.lattice * terms["lattice"]
         weights = self._discriminator_weights()
         if weights:
             for name, value in self._discriminator_terms(out, image, mask).items():

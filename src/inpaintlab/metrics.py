@@ -420,21 +420,31 @@ def lattice_share(image: Tensor, mask: Tensor, period: int = LATTICE_PERIOD, til
     (1.0, True)
     """
     check_image_mask(image, mask)
-    if tile % period:
-        raise InpaintlabError(f"lattice_share: tile ({tile}) must be a multiple of period ({period})")
-    lap = _laplacian(image)
-    b, _, height, width = lap.shape
-    rows, cols, n = height // tile, width // tile, (tile // period) ** 2
-    lap = lap[..., : rows * tile, : cols * tile].reshape(b, rows, tile // period, period, cols, tile // period, period)
-    lap = lap - lap.mean(dim=(2, 3, 5, 6), keepdim=True)
-    locked = lap.mean(dim=(2, 5), keepdim=True)  # (B,rows,1,period,cols,1,period): the mean of each pixel class
+    lap, locked = lattice_classes(image, period, tile)
+    n = (tile // period) ** 2
     within = ((lap - locked) ** 2).mean(dim=(2, 5), keepdim=True)  # the biased variance of each class
     locked_energy = (locked**2 - within / (n - 1)).mean(dim=(2, 3, 5, 6))  # (B,rows,cols)
     energy = (lap**2).mean(dim=(2, 3, 5, 6))
+    rows, cols = energy.shape[1:]
     interior = _hole_interior((mask > 0.5).to(lap.dtype))[..., : rows * tile, : cols * tile]
     whole = (F.avg_pool2d(interior, tile) > 1 - 1e-9)[:, 0].to(lap.dtype)  # (B,rows,cols) tiles inside the interior
     share = (locked_energy * whole).sum(dim=(1, 2)) / (energy * whole).sum(dim=(1, 2))
     return share.clamp_min(0).sqrt()
+
+
+def lattice_classes(image: Tensor, period: int = LATTICE_PERIOD, tile: int = LATTICE_TILE) -> tuple[Tensor, Tensor]:
+    """The grey image's Laplacian in ``tile`` x ``tile`` tiles (on multiples of ``tile``; the rest of the image is
+    dropped), each less its mean, and the mean of each of its period x period pixel classes (x mod period,
+    y mod period): (B,3,H,W) -> (B,rows,tile/period,period,cols,tile/period,period) and
+    (B,rows,1,period,cols,1,period), float64, differentiable (``lattice_share``, ``losses.lattice_loss``)."""
+    if tile % period:
+        raise InpaintlabError(f"lattice: tile ({tile}) must be a multiple of period ({period})")
+    lap = _laplacian(image)
+    b, _, height, width = lap.shape
+    rows, cols = height // tile, width // tile
+    lap = lap[..., : rows * tile, : cols * tile].reshape(b, rows, tile // period, period, cols, tile // period, period)
+    lap = lap - lap.mean(dim=(2, 3, 5, 6), keepdim=True)
+    return lap, lap.mean(dim=(2, 5), keepdim=True)
 
 
 #: Per-image metrics by name: ``fn(pred, target) -> (B,)``. ``"fid"`` is a set metric (``MetricTracker``).
