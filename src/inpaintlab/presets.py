@@ -172,7 +172,8 @@ _LGNET_COMPACT_TEXTURE_RC = dataclasses.replace(
 # hole L1), the quarter-width discriminator (ndf 16) and a longer schedule (7 epochs at half the lr, 12 of
 # decay: 2,394 steps, ~75 min of one fp32 thread on an idle core). From weights 9745a382...: +0.063 dB,
 # detail ratio 0.203 -> 0.243, grid share 0.75 -> 0.52 on the third split. Run again from that result
-# (segment 16): its live generator shipped, same PSNR, detail ratio 0.243 -> 0.279.
+# (segment 16): its live generator passed the ship rule (same PSNR, detail ratio 0.279) but failed the
+# smooth-background test and was withdrawn.
 _LGNET_COMPACT_TEXTURE_X3 = dataclasses.replace(
     _LGNET_COMPACT_TEXTURE,
     model=dataclasses.replace(_LGNET_COMPACT_TEXTURE.model, discriminator_kwargs={"ndf": 16}),
