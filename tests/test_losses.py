@@ -5,7 +5,7 @@ import dataclasses
 import numpy as np
 import pytest
 import torch
-from torch import nn
+from torch import Tensor, nn
 
 from inpaintlab import InpaintlabError
 from inpaintlab.config import LossConfig
@@ -530,16 +530,30 @@ def _trains_a_toy_step(tmp_path, term: str, loss: LossConfig) -> None:
     assert any(not torch.equal(b, p) for b, p in zip(before, trainer.generator.parameters()))
 
 
+def _adds_weight_times_term(image: Tensor, mask: Tensor, term: str, weight: float, fn) -> None:
+    """GeneratorLoss with ``term`` at ``weight`` logs g/<term> = fn(composite, image, mask) (absent when off) and
+    its total grows by exactly weight x that."""
+    from inpaintlab import create_model
+    from inpaintlab.losses import GeneratorLoss
+    from inpaintlab.types import composite
+
+    out = create_model("lgnet_tiny")(image, mask)
+    base = LossConfig(hole=6.0)
+    plain, plain_logs = GeneratorLoss(base)(out, image, mask)
+    total, logs = GeneratorLoss(dataclasses.replace(base, **{term: weight}))(out, image, mask)
+    expected = fn(composite(out.pred, image, mask), image, mask)
+    assert f"g/{term}" not in plain_logs and torch.allclose(logs[f"g/{term}"], expected)
+    assert torch.allclose(total, plain + weight * expected)
+
+
 def test_detail_energy_asks_for_the_photos_texture_energy_and_ignores_the_2_pixel_grid(tmp_path):
     """loss.detail_energy (issue 23): 0 for the original, positive for a flat fill of a textured hole, blind to
     a pattern alternating every pixel (the transposed convolutions' grid), equal for fills of the same energy
     whatever their phase; a gradient step on a flat fill adds texture energy in the hole and leaves the known
     pixels alone; the total grows by exactly weight x term; a toy recipe trains a step with it alone."""
-    import dataclasses
 
-    from inpaintlab import create_model
     from inpaintlab.config import LossConfig
-    from inpaintlab.losses import GeneratorLoss, detail_energy, detail_energy_loss
+    from inpaintlab.losses import detail_energy, detail_energy_loss
     from inpaintlab.types import composite
 
     torch.manual_seed(0)
@@ -565,14 +579,7 @@ def test_detail_energy_asks_for_the_photos_texture_energy_and_ignores_the_2_pixe
     before, after = (detail_energy(composite(f, image, mask), 2) for f in (fill.detach(), stepped))
     assert after.mean() > before.mean() and detail_energy_loss(stepped, image, mask) < loss
 
-    g = create_model("lgnet_tiny")
-    out = g(image, mask)
-    base = LossConfig(hole=6.0)
-    plain, plain_logs = GeneratorLoss(base)(out, image, mask)
-    total, logs = GeneratorLoss(dataclasses.replace(base, detail_energy=4.0))(out, image, mask)
-    expected = detail_energy_loss(composite(out.pred, image, mask), image, mask)
-    assert "g/detail_energy" not in plain_logs and torch.allclose(logs["g/detail_energy"], expected)
-    assert torch.allclose(total, plain + 4.0 * expected)
+    _adds_weight_times_term(image, mask, "detail_energy", 4.0, detail_energy_loss)
     _trains_a_toy_step(tmp_path, "detail_energy", LossConfig(valid=0.0, hole=0.0, detail_energy=10.0))
 
 
@@ -582,8 +589,7 @@ def test_spectrum_asks_for_the_photos_amplitude_spectrum_and_charges_a_grid(tmp_
     grid added to a fill costs; tiles outside the hole do not count; the total grows by exactly weight x term."""
     import torch.nn.functional as F
 
-    from inpaintlab import create_model
-    from inpaintlab.losses import GeneratorLoss, detail_energy_loss, local_spectrum, spectrum_loss
+    from inpaintlab.losses import detail_energy_loss, local_spectrum, spectrum_loss
     from inpaintlab.types import composite
 
     torch.manual_seed(0)
@@ -604,12 +610,7 @@ def test_spectrum_asks_for_the_photos_amplitude_spectrum_and_charges_a_grid(tmp_
     assert spectrum_loss(outside, image, mask).item() == 0.0
     assert local_spectrum(image).shape == (2, 16, 32, 17)
 
-    out = create_model("lgnet_tiny")(image, mask)
-    plain, plain_logs = GeneratorLoss(LossConfig(hole=6.0))(out, image, mask)
-    total, logs = GeneratorLoss(LossConfig(hole=6.0, spectrum=2.0))(out, image, mask)
-    expected = spectrum_loss(composite(out.pred, image, mask), image, mask)
-    assert "g/spectrum" not in plain_logs and torch.allclose(logs["g/spectrum"], expected)
-    assert torch.allclose(total, plain + 2.0 * expected)
+    _adds_weight_times_term(image, mask, "spectrum", 2.0, spectrum_loss)
     fill = (0.5 + 0.001 * torch.randn_like(image)).requires_grad_(True)  # a nearly flat fill
     (grad,) = torch.autograd.grad(spectrum_loss(composite(fill, image, mask), image, mask), fill)
     assert torch.isfinite(grad).all() and grad[mask.expand_as(grad) > 0].abs().sum() > 0
@@ -657,9 +658,8 @@ def test_lattice_loss_charges_the_decoders_dots_and_nothing_else(tmp_path):
     pixels alone; the total grows by exactly weight x term; a toy recipe trains a step with it alone."""
     import torch.nn.functional as F
 
-    from inpaintlab import create_model
     from inpaintlab.config import LossConfig
-    from inpaintlab.losses import GeneratorLoss, lattice_loss
+    from inpaintlab.losses import lattice_loss
     from inpaintlab.metrics import lattice_share
     from inpaintlab.types import composite
 
@@ -681,12 +681,5 @@ def test_lattice_loss_charges_the_decoders_dots_and_nothing_else(tmp_path):
     stepped = composite(fill.detach() - 0.5 * grad / grad.abs().max(), image, mask)
     assert lattice_share(stepped, mask).mean() < lattice_share(composite(fill.detach(), image, mask), mask).mean()
 
-    g = create_model("lgnet_tiny")
-    out = g(image, mask)
-    base = LossConfig(hole=6.0)
-    plain, plain_logs = GeneratorLoss(base)(out, image, mask)
-    total, logs = GeneratorLoss(dataclasses.replace(base, lattice=4.0))(out, image, mask)
-    expected = lattice_loss(composite(out.pred, image, mask), image, mask)
-    assert "g/lattice" not in plain_logs and torch.allclose(logs["g/lattice"], expected)
-    assert torch.allclose(total, plain + 4.0 * expected)
+    _adds_weight_times_term(image, mask, "lattice", 4.0, lattice_loss)
     _trains_a_toy_step(tmp_path, "lattice", LossConfig(valid=0.0, hole=0.0, lattice=10.0))

@@ -179,6 +179,10 @@ def lattice_loss(comp: Tensor, image: Tensor, mask: Tensor, period: int = LATTIC
     return ((weight * excess).sum() / weight.sum().clamp_min(1e-8)).to(comp.dtype)
 
 
+#: The network-free texture terms on the final composite: ``LossConfig`` weight name -> fn(comp, image, mask).
+COMPOSITE_TERMS = {"detail_energy": detail_energy_loss, "spectrum": spectrum_loss, "lattice": lattice_loss}
+
+
 def perceptual_loss(feats_a: list[Tensor], feats_b: list[Tensor]) -> Tensor:
     """``sum_l mean|a_l - b_l|`` over lists of feature maps."""
     return sum((a.float() - b.float()).abs().mean() for a, b in zip(feats_a, feats_b))
@@ -370,15 +374,12 @@ class GeneratorLoss(nn.Module):
 
         if cfg.perceptual > 0 or cfg.style > 0 or cfg.tv > 0:
             total = total + self._feature_terms(outputs, image, mask, terms)
-        if cfg.detail_energy > 0:
-            terms["detail_energy"] = detail_energy_loss(composite(out.pred, image, mask), image, mask)
-            total = total + cfg.detail_energy * terms["detail_energy"]
-        if cfg.spectrum > 0:
-            terms["spectrum"] = spectrum_loss(composite(out.pred, image, mask), image, mask)
-            total = total + cfg.spectrum * terms["spectrum"]
-        if cfg.lattice > 0:
-            terms["lattice"] = lattice_loss(composite(out.pred, image, mask), image, mask)
-            total = total + cfg.lattice * terms["lattice"]
+        on_composite = {name: fn for name, fn in COMPOSITE_TERMS.items() if getattr(cfg, name) > 0}
+        if on_composite:
+            comp = composite(out.pred, image, mask)
+            for name, fn in on_composite.items():
+                terms[name] = fn(comp, image, mask)
+                total = total + getattr(cfg, name) * terms[name]
         weights = self._discriminator_weights()
         if weights:
             for name, value in self._discriminator_terms(out, image, mask).items():
