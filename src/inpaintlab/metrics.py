@@ -331,6 +331,13 @@ def _hole_interior(hole: Tensor) -> Tensor:
     return 1 - _dilate(1 - hole, 1)
 
 
+def _whole_tiles(mask: Tensor, tile: int, dtype: torch.dtype) -> Tensor:
+    """(B,1,H,W) 1 = hole -> (B,1,H//tile,W//tile) of {0,1}: the tiles (on multiples of ``tile``) wholly inside the
+    hole's interior (``_hole_interior``)."""
+    interior = _hole_interior((mask > 0.5).to(dtype))
+    return (F.avg_pool2d(interior, tile) > 1 - 1e-9).to(dtype)
+
+
 def _laplacian(image: Tensor) -> Tensor:
     """Signed 4-neighbour Laplacian (replicate border) of the grey image: (B,3,H,W) -> (B,1,H,W) float64."""
     grey = image.double().mean(dim=1, keepdim=True)
@@ -387,8 +394,7 @@ def grid_share(image: Tensor, mask: Tensor, tile: int = GRID_TILE) -> Tensor:
     height, width = lap.shape[-2:]
     y, x = torch.meshgrid(torch.arange(height, device=lap.device) % 2, torch.arange(width, device=lap.device) % 2, indexing="ij")
     signs = torch.stack([1 - 2 * x, 1 - 2 * y, 1 - 2 * ((x + y) % 2)])[None].to(lap.dtype)  # (1,3,H,W) of +-1
-    interior = _hole_interior((mask > 0.5).to(lap.dtype))
-    whole = F.avg_pool2d(interior, tile) > 1 - 1e-9  # (B,1,h,w) tiles inside the hole's interior
+    whole = _whole_tiles(mask, tile, lap.dtype)
     nyquist = F.avg_pool2d(lap * signs, tile).norm(dim=1, keepdim=True)
     detail = F.avg_pool2d(lap.abs(), tile)
     return (nyquist * whole).sum(dim=(1, 2, 3)) / (detail * whole).sum(dim=(1, 2, 3))
@@ -425,9 +431,7 @@ def lattice_share(image: Tensor, mask: Tensor, period: int = LATTICE_PERIOD, til
     within = ((lap - locked) ** 2).mean(dim=(2, 5), keepdim=True)  # the biased variance of each class
     locked_energy = (locked**2 - within / (n - 1)).mean(dim=(2, 3, 5, 6))  # (B,rows,cols)
     energy = (lap**2).mean(dim=(2, 3, 5, 6))
-    rows, cols = energy.shape[1:]
-    interior = _hole_interior((mask > 0.5).to(lap.dtype))[..., : rows * tile, : cols * tile]
-    whole = (F.avg_pool2d(interior, tile) > 1 - 1e-9)[:, 0].to(lap.dtype)  # (B,rows,cols) tiles inside the interior
+    whole = _whole_tiles(mask, tile, lap.dtype)[:, 0]  # (B,rows,cols)
     share = (locked_energy * whole).sum(dim=(1, 2)) / (energy * whole).sum(dim=(1, 2))
     return share.clamp_min(0).sqrt()
 
