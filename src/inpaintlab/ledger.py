@@ -8,7 +8,8 @@ A continuation (``make continue``: ``train --preset lgnet_compact_continue``) en
 
 so the shipped weights and the candidate are scored on the same held-out images and masks. The rule
 (``ship_rule``): new weights ship only if the held-out PSNR does not fall **and** the detail ratio does not
-fall. Either way the card's ``ledger`` gets one row for the segment (date, starting weights, steps, crops,
+fall, and the weights keep the promises the card lists (``promises.py``: e.g. no worse than Telea on smooth
+backgrounds), checked on the file as it would ship. Either way the card's ``ledger`` gets one row for the segment (date, starting weights, steps, crops,
 CPU hours, recipe, held-out PSNR / SSIM / L1 / detail ratio, shipped or not and why); refused weights
 leave the shipped file untouched.
 """
@@ -17,6 +18,8 @@ from __future__ import annotations
 
 import datetime
 import json
+import shutil
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -133,8 +136,30 @@ def ship_continued(
         fields["heldout"]["telea"] = eval_table(eval_dir, "telea")
     fields.pop("batchnorm", None)  # the EMA's own averaged statistics ship (no re-estimation)
     fields.update(_architecture_fields(card, header["config"]["model"]))
-    write_pretrained(checkpoint, weights_dir, fields, generator=candidate["weights"])  # the generator that was scored
+    with tempfile.TemporaryDirectory() as staging:  # the file as it would ship, held to the card's promises first
+        staged = write_pretrained(checkpoint, staging, fields, generator=candidate["weights"])  # the scored generator
+        broken = _broken_promises(name, staging, card.get("promises", []))
+        if broken:
+            ship, why = False, f"refused: it breaks the card's promises ({'; '.join(broken)}) although {why[len('shipped: ') :]}"
+            ledger[-1].update(shipped=False, why=why)
+            card["ledger"] = ledger
+            card_path.write_text(json.dumps(card, indent=2) + "\n")
+            return ship, why
+        for path in staged:
+            shutil.copyfile(path, weights_dir / path.name)
     return ship, why
+
+
+def _broken_promises(name: str, weights_dir: str, promises: list[str]) -> list[str]:
+    """``promises.broken_promises`` for ``name``'s weights in ``weights_dir`` (staged, not yet shipped)."""
+    from .models import create_model
+    from .pretrained import load_pretrained_weights, model_card
+    from .promises import broken_promises
+
+    if not promises:
+        return []
+    model = create_model(name, **model_card(name, weights_dir)["model"]["kwargs"])
+    return broken_promises(load_pretrained_weights(model, name, weights_dir), promises)
 
 
 def _architecture_fields(card: dict[str, Any], model: dict[str, Any]) -> dict[str, Any]:

@@ -40,10 +40,12 @@ def has_weights(name: str) -> bool:
     return name in pretrained_models()
 
 
-def model_card(name: str) -> dict[str, Any]:
-    """The card of ``name``'s shipped weights (see the module docstring)."""
-    path = WEIGHTS_DIR / f"{name}.json"
-    if not path.is_file() or not (WEIGHTS_DIR / f"{name}.safetensors").is_file():
+def model_card(name: str, weights_dir: str | Path | None = None) -> dict[str, Any]:
+    """The card of ``name``'s shipped weights (see the module docstring); ``weights_dir``: another folder than
+    the package's (e.g. weights staged before they ship)."""
+    folder = Path(weights_dir or WEIGHTS_DIR)
+    path = folder / f"{name}.json"
+    if not path.is_file() or not (folder / f"{name}.safetensors").is_file():
         raise InpaintlabError(f"{name!r} has no shipped weights; models with weights: {', '.join(pretrained_models())}")
     return json.loads(path.read_text())
 
@@ -57,16 +59,17 @@ def file_sha256(path: str | Path) -> str:
     return digest.hexdigest()
 
 
-def load_pretrained_weights(model: nn.Module, name: str) -> nn.Module:
-    """Load ``name``'s shipped weights (fp16 on disk -> the model's dtype) into ``model`` and attach the card.
+def load_pretrained_weights(model: nn.Module, name: str, weights_dir: str | Path | None = None) -> nn.Module:
+    """Load ``name``'s shipped weights (fp16 on disk -> the model's dtype) into ``model`` and attach the card;
+    ``weights_dir`` as in ``model_card``.
 
     The model must have been built with the card's kwargs (``create_model(name, pretrained=True)`` does so).
     """
-    card = model_card(name)
+    card = model_card(name, weights_dir)
     kwargs = contract_of(model).model_kwargs
     if kwargs != card["model"]["kwargs"]:
         raise InpaintlabError(f"pretrained {name} was trained with options {card['model']['kwargs']}; got {kwargs}")
-    path = WEIGHTS_DIR / f"{name}.safetensors"
+    path = Path(weights_dir or WEIGHTS_DIR) / f"{name}.safetensors"
     expected = card.get("weights", {}).get("sha256")
     if expected and file_sha256(path) != expected:
         raise InpaintlabError(f"{path}: SHA-256 differs from its card's; the shipped weights are corrupt or were changed")
