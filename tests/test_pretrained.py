@@ -3,6 +3,9 @@ networks never answer a user. The last tests hold the real shipped default to it
 
 import dataclasses
 import json
+import shutil
+import subprocess
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -425,3 +428,16 @@ def test_ship_continued_refuses_weights_that_break_the_cards_promises(shipped, t
     assert cli.main(args) == 0
     shipped_card = json.loads(card_path.read_text())
     assert shipped_card["ledger"][-1]["shipped"] and shipped_card["step"] == card["step"] + 2  # the file was replaced
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="needs make")
+def test_make_continue_seeds_each_segment_by_the_ledger(tmp_path):
+    """``make continue`` (dry run) starts from the shipped weights with seed = the ledger's segment count, in a
+    folder named by both: a refused segment grows the ledger, so the next one draws other batches instead of
+    re-running the refused one bit for bit."""
+    root = Path(__file__).resolve().parents[1]
+    card = pretrained.model_card(pretrained.DEFAULT_MODEL)
+    seed, start = len(card["ledger"]), card["weights"]["sha256"][:8]
+    dry = subprocess.run(["make", "-n", "continue", f"RUNS={tmp_path}"], cwd=root, capture_output=True, text=True, check=True)
+    assert "inpaintlab train --preset lgnet_compact_texture_x3" in dry.stdout
+    assert f"--set seed={seed} " in dry.stdout and f"{tmp_path}/lgnet_compact_texture_x3-{start}-seed{seed}" in dry.stdout
