@@ -198,6 +198,30 @@ def test_color_jitter_changes_only_the_colours_and_each_strength_does_its_own_th
         ArrayDataset(items, color_jitter=(0, 0, 0, 0.7), **common)
 
 
+def test_smooth_share_replaces_that_share_of_items_by_smooth_pictures_and_changes_nothing_else():
+    """``smooth_share``: about that share of items becomes a defocused crop or a two-colour gradient (far less
+    Laplacian energy than the photo, within the crop's range of colours), drawn on its own stream: the masks and every
+    other item are the same as without it, and the draw is seeded."""
+    photo = cv2.resize(skimage.data.astronaut(), (64, 64), interpolation=cv2.INTER_AREA)
+    items = [(f"a{i}", np.roll(photo, 5 * i, axis=1)) for i in range(60)]
+    common = dict(size=64, preprocess="none", flip=True, mask_source=build_mask_source("mixed", 64), seed=4)
+    plain, smooth = ArrayDataset(items, **common), ArrayDataset(items, smooth_share=0.3, **common)
+    energy = lambda image: float(np.abs(cv2.Laplacian(image.permute(1, 2, 0).numpy(), cv2.CV_32F)).mean())  # noqa: E731
+    changed = 0
+    for i in range(len(items)):
+        a, b = plain[i], smooth[i]
+        assert torch.equal(a.mask, b.mask) and torch.equal(b.image, ArrayDataset(items, smooth_share=0.3, **common)[i].image)
+        if not torch.equal(a.image, b.image):
+            changed += 1
+            assert energy(b.image) < 0.2 * energy(a.image)
+            low, high = a.image.amin(dim=(1, 2)) - 1 / 255, a.image.amax(dim=(1, 2)) + 1 / 255  # the crop's colours
+            assert bool(((b.image.amin(dim=(1, 2)) >= low) & (b.image.amax(dim=(1, 2)) <= high)).all())
+    assert 8 <= changed <= 30  # Binomial(60, 0.3): mean 18, sd 3.5
+    assert all(not torch.equal(a.image, b.image) for a, b in zip(plain, ArrayDataset(items, smooth_share=1.0, **common)))
+    with pytest.raises(InpaintlabError, match="smooth_share"):
+        ArrayDataset(items, smooth_share=1.5, **common)
+
+
 def test_masks_default_to_zero_and_wrong_mask_shape_is_an_error():
     items = synthetic_images(2, 16, seed=0)
     sample = ArrayDataset(items, size=16)[1]

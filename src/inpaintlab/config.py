@@ -89,6 +89,8 @@ class DataConfig:
     root ("builtin" has a photo-disjoint split). val_count: validation images (0 = no validation).
     color_jitter: (brightness, contrast, saturation, hue) strengths for training images (``data.jitter_colors``;
     PEN-Net 0.05 each); validation images are never jittered.
+    smooth_share: share of training items replaced by a smooth version of their crop (``data.smooth_version``:
+    defocused, or a two-colour gradient); 0 = the papers' data.
     """
 
     root: str = "builtin"
@@ -100,9 +102,11 @@ class DataConfig:
     num_workers: int = 0
     val_count: int = 16
     color_jitter: tuple[float, float, float, float] = (0.0, 0.0, 0.0, 0.0)
+    smooth_share: float = 0.0
 
     _ranges: ClassVar[dict[str, Range]] = {
         "size": Range(8), "num_workers": AT_LEAST_0, "val_count": AT_LEAST_0, "color_jitter": Range(0, 1),
+        "smooth_share": Range(0, 1),
     }  # fmt: skip
 
     def __post_init__(self) -> None:

@@ -184,6 +184,28 @@ def _preprocess(
 # Datasets.
 
 
+SMOOTH_STREAM = 1  # the fourth word of a smooth-item draw's seed: its stream is apart from the item's own
+
+
+def smooth_version(rgb: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """(H,W,3) uint8 -> (H,W,3) uint8: a smooth picture made from a crop, for training on what Telea fills best.
+
+    Half the time the crop defocused (Gaussian blur, sigma 4-12 % of its side), else a linear gradient in a
+    random direction between the colours of two of its pixels. Photos hold few such regions, and a network that
+    never saw one draws texture into a clear sky (``promises.py``, the network alone on smooth backgrounds).
+    """
+    h, w = rgb.shape[:2]
+    if rng.random() < 0.5:
+        sigma = rng.uniform(0.04, 0.12) * max(h, w)
+        return np.clip(np.rint(cv2.GaussianBlur(rgb.astype(np.float32), (0, 0), sigma)), 0, 255).astype(np.uint8)
+    ends = rgb[rng.integers(0, h, 2), rng.integers(0, w, 2)].astype(np.float32)  # (2,3): two pixels' colours
+    angle = rng.uniform(0, 2 * np.pi)
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    t = xx * np.cos(angle) / w + yy * np.sin(angle) / h
+    t = ((t - t.min()) / max(float(t.max() - t.min()), 1e-6))[:, :, None]
+    return np.clip(np.rint(ends[0] * (1 - t) + ends[1] * t), 0, 255).astype(np.uint8)
+
+
 #: The extra training inputs the data path makes (``InpaintModel.training_inputs`` names them):
 #: name -> fn(dataset, image (3,S,S) after crop and flip, the input's own rng) -> tensor. Order fixes each
 #: one's random stream (append new kinds at the end so existing streams stay put).
@@ -208,6 +230,7 @@ class _SampleDataset(Dataset):
         scene_short_side: int | None = None,
         extra_inputs: Iterable[str] = (),
         color_jitter: Sequence[float] = (0.0, 0.0, 0.0, 0.0),
+        smooth_share: float = 0.0,
     ):
         if preprocess not in PREPROCESS_MODES:
             raise InpaintlabError(f"preprocess must be one of {PREPROCESS_MODES}, got {preprocess!r}")
@@ -231,6 +254,9 @@ class _SampleDataset(Dataset):
             raise InpaintlabError(
                 f"color_jitter must be (brightness, contrast, saturation, hue) in [0, 1], hue <= 0.5, got {color_jitter!r}"
             )
+        if not 0 <= smooth_share <= 1:
+            raise InpaintlabError(f"smooth_share must be a share of the items in [0, 1], got {smooth_share!r}")
+        self.smooth_share = float(smooth_share)
         self.extra_inputs = tuple(sorted(extra_inputs))
         unknown = [name for name in self.extra_inputs if name not in EXTRA_INPUTS]
         if unknown:
@@ -281,6 +307,10 @@ class _SampleDataset(Dataset):
             rgb = rgb[:, ::-1]
         if any(self.color_jitter):  # drawn after crop and flip on the same stream: without it nothing changes
             rgb = jitter_colors(rgb, self.color_jitter, geometry_rng)
+        if self.smooth_share:  # its own stream: the share changes nothing else an item draws
+            smooth_rng = np.random.default_rng([self.seed, self.epoch, index, SMOOTH_STREAM])
+            if smooth_rng.random() < self.smooth_share:
+                rgb = smooth_version(rgb, smooth_rng)
         image = torch.from_numpy(np.array(rgb)).permute(2, 0, 1).float().div_(255.0)
         streams = dict(zip(EXTRA_INPUTS, extra_rngs))
         extras = {name: EXTRA_INPUTS[name](self, image, streams[name]) for name in self.extra_inputs}
@@ -323,8 +353,11 @@ class ImageDataset(_SampleDataset):
         scene_short_side: int | None = None,
         extra_inputs: Iterable[str] = (),
         color_jitter: Sequence[float] = (0.0, 0.0, 0.0, 0.0),
+        smooth_share: float = 0.0,
     ):
-        super().__init__(size, preprocess, flip, mask_source, seed, interpolation, scene_short_side, extra_inputs, color_jitter)
+        super().__init__(
+            size, preprocess, flip, mask_source, seed, interpolation, scene_short_side, extra_inputs, color_jitter, smooth_share
+        )
         entries = _find_images(source)
         if not skip_bad:
             missing = [path for path, _ in entries if not path.is_file()]
@@ -392,8 +425,11 @@ class ArrayDataset(_SampleDataset):
         scene_short_side: int | None = None,
         extra_inputs: Iterable[str] = (),
         color_jitter: Sequence[float] = (0.0, 0.0, 0.0, 0.0),
+        smooth_share: float = 0.0,
     ):
-        super().__init__(size, preprocess, flip, mask_source, seed, interpolation, scene_short_side, extra_inputs, color_jitter)
+        super().__init__(
+            size, preprocess, flip, mask_source, seed, interpolation, scene_short_side, extra_inputs, color_jitter, smooth_share
+        )
         if not items:
             raise InpaintlabError("ArrayDataset needs at least one (name, array) item")
         for name, rgb in items:
@@ -611,12 +647,14 @@ def build_dataset(
     scene_short_side: int | None = None,
     extra_inputs: Iterable[str] = (),
     color_jitter: Sequence[float] = (0.0, 0.0, 0.0, 0.0),
+    smooth_share: float = 0.0,
 ) -> Dataset:
     """Dataset from a ``DataConfig``-style root: ``"builtin"`` (uses ``split``), ``"synthetic"`` /
     ``"synthetic:N"`` (N images, default 32; the test split uses the next N indices so it never
     overlaps train), a folder or a ``.txt`` list (``split`` is ignored: point at the split's folder).
     ``extra_inputs``: names from ``EXTRA_INPUTS`` each sample carries in ``Sample.extras`` (module docstring).
     ``color_jitter``: (brightness, contrast, saturation, hue) strengths of ``jitter_colors`` (0 = off).
+    ``smooth_share``: the share of items replaced by ``smooth_version`` of themselves (0 = off).
     """
     common = dict(
         size=size,
@@ -628,6 +666,7 @@ def build_dataset(
         scene_short_side=scene_short_side,
         extra_inputs=extra_inputs,
         color_jitter=color_jitter,
+        smooth_share=smooth_share,
     )
     if root == "builtin":
         dataset = ArrayDataset(builtin_images(split, size), **common)

@@ -175,6 +175,7 @@ class Trainer:
             split="train",
             flip=d.flip,
             color_jitter=d.color_jitter,
+            smooth_share=d.smooth_share,
             mask_source=masks,
             seed=cfg.seed,
             extra_inputs=self.extra_inputs,
