@@ -8,10 +8,10 @@ A continuation (``make continue``: ``train --preset lgnet_compact_continue``) en
 
 so the shipped weights and the candidate are scored on the same held-out images and masks. The rule
 (``ship_rule``): new weights ship only if the held-out PSNR does not fall **and** the detail ratio does not
-fall, and the weights keep the promises the card lists (``promises.py``: e.g. no worse than Telea on smooth
-backgrounds), checked on the file as it would ship. Either way the card's ``ledger`` gets one row for the segment (date, starting weights, steps, crops,
-CPU hours, recipe, held-out PSNR / SSIM / L1 / detail ratio, shipped or not and why); refused weights
-leave the shipped file untouched.
+fall, and then only if the file as it would ship keeps the promises the card lists (``promises.py``: e.g.
+no worse than Telea on smooth backgrounds). Either way the card's ``ledger`` gets one row for the segment
+(date, starting weights, steps, crops, CPU hours, recipe, held-out PSNR / SSIM / L1 / detail ratio, shipped
+or not and why); refused weights leave the shipped file untouched.
 """
 
 from __future__ import annotations
