@@ -346,13 +346,15 @@ def test_ship_rule_shows_why_when_the_rounded_numbers_tie():
     )
 
 
-def _fake_eval(folder, rows, weights="ema"):
+def _fake_eval(folder, rows, weights="ema", shipped_sha=None):
     """An ``inpaintlab eval`` folder with one metrics.json per row: {label: (psnr, detail)}, each scored with
-    the checkpoint's ``weights`` generator."""
+    the checkpoint's ``weights`` generator (``shipped_sha``: recorded for every row, as eval records it for
+    shipped weights)."""
     for label, (psnr, detail) in rows.items():
         (folder / label).mkdir(parents=True)
         values = {"l1": 3.0, "psnr": psnr, "ssim": 0.8, "detail": detail, "detail_gt": 1.0, "count": 4}
-        report = {"settings": {"weights": weights}, "overall": values, "bins": {"(0.1,0.2]": values}}
+        settings = {"weights": weights, **({"weights_sha256": shipped_sha} if shipped_sha else {})}
+        report = {"settings": settings, "overall": values, "bins": {"(0.1,0.2]": values}}
         (folder / label / "metrics.json").write_text(json.dumps(report))
     return folder
 
@@ -441,3 +443,25 @@ def test_make_continue_seeds_each_segment_by_the_ledger(tmp_path):
     dry = subprocess.run(["make", "-n", "continue", f"RUNS={tmp_path}"], cwd=root, capture_output=True, text=True, check=True)
     assert "inpaintlab train --preset lgnet_compact_texture_x3" in dry.stdout
     assert f"--set seed={seed} " in dry.stdout and f"{tmp_path}/lgnet_compact_texture_x3-{start}-seed{seed}" in dry.stdout
+
+
+def test_eval_records_the_shipped_file_and_ship_continued_refuses_a_stale_row(shipped, tiny_checkpoint, tmp_path):
+    """``inpaintlab eval --model NAME`` records the SHA-256 of the shipped file it scored. After another segment
+    ships, a row of the old file must not judge the next candidate: ``ship-continued`` stops with an error
+    naming both files and records nothing; a row of the current file is judged as before."""
+    card_path = shipped / "lgnet_tiny.json"
+    sha = json.loads(card_path.read_text())["weights"]["sha256"]
+    out = tmp_path / "scored"
+    args = ["eval", "--model", "lgnet_tiny", "--model", "telea", "--images", "synthetic:1", "--size", "64"]
+    assert cli.main([*args, "--metrics", "psnr,detail", "--masks", "center", "--out", str(out)]) == 0
+    settings = json.loads((out / "lgnet_tiny" / "metrics.json").read_text())["settings"]
+    assert settings["weights_sha256"] == sha
+    assert "weights_sha256" not in json.loads((out / "telea" / "metrics.json").read_text())["settings"]
+    rows = {"lgnet_tiny": (25.2, 0.30), "candidate": (25.3, 0.31)}
+    stale = _fake_eval(tmp_path / "stale", rows, shipped_sha="0" * 64)
+    ship = ["ship-continued", str(tiny_checkpoint), "--name", "lgnet_tiny", "--out", str(shipped)]
+    ledger = json.loads(card_path.read_text()).get("ledger")
+    assert cli.main([*ship, "--eval", str(stale)]) != 0
+    assert json.loads(card_path.read_text()).get("ledger") == ledger
+    assert cli.main([*ship, "--eval", str(_fake_eval(tmp_path / "fresh", rows, shipped_sha=sha))]) == 0
+    assert json.loads(card_path.read_text())["ledger"][-1]["shipped"]

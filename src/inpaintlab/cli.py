@@ -206,6 +206,9 @@ def _cmd_eval(args) -> None:
         label = label if label not in per_model else f"{label}_{len(models)}"
         models.append((label, model))
         per_model[label] = {kind: str(value), **({"weights": args.weights} if kind == "checkpoint" else {})}
+        shipped_sha = (getattr(model, "checkpoint_header", None) or {}).get("card", {}).get("weights", {}).get("sha256")
+        if shipped_sha:  # which shipped file was scored: ship-continued refuses to judge against a stale row
+            per_model[label]["weights_sha256"] = shipped_sha
     common = dict(
         metrics=[m.strip() for m in args.metrics.split(",") if m.strip()] if args.metrics else DEFAULT_METRICS,
         bins=parse_bins(args.bins),

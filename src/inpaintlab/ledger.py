@@ -28,8 +28,9 @@ from .evaluate import DEFAULT_METRICS
 
 
 def eval_table(eval_dir: str | Path, label: str) -> dict[str, Any]:
-    """``{"overall": {...}, "bins": {label: {...}}, "weights": "ema" | "live"}`` of one row of an ``inpaintlab
-    eval`` folder (``weights``: which generator of a checkpoint was scored)."""
+    """``{"overall": {...}, "bins": {label: {...}}, "weights": "ema" | "live", "weights_sha256": str | None}`` of
+    one row of an ``inpaintlab eval`` folder (``weights``: which generator of a checkpoint was scored;
+    ``weights_sha256``: the shipped file scored, for a row of shipped weights)."""
     path = Path(eval_dir) / label / "metrics.json"
     if not path.is_file():
         raise InpaintlabError(f"{path} not found: evaluate the row {label!r} into {eval_dir} first (module docstring)")
@@ -38,8 +39,13 @@ def eval_table(eval_dir: str | Path, label: str) -> dict[str, Any]:
     if missing:
         raise InpaintlabError(f"{path} has no {missing[0]!r}; run inpaintlab eval with its default metrics")
     pick = lambda values: {k: values[k] for k in DEFAULT_METRICS if k in values}  # noqa: E731
-    weights = report.get("settings", {}).get("weights") or "ema"
-    return {"overall": pick(report["overall"]), "bins": {b: pick(v) for b, v in report["bins"].items()}, "weights": weights}
+    settings = report.get("settings", {})
+    return {
+        "overall": pick(report["overall"]),
+        "bins": {b: pick(v) for b, v in report["bins"].items()},
+        "weights": settings.get("weights") or "ema",
+        "weights_sha256": settings.get("weights_sha256"),
+    }
 
 
 def _versus(a: float, b: float, digits: int = 3) -> str:
@@ -117,6 +123,13 @@ def ship_continued(
     if header["model"]["name"] != name:
         raise InpaintlabError(f"{checkpoint} holds {header['model']['name']!r}, not a continuation of {name!r}")
     current, candidate = eval_table(eval_dir, shipped_label or name), eval_table(eval_dir, candidate_label)
+    shipped_sha = card.get("weights", {}).get("sha256")
+    if current["weights_sha256"] and shipped_sha and current["weights_sha256"] != shipped_sha:
+        raise InpaintlabError(
+            f"{eval_dir}: the row {shipped_label or name!r} scored the shipped weights {current['weights_sha256'][:8]}..., "
+            f"but the shipped file is now {shipped_sha[:8]}... (another segment shipped since): evaluate "
+            f"--model {name} and the candidate again into a new folder, so the candidate is judged against what ships now"
+        )
     ship, why = ship_rule(current["overall"], candidate["overall"])
     ledger = card.get("ledger") or [_first_row(card, current)]
     start = header.get("init_sha256") or card.get("weights", {}).get("sha256")  # older checkpoints lack the first
