@@ -608,8 +608,8 @@ def _cmd_ship(args) -> None:
 def _add_ship_continued(sub) -> None:
     p = sub.add_parser(
         "ship-continued",
-        help="ship a continuation of the shipped default only if neither held-out PSNR nor detail ratio falls; "
-        "record it in the card's ledger either way",
+        help="ship a continuation of the shipped default only if neither held-out PSNR nor detail ratio falls "
+        "and it keeps the card's promises (promises.py); record it in the card's ledger either way",
     )
     p.add_argument("checkpoint", help="the continuation's final checkpoint (its EMA generator)")
     p.add_argument("--eval", required=True, help="inpaintlab eval folder with rows NAME, candidate (and telea)")
