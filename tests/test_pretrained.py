@@ -400,6 +400,8 @@ def test_ship_continued_ships_only_weights_that_do_not_fall_and_keeps_a_ledger(
     assert row["heldout"]["psnr"] == candidate[0] and row["steps"] == 2 and row["cpu_hours"] == 0.5
     trained = read_header(tiny_checkpoint)["config"]["model"]  # the recipe names its discriminator and width
     assert row["recipe"]["discriminator"] == {"name": trained["discriminator"], **trained["discriminator_kwargs"]}
+    config = read_header(tiny_checkpoint)["config"]  # the data options and seed too (smooth_share, crops, ...)
+    assert row["recipe"]["data"] == config["data"] and row["recipe"]["seed"] == config["seed"]
     assert row["start_sha256"] and row["start_sha256"] == card_before["weights"]["sha256"]  # where it started, by content
     if ships:
         assert card["heldout"]["model"]["overall"]["psnr"] == candidate[0] and card["step"] == card_before["step"] + 2

@@ -91,6 +91,8 @@ def segment_row(
             "loss": config["loss"],
             "optim": config["optim"],
             "amp": config["amp"],
+            "data": config["data"],
+            "seed": config.get("seed", 0),
         },
         "heldout": candidate["overall"],
         "weights": candidate["weights"],
