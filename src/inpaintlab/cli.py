@@ -177,6 +177,7 @@ def _cmd_eval(args) -> None:
     from .errors import InpaintlabError
     from .evaluate import DEFAULT_METRICS, MASK_SETS, evaluate, evaluate_models
     from .masks import MaskFolder, parse_bins
+    from .pretrained import attached_card
     from .report import markdown_table
     from .resolve import resolve_model
 
@@ -206,7 +207,7 @@ def _cmd_eval(args) -> None:
         label = label if label not in per_model else f"{label}_{len(models)}"
         models.append((label, model))
         per_model[label] = {kind: str(value), **({"weights": args.weights} if kind == "checkpoint" else {})}
-        shipped_sha = (getattr(model, "checkpoint_header", None) or {}).get("card", {}).get("weights", {}).get("sha256")
+        shipped_sha = attached_card(model).get("weights", {}).get("sha256")
         if shipped_sha:  # which shipped file was scored: ship-continued refuses to judge against a stale row
             per_model[label]["weights_sha256"] = shipped_sha
     common = dict(

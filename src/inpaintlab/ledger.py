@@ -134,7 +134,7 @@ def ship_continued(
         )
     ship, why = ship_rule(current["overall"], candidate["overall"])
     ledger = card.get("ledger") or [_first_row(card, current)]
-    start = header.get("init_sha256") or card.get("weights", {}).get("sha256")  # older checkpoints lack the first
+    start = header.get("init_sha256") or shipped_sha  # older checkpoints lack the first
     ledger.append(segment_row(header, candidate, ship, why, hours, start))
     if not ship:
         card["ledger"] = ledger

@@ -49,6 +49,7 @@ from torch import Tensor, nn
 
 from .budget import check_budget
 from .errors import InpaintlabError
+from .pretrained import attached_card
 from .types import composite, contract_of, pad_to_multiple
 
 STRATEGIES = ("pad", "resize", "crop", "detail")
@@ -262,16 +263,16 @@ class InpaintPipeline:
     ):
         self.model = model.to(device).eval()
         self.device = torch.device(device)
-        self.strategy = _check_strategy(strategy or _card(model).get("default_strategy") or "pad")
+        self.strategy = _check_strategy(strategy or attached_card(model).get("default_strategy") or "pad")
         self.size_multiple = int(contract_of(model).size_multiple)
         self.train_size = int(train_size or _header_train_size(model) or DEFAULT_TRAIN_SIZE)
         self.max_side = int(max_side or self.train_size)
         self.crop_margin = self.train_size // 4 if crop_margin is None else int(crop_margin)
         self.merge_distance = self.crop_margin if merge_distance is None else int(merge_distance)
         self.batch_size = int(batch_size)
-        self.smooth_threshold = _card(model).get("smooth_threshold") if smooth_threshold is None else smooth_threshold
+        self.smooth_threshold = attached_card(model).get("smooth_threshold") if smooth_threshold is None else smooth_threshold
         if detail_strength is None:
-            detail_strength = _card(model).get("detail_strength", DEFAULT_DETAIL_STRENGTH)
+            detail_strength = attached_card(model).get("detail_strength", DEFAULT_DETAIL_STRENGTH)
         self.detail_strength, self.seed = float(detail_strength), int(seed)
         if min(self.size_multiple, self.train_size, self.max_side, self.batch_size) < 1 or self.crop_margin < 0:
             raise InpaintlabError("size_multiple, train_size, max_side and batch_size must be >= 1, crop_margin >= 0")
@@ -684,11 +685,6 @@ def _check_strategy(strategy: str) -> str:
     if strategy not in STRATEGIES:
         raise InpaintlabError(f"unknown strategy {strategy!r}; expected one of {', '.join(STRATEGIES)}")
     return strategy
-
-
-def _card(model: nn.Module) -> dict:
-    """The model card of shipped weights (``pretrained.py``), or {}."""
-    return (contract_of(model).checkpoint_header or {}).get("card") or {}
 
 
 def _header_train_size(model: nn.Module) -> int | None:

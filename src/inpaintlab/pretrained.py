@@ -50,6 +50,11 @@ def model_card(name: str, weights_dir: str | Path | None = None) -> dict[str, An
     return json.loads(path.read_text())
 
 
+def attached_card(model: nn.Module) -> dict[str, Any]:
+    """The card ``load_pretrained_weights`` attached to ``model`` (its shipped weights'), or {}."""
+    return (contract_of(model).checkpoint_header or {}).get("card") or {}
+
+
 def file_sha256(path: str | Path) -> str:
     """SHA-256 (hex) of a file's bytes."""
     digest = hashlib.sha256()
@@ -86,6 +91,7 @@ def load_pretrained_weights(model: nn.Module, name: str, weights_dir: str | Path
 
 __all__ = [
     "CARD_FORMAT",
+    "attached_card",
     "DEFAULT_MODEL",
     "WEIGHTS_DIR",
     "file_sha256",
