@@ -70,6 +70,26 @@ def assert_exact_outside_filled_inside(result, picture, hole, blend_border=0):
 # ------------------------------------------------------------------------------------------ strategies
 
 
+def test_strategies_command_compares_the_networks_strategies_with_telea_on_a_folder(tmp_path, capsys):
+    """``inpaintlab strategies`` on a folder of photos: one row per strategy of the network alone, the shipped
+    default's own pipeline (its card turns the smooth-region rule on) and Telea, written as JSON and Markdown;
+    a strategy that does not exist is named in a one-line error."""
+    import json
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for i in range(2):
+        Image.fromarray(random_picture(96, 128, seed=i)).save(photos / f"p{i}.png")
+    args = ["strategies", "--images", str(photos), "--ratios", "0.1", "--seeds", "1", "--out", str(tmp_path / "out")]
+    assert cli.main([*args, "--strategies", "resize,crop", "--detail-strengths", "0.5"]) == 0
+    report = json.loads((tmp_path / "out" / "strategies.json").read_text())
+    assert set(report["mean"]) == {"resize", "crop", "detail@0.5", "shipped_default", "telea"}
+    assert len(report["rows"]) == 2 and "| telea |" in (tmp_path / "out" / "strategies.md").read_text()
+    capsys.readouterr()
+    assert cli.main([*args, "--strategies", "resize,smear"]) == 2
+    assert "unknown strategy 'smear'" in capsys.readouterr().err
+
+
 def test_pad_runs_at_full_size_padded_to_the_multiple_with_the_mirrored_hole():
     picture, hole = random_picture(37, 53), np.zeros((37, 53), bool)
     hole[30:37, 5:12] = True  # touches the bottom edge, so the reflect padding mirrors it

@@ -434,17 +434,93 @@ def test_ship_continued_refuses_weights_that_break_the_cards_promises(shipped, t
     assert shipped_card["ledger"][-1]["shipped"] and shipped_card["step"] == card["step"] + 2  # the file was replaced
 
 
-@pytest.mark.skipif(shutil.which("make") is None, reason="needs make")
-def test_make_continue_seeds_each_segment_by_the_ledger(tmp_path):
-    """``make continue`` (dry run) starts from the shipped weights with seed = the ledger's segment count, in a
-    folder named by both: a refused segment grows the ledger, so the next one draws other batches instead of
-    re-running the refused one bit for bit."""
-    root = Path(__file__).resolve().parents[1]
+def test_the_next_segment_is_seeded_by_the_ledger_and_named_by_the_shipped_file(tmp_path, capsys):
+    """``inpaintlab continue --plan``: the next segment starts from the shipped weights with seed = the ledger's
+    segment count, in a folder named by both: a refused segment grows the ledger, so the next one draws other
+    batches instead of re-running the refused one bit for bit, and a ship changes the folder."""
     card = pretrained.model_card(pretrained.DEFAULT_MODEL)
     seed, start = len(card["ledger"]), card["weights"]["sha256"][:8]
-    dry = subprocess.run(["make", "-n", "continue", f"RUNS={tmp_path}"], cwd=root, capture_output=True, text=True, check=True)
-    assert "inpaintlab train --preset lgnet_compact_texture_x3" in dry.stdout
-    assert f"--set seed={seed} " in dry.stdout and f"{tmp_path}/lgnet_compact_texture_x3-{start}-seed{seed}" in dry.stdout
+    assert cli.main(["continue", "--plan", "--runs", str(tmp_path), "--preset", "lgnet_compact_texture"]) == 0
+    assert capsys.readouterr().out.strip() == f"{tmp_path}/lgnet_compact_texture-{start}-seed{seed}"
+    variant = ["continue", "--plan", "--runs", str(tmp_path), "--set", "data.size=256"]
+    assert cli.main(variant) == 0  # an experiment's segment never resumes the recipe's run folder
+    assert capsys.readouterr().out.strip().startswith(f"{tmp_path}/lgnet_compact_texture_x3-{start}-seed{seed}-set")
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="needs make")
+def test_make_continue_runs_one_segment_in_the_background_on_one_thread(tmp_path):
+    """``make continue`` (dry run): the plan names the log's folder, then ``inpaintlab continue`` runs detached
+    with one thread, the recipe's options going to both."""
+    root = Path(__file__).resolve().parents[1]
+    make = ["make", "-n", "continue", f"RUNS={tmp_path}", "SET=--set optim.lr=5e-5"]
+    dry = " ".join(subprocess.run(make, cwd=root, capture_output=True, text=True, check=True).stdout.split())
+    assert f"inpaintlab continue --runs {tmp_path} --set optim.lr=5e-5 --plan" in dry
+    assert f"OMP_NUM_THREADS=1 setsid nohup .venv/bin/inpaintlab continue --runs {tmp_path} --data " in dry
+    assert "--set optim.lr=5e-5 >> $run/train.log" in dry
+
+
+def _toy_split(folder):
+    """A split of two built-in photos (both lists) and three mask files of 5, 15 and 25 % holes."""
+    from inpaintlab.data import builtin_photo_paths
+
+    folder.mkdir()
+    photos = [str(path) for path, split in builtin_photo_paths().values() if split == "test"][:2]
+    masks = []
+    for ratio in (0.05, 0.15, 0.25):
+        mask = np.zeros((256, 256), np.uint8)
+        mask[32 : 32 + round(256 * ratio), 16:240] = 255  # 224 px wide: ratio * 256 * 224 / 256**2 ~ ratio
+        masks.append(str(folder / f"mask_{ratio}.png"))
+        Image.fromarray(mask).save(masks[-1])
+    for kind, paths in (("images", photos), ("masks", masks)):
+        for part in ("train", "heldout"):
+            (folder / f"{part}_{kind}.txt").write_text("\n".join(paths) + "\n")
+    return folder
+
+
+def test_one_segment_trains_evaluates_and_is_judged_by_the_ledgers_rule(shipped, tmp_path, monkeypatch):
+    """``continuation.run_segment`` end to end on the toy model, under a card whose promise two toy steps break
+    (smooth backgrounds, network alone): it trains from the shipped weights with the ledger's seed, scores the
+    shipped weights, Telea and the segment's EMA and live generators on the same held-out pairs, judges the
+    EMA, and after its refusal the live generator (a ledger row each; the shipped file stays) and writes
+    segment.json. Scoring again keeps every row of the same weights, and re-scores the shipped row once
+    another file ships."""
+    from inpaintlab import continuation, evaluate
+
+    card_path, weights = shipped / "lgnet_tiny.json", shipped / "lgnet_tiny.safetensors"
+    before = {**json.loads(card_path.read_text()), "promises": ["smooth_backgrounds_network_alone"]}
+    card_path.write_text(json.dumps(before))
+    shipped_bytes = weights.read_bytes()
+    toy = ["init_from=pretrained:lgnet_tiny", "max_steps=2", "batch_size=2", "val_every=0", "image_every=0", "ckpt_every=0"]
+    split = _toy_split(tmp_path / "split")
+    result = continuation.run_segment("lgnet_tiny", "lgnet_tiny_builtin", split=split, runs=tmp_path / "runs", overrides=toy)
+    run = Path(result["run"])
+    assert run.name.startswith(f"lgnet_tiny_builtin-{before['weights']['sha256'][:8]}-seed0-set")  # no ledger yet: seed 0
+    assert read_header(result["checkpoint"])["config"]["seed"] == 0
+    assert json.loads((run / "segment.json").read_text())["verdicts"] == result["verdicts"]
+    assert set(result["heldout"]) == {"lgnet_tiny", "telea", "ema", "live"}
+    settings = {label: json.loads((run / "eval" / label / "metrics.json").read_text())["settings"] for label in result["heldout"]}
+    assert settings["lgnet_tiny"]["weights_sha256"] == before["weights"]["sha256"]
+    assert settings["ema"]["weights"] == "ema" and settings["live"]["weights"] == "live"
+    assert len({s["masks_source"] for s in settings.values()}) == 1  # the same held-out pairs for every row
+    assert [(v["candidate"], v["shipped"]) for v in result["verdicts"]] == [("ema", False), ("live", False)]
+    rows = json.loads(card_path.read_text())["ledger"][1:]  # the first row: the weights shipped before the ledger
+    assert [(r["weights"], r["shipped"], r["why"]) for r in rows] == [
+        ("ema", False, result["verdicts"][0]["why"]),
+        ("live", False, result["verdicts"][1]["why"]),
+    ]
+    assert "breaks the card's promises" in rows[0]["why"] and weights.read_bytes() == shipped_bytes
+    assert continuation.plan_segment("lgnet_tiny", "lgnet_tiny_builtin", tmp_path / "runs", toy)[1] == 3  # the next draws anew
+
+    scored = []
+    monkeypatch.setattr(evaluate, "evaluate", lambda model, *a, out_dir, **k: scored.append(out_dir.name) or {"overall": {}})
+    heldout = split / "heldout_images.txt", split / "heldout_masks.txt"
+    continuation.evaluate_segment("lgnet_tiny", Path(result["checkpoint"]), run / "eval", *heldout)
+    assert scored == []
+    card = tmp_path / "card.json"  # another file ships
+    card.write_text(json.dumps({"summary": "another", "inference_size": 64, "default_strategy": "resize"}))
+    assert cli.main(["ship", result["checkpoint"], "--card", str(card), "--out", str(shipped)]) == 0
+    continuation.evaluate_segment("lgnet_tiny", Path(result["checkpoint"]), run / "eval", *heldout)
+    assert scored == ["lgnet_tiny"]
 
 
 def test_eval_records_the_shipped_file_and_ship_continued_refuses_a_stale_row(shipped, tiny_checkpoint, tmp_path):

@@ -1,4 +1,4 @@
-"""Command line: ``inpaintlab models|masks|split|ship|eval|demo|train|bench|fill|serve|export``.
+"""Command line: ``inpaintlab models|masks|split|ship|ship-continued|continue|eval|demo|train|bench|fill|serve|export``.
 
 Thin by design: each subcommand parses its arguments and calls one library function. Every problem the
 user can fix is an ``InpaintlabError``, printed as one line (``inpaintlab: error: ...``) with exit code 2.
@@ -172,14 +172,11 @@ def _add_eval(sub) -> None:
 def _cmd_eval(args) -> None:
     from pathlib import Path
 
-    from .checkpoint import load_model
     from .data import build_dataset
     from .errors import InpaintlabError
-    from .evaluate import DEFAULT_METRICS, MASK_SETS, evaluate, evaluate_models
+    from .evaluate import DEFAULT_METRICS, MASK_SETS, evaluate, evaluate_models, load_rows
     from .masks import MaskFolder, parse_bins
-    from .pretrained import attached_card
     from .report import markdown_table
-    from .resolve import resolve_model
 
     if not args.models:
         raise InpaintlabError("give at least one --model NAME or --checkpoint PATH")
@@ -194,22 +191,7 @@ def _cmd_eval(args) -> None:
             f"a .txt list of mask files or one of {', '.join(MASK_SETS)}"
         )
     images = build_dataset(args.images, split="test", size=args.size)
-    models, per_model = [], {}
-    for kind, value in args.models:
-        label = value
-        if kind == "checkpoint":
-            named = "=" in value and not Path(value).exists()
-            label, value = value.split("=", 1) if named else (Path(value).stem, value)
-        if kind == "checkpoint":
-            model = load_model(value, args.device, ema=args.weights == "ema")
-        else:
-            model = resolve_model(value, args.device)
-        label = label if label not in per_model else f"{label}_{len(models)}"
-        models.append((label, model))
-        per_model[label] = {kind: str(value), **({"weights": args.weights} if kind == "checkpoint" else {})}
-        shipped_sha = attached_card(model).get("weights", {}).get("sha256")
-        if shipped_sha:  # which shipped file was scored: ship-continued refuses to judge against a stale row
-            per_model[label]["weights_sha256"] = shipped_sha
+    models, per_model = load_rows(args.models, args.device, args.weights)
     common = dict(
         metrics=[m.strip() for m in args.metrics.split(",") if m.strip()] if args.metrics else DEFAULT_METRICS,
         bins=parse_bins(args.bins),
@@ -640,6 +622,41 @@ def _cmd_ship_continued(args) -> None:
     print(why)
 
 
+def _add_continue(sub) -> None:
+    p = sub.add_parser("continue", help="one segment of the shipped default: train, evaluate, ship by the ledger's rule")
+    p.add_argument("--name", default=None, help="the shipped model continued (default: the shipped default)")
+    p.add_argument("--preset", default=None, help="the recipe (default lgnet_compact_texture_x3)")
+    p.add_argument("--runs", default="~/runs", help="parent of the run folder (default ~/runs)")
+    p.add_argument("--split", default=None, help="folder of the split's lists (default RUNS/split)")
+    p.add_argument("--data", default=None, help="dataset folder to make the split from when it is missing")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help="recipe override")
+    p.add_argument("--amp", choices=["none", "bf16", "fp16"], help="mixed precision (overrides the recipe)")
+    p.add_argument("--device", choices=["cpu", "cuda"], help="default: cuda when available")
+    p.add_argument("--no-ship", action="store_true", help="train and evaluate only; the ledger and weights stay")
+    p.add_argument("--plan", action="store_true", help="print the run folder of the next segment and stop")
+    p.set_defaults(func=_cmd_continue)
+
+
+def _cmd_continue(args) -> None:
+    import json
+    from pathlib import Path
+
+    import torch
+
+    from .continuation import DEFAULT_RECIPE, plan_segment, run_segment
+    from .pretrained import DEFAULT_MODEL
+
+    name, preset = args.name or DEFAULT_MODEL, args.preset or DEFAULT_RECIPE
+    if args.plan:
+        return print(plan_segment(name, preset, args.runs, args.overrides)[0])
+    split = args.split or Path(args.runs).expanduser() / "split"
+    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    common = dict(split=split, runs=args.runs, data=args.data, overrides=args.overrides, amp=args.amp, device=device)
+    result = run_segment(name, preset, **common, ship=not args.no_ship)
+    print(json.dumps({k: result[k] for k in ("heldout", "verdicts")}, indent=1))
+    print(f"wrote {result['run']}/segment.json")
+
+
 def _add_strategies(sub) -> None:
     p = sub.add_parser("strategies", help="object removal at a photo's own size: pad/resize/crop vs Telea")
     which = p.add_mutually_exclusive_group()
@@ -674,40 +691,21 @@ def _cmd_strategies(args) -> None:
     import json
     from pathlib import Path
 
-    from .data import _find_images, builtin_photo_paths, load_image
-    from .pipeline import STRATEGIES, InpaintPipeline
     from .pretrained import DEFAULT_MODEL
     from .resolve import resolve_model
-    from .strategy_check import compare_strategies, markdown, smooth_backgrounds
+    from .strategy_check import compare_strategies, markdown, strategy_pictures, strategy_pipes
 
     model = resolve_model(args.checkpoint or args.model or DEFAULT_MODEL)
-    if args.images == "builtin":
-        photos = [(name, load_image(path)) for name, (path, split) in builtin_photo_paths().items() if split == "test"]
-        pictures = photos + smooth_backgrounds(512, 512, photos[0][1])
-    else:
-        pictures = [(name, load_image(path)) for path, name in _find_images(args.images)]
-    pictures = pictures[:: args.every]
-    strategies = [s.strip() for s in args.strategies.split(",") if s.strip()]
-    unknown = [s for s in strategies if s not in STRATEGIES]
-    if unknown:
-        raise InpaintlabError(f"unknown strategy {unknown[0]!r}; expected some of {', '.join(STRATEGIES)}")
-    network = dict(train_size=args.size, smooth_threshold=0)  # the network alone
-    pipes = {strategy: (InpaintPipeline(model, **network), strategy) for strategy in strategies}
-    for strength in (float(v) for v in args.detail_strengths.split(",") if v.strip()):
-        pipes[f"detail@{strength:g}"] = (InpaintPipeline(model, detail_strength=strength, **network), "detail")
-    shipped = InpaintPipeline(model, train_size=args.size)
-    if shipped.smooth_threshold:  # a shipped model's card turns on the Telea fill of smooth regions
-        pipes["shipped_default"] = (shipped, None)
-    pipes["telea"] = (InpaintPipeline.from_checkpoint("telea"), "pad")
-    ratios = [float(r) for r in args.ratios.split(",") if r.strip()]
-    report = compare_strategies(pipes, pictures, ratios, args.seeds)
+    pictures = strategy_pictures(args.images, args.every)
+    strengths = [float(v) for v in args.detail_strengths.split(",") if v.strip()]
+    pipes = strategy_pipes(model, [s.strip() for s in args.strategies.split(",") if s.strip()], strengths, args.size)
+    report = compare_strategies(pipes, pictures, [float(r) for r in args.ratios.split(",") if r.strip()], args.seeds)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "strategies.json").write_text(json.dumps(report, indent=2) + "\n")
-    table = markdown(report)
-    (out / "strategies.md").write_text(table + "\n")
+    (out / "strategies.md").write_text(markdown(report) + "\n")
     print("hole MAE (0-255, lower is better) / whole-image PSNR (dB); object-shaped holes")
-    print(table)
+    print(markdown(report))
 
 
 def _add_split(sub) -> None:
@@ -758,6 +756,7 @@ _SUBCOMMANDS = [
     _add_split,
     _add_ship,
     _add_ship_continued,
+    _add_continue,
     _add_strategies,
     _add_bench,
     _add_eval,

@@ -142,6 +142,40 @@ def evaluate(
     return report
 
 
+def row_settings(network: nn.Module, /, **source: str) -> dict[str, str]:
+    """A report's settings naming where one row's model came from (``model=NAME``, or ``checkpoint=FILE`` and
+    ``weights="ema" | "live"``) and, for shipped weights, the SHA-256 of the file scored: ``ship-continued``
+    refuses to judge a candidate against a row of weights no longer shipped."""
+    from .pretrained import attached_card
+
+    shipped_sha = attached_card(network).get("weights", {}).get("sha256")
+    return {**source, **({"weights_sha256": shipped_sha} if shipped_sha else {})}
+
+
+def load_rows(
+    sources: Sequence[tuple[str, str]], device: str = "cpu", weights: str = "ema"
+) -> tuple[list[tuple[str, nn.Module]], dict[str, dict[str, str]]]:
+    """``inpaintlab eval``'s rows: ([(label, model)], {label: ``row_settings``}) from ("model", NAME) and
+    ("checkpoint", FILE or LABEL=FILE) sources; a checkpoint's ``weights`` generator ("ema" or "live").
+    Repeated labels get the row's index appended."""
+    from .checkpoint import load_model
+    from .resolve import resolve_model
+
+    models, settings = [], {}
+    for kind, value in sources:
+        label = value
+        if kind == "checkpoint":
+            named = "=" in value and not Path(value).exists()
+            label, value = value.split("=", 1) if named else (Path(value).stem, value)
+            model = load_model(value, device, ema=weights == "ema")
+        else:
+            model = resolve_model(value, device)
+        label = label if label not in settings else f"{label}_{len(models)}"
+        models.append((label, model))
+        settings[label] = row_settings(model, **{kind: str(value)}, **({"weights": weights} if kind == "checkpoint" else {}))
+    return models, settings
+
+
 #: What ``inpaintlab eval`` reports unless told otherwise (and the ledger keeps): the pixel metrics, the detail
 #: ratio of the fill and of the original, and the shares of that detail locked to the 2- and 8-pixel lattices.
 DEFAULT_METRICS = ("l1", "psnr", "ssim", "detail", "detail_gt", "grid", "grid_gt", "lattice", "lattice_gt")

@@ -1,6 +1,6 @@
 """Continuing the shipped default: one evaluation, the ship rule, and the card's ledger.
 
-A continuation (``make continue``: ``train --preset lgnet_compact_continue``) ends with
+A continuation segment ends with (``inpaintlab continue`` does all of it: ``continuation.py``)
 
     inpaintlab eval --model lgnet_compact --checkpoint candidate=RUN/checkpoints/step_N.safetensors \\
         --model telea --images SPLIT/heldout_images.txt --masks SPLIT/heldout_masks.txt --out EVAL

@@ -180,7 +180,8 @@ def plot_metric(reports: Sequence[dict[str, Any]], metric: str, path: str | Path
     ax.set_xlabel("hole ratio")
     ax.set_ylabel(_metric_label(metric))
     ax.grid(alpha=0.3)
-    ax.legend()
+    if ax.lines:  # a metric without a finite value in any bin (e.g. the lattice share of tiny holes) draws none
+        ax.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)

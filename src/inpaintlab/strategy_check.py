@@ -21,6 +21,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from .errors import InpaintlabError
 from .masks import object_mask
 from .metrics import detail_ratio, gaussian_window
 from .pipeline import InpaintPipeline
@@ -91,6 +92,41 @@ def _tensor(picture: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(picture)).permute(2, 0, 1)[None].float() / 255
 
 
+def strategy_pictures(images: str, every: int = 1) -> list[tuple[str, np.ndarray]]:
+    """[(name, HxWx3 uint8)] of ``inpaintlab strategies --images``: ``"builtin"`` (the built-in test photos at
+    their own size plus ``smooth_backgrounds`` at 512) or a folder / .txt list; every ``every``-th of them."""
+    from .data import _find_images, builtin_photo_paths, load_image
+
+    if images == "builtin":
+        photos = [(name, load_image(path)) for name, (path, split) in builtin_photo_paths().items() if split == "test"]
+        pictures = photos + smooth_backgrounds(512, 512, photos[0][1])
+    else:
+        pictures = [(name, load_image(path)) for path, name in _find_images(images)]
+    return pictures[::every]
+
+
+def strategy_pipes(
+    model: torch.nn.Module, strategies: Sequence[str], detail_strengths: Sequence[float] = (), size: int | None = None
+) -> dict[str, tuple[InpaintPipeline, str | None]]:
+    """The rows ``compare_strategies`` fills with: each strategy of the network alone (no smooth-region rule),
+    ``detail@S`` for each strength, the model's own default pipeline where its card turns on the smooth-region
+    rule (``shipped_default``), and Telea. ``size``: the working side (default: the card's or training size)."""
+    from .pipeline import STRATEGIES
+
+    unknown = [s for s in strategies if s not in STRATEGIES]
+    if unknown:
+        raise InpaintlabError(f"unknown strategy {unknown[0]!r}; expected some of {', '.join(STRATEGIES)}")
+    network = dict(train_size=size, smooth_threshold=0)
+    pipes = {strategy: (InpaintPipeline(model, **network), strategy) for strategy in strategies}
+    for strength in detail_strengths:
+        pipes[f"detail@{strength:g}"] = (InpaintPipeline(model, detail_strength=strength, **network), "detail")
+    shipped = InpaintPipeline(model, train_size=size)
+    if shipped.smooth_threshold:
+        pipes["shipped_default"] = (shipped, None)
+    pipes["telea"] = (InpaintPipeline.from_checkpoint("telea"), "pad")
+    return pipes
+
+
 def compare_strategies(
     pipes: dict[str, tuple[InpaintPipeline, str]],
     pictures: Sequence[tuple[str, np.ndarray]],
@@ -151,4 +187,12 @@ def markdown(report: dict) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["compare_strategies", "hole_errors", "markdown", "smooth_backgrounds", "ssim_fast"]
+__all__ = [
+    "compare_strategies",
+    "hole_errors",
+    "markdown",
+    "smooth_backgrounds",
+    "ssim_fast",
+    "strategy_pictures",
+    "strategy_pipes",
+]
