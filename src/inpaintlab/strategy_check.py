@@ -24,7 +24,7 @@ from tqdm import tqdm
 from .errors import InpaintlabError
 from .masks import object_mask
 from .metrics import detail_ratio, gaussian_window
-from .pipeline import InpaintPipeline
+from .pipeline import STRATEGIES, InpaintPipeline
 
 
 def smooth_backgrounds(height: int, width: int, photo: np.ndarray | None = None) -> list[tuple[str, np.ndarray]]:
@@ -111,8 +111,6 @@ def strategy_pipes(
     """The rows ``compare_strategies`` fills with: each strategy of the network alone (no smooth-region rule),
     ``detail@S`` for each strength, the model's own default pipeline where its card turns on the smooth-region
     rule (``shipped_default``), and Telea. ``size``: the working side (default: the card's or training size)."""
-    from .pipeline import STRATEGIES
-
     unknown = [s for s in strategies if s not in STRATEGIES]
     if unknown:
         raise InpaintlabError(f"unknown strategy {unknown[0]!r}; expected some of {', '.join(STRATEGIES)}")
