@@ -703,9 +703,10 @@ def _cmd_strategies(args) -> None:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "strategies.json").write_text(json.dumps(report, indent=2) + "\n")
-    (out / "strategies.md").write_text(markdown(report) + "\n")
+    table = markdown(report)
+    (out / "strategies.md").write_text(table + "\n")
     print("hole MAE (0-255, lower is better) / whole-image PSNR (dB); object-shaped holes")
-    print(markdown(report))
+    print(table)
 
 
 def _add_split(sub) -> None:

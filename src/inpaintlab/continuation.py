@@ -124,12 +124,10 @@ def evaluate_segment(
 ) -> dict[str, dict[str, float]]:
     """Score the shipped ``name``, Telea and ``checkpoint``'s EMA and live generators into ``eval_dir/<row>``
     (rows already scored, of these very weights, are kept). Returns {row: overall metrics}."""
-    from .checkpoint import load_model
     from .data import build_dataset
-    from .evaluate import evaluate, row_settings
+    from .evaluate import evaluate, load_rows
     from .masks import MaskFolder
     from .pretrained import model_card
-    from .resolve import resolve_model
 
     pairs = {"images_source": str(images), "masks_source": str(masks)}
     wanted = {name: {"model": name, "weights_sha256": model_card(name)["weights"]["sha256"]}, "telea": {"model": "telea"}}
@@ -142,11 +140,9 @@ def evaluate_segment(
         if report is None or any(report["settings"].get(k) != v for k, v in {**pairs, **source}.items()):
             if dataset is None:
                 dataset, mask_folder = build_dataset(str(images), split="test", size=256), MaskFolder(masks, 256)
-            if "checkpoint" in source:
-                model = load_model(checkpoint, device, ema=source["weights"] == "ema")
-            else:
-                model = resolve_model(source["model"], device)
-            settings = {**pairs, **row_settings(model, **source)}
+            row = ("checkpoint", f"{label}={checkpoint}") if "checkpoint" in source else ("model", source["model"])
+            [(_, model)], provenance = load_rows([row], device, source.get("weights", "ema"))
+            settings = {**pairs, **next(iter(provenance.values()))}
             report = evaluate(model, dataset, mask_folder, out_dir=eval_dir / label, device=device, settings=settings)
         rows[label] = report["overall"]
     return rows
