@@ -104,6 +104,12 @@ class Plan:
     vgg_weights: str = "random"
 
     @property
+    def train_amp(self) -> str:
+        """Autocast of every training run: bf16, except on a CPU that only emulates it (~10-30x slower than
+        fp32 there: the smoke run on such a CPU trains in fp32; its contract part still runs bf16)."""
+        return "bf16" if self.device != "cpu" or cpu_has_bf16() else "none"
+
+    @property
     def images(self) -> str:
         return str(self.data / "heldout_images.txt") if self.data else "builtin"
 
@@ -185,3 +191,12 @@ def _pretrained_default() -> str | None:
     except Exception:  # noqa: BLE001 - the module may not exist (yet): the caller falls back
         return None
     return getattr(pretrained, "DEFAULT_MODEL", None)
+
+
+def cpu_has_bf16() -> bool:
+    """Whether this CPU computes bf16 in hardware (AMX or AVX512-BF16); elsewhere torch emulates it."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "amx_bf16" in flags or "avx512_bf16" in flags

@@ -38,7 +38,10 @@ class Report:
             "finished": None,
             "wall_s": None,
             "budget_s": plan.total_s,
-            "plan": {k: (str(v) if isinstance(v, Path) else v) for k, v in dataclasses.asdict(plan).items()},
+            "plan": {
+                **{k: (str(v) if isinstance(v, Path) else v) for k, v in dataclasses.asdict(plan).items()},
+                "train_amp": plan.train_amp,
+            },
             "parts": {},
             "failures": [],
         }
@@ -264,7 +267,7 @@ def _train_table(part: dict[str, Any] | None, data: dict[str, Any]) -> list[str]
     steps = data["plan"]["train_steps"]
     lines = [
         "",
-        f"## Training: {steps} steps (bf16), resume from step {steps // 2}, eval of the resumed checkpoint",
+        f"## Training: {steps} steps ({data['plan']['train_amp']}), resume from step {steps // 2}, eval of the resumed checkpoint",
         "",
         "| preset | last step | img/s (last window) | g/total | resume: max rel. diff of logged losses "
         "| eval PSNR | SSIM | L1 | status |",

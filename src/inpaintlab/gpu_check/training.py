@@ -38,17 +38,7 @@ def _train_argv(plan: Plan, preset: str, out: Path, steps: int, extra: list[str]
         "keep_checkpoints=3",
         *extra,
     ]
-    amp = "bf16" if plan.device != "cpu" or cpu_has_bf16() else "none"  # emulated bf16 is ~10x slower than fp32
-    return ["train", "--preset", preset, *_sets(sets), "--amp", amp, "--device", plan.device, "--out", str(out)]
-
-
-def cpu_has_bf16() -> bool:
-    """Whether this CPU computes bf16 in hardware (AMX or AVX512-BF16); elsewhere torch emulates it."""
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    return "amx_bf16" in flags or "avx512_bf16" in flags
+    return ["train", "--preset", preset, *_sets(sets), "--amp", plan.train_amp, "--device", plan.device, "--out", str(out)]
 
 
 def _eval_argv(plan: Plan, checkpoint: Path, out: Path) -> list[str]:
@@ -315,7 +305,7 @@ def continue_default(part: Part, plan: Plan, work: Path, out: Path, args: argpar
         preset,
         *_sets(sets),
         "--amp",
-        "bf16",
+        plan.train_amp,
         "--device",
         plan.device,
         "--out",
