@@ -523,6 +523,34 @@ def test_one_segment_trains_evaluates_and_is_judged_by_the_ledgers_rule(shipped,
     assert scored == ["lgnet_tiny"]
 
 
+def test_a_segment_judged_after_another_shipped_is_judged_against_the_new_file(shipped, tmp_path, monkeypatch):
+    """Two segments run side by side (``make continue`` beside an experiment): when the other one ships after
+    this one scored the shipped file, this one scores the new file before it is judged, instead of stopping
+    at the stale row with its trained checkpoint unjudged."""
+    from inpaintlab import continuation
+
+    card_path = shipped / "lgnet_tiny.json"
+    toy = ["init_from=pretrained:lgnet_tiny", "max_steps=2", "batch_size=2", "val_every=0", "image_every=0", "ckpt_every=0"]
+    real_score, seen = continuation.evaluate_segment, []
+
+    def score_then_the_other_ships(name, checkpoint, *args, **kwargs):
+        rows = real_score(name, checkpoint, *args, **kwargs)
+        seen.append(json.loads(card_path.read_text())["weights"]["sha256"])
+        if len(seen) == 1:  # the other segment ships right after this one's first scoring
+            card = tmp_path / "card.json"
+            card.write_text(json.dumps({"summary": "the other", "inference_size": 64, "default_strategy": "resize"}))
+            assert cli.main(["ship", str(checkpoint), "--card", str(card), "--out", str(shipped)]) == 0
+        return rows
+
+    monkeypatch.setattr(continuation, "evaluate_segment", score_then_the_other_ships)
+    split = _toy_split(tmp_path / "split")
+    result = continuation.run_segment("lgnet_tiny", "lgnet_tiny_builtin", split=split, runs=tmp_path / "runs", overrides=toy)
+    assert seen[0] != seen[1]  # the other shipped between the two scorings
+    row = json.loads((Path(result["run"]) / "eval" / "lgnet_tiny" / "metrics.json").read_text())
+    assert row["settings"]["weights_sha256"] == seen[1]  # the shipped row is of the file that ships now
+    assert result["verdicts"][0]["candidate"] == "ema" and result["verdicts"][0]["why"]
+
+
 def test_eval_records_the_shipped_file_and_ship_continued_refuses_a_stale_row(shipped, tiny_checkpoint, tmp_path):
     """``inpaintlab eval --model NAME`` records the SHA-256 of the shipped file it scored. After another segment
     ships, a row of the old file must not judge the next candidate: ``ship-continued`` stops with an error

@@ -13,7 +13,8 @@ in the background with one thread):
   scored is still the one shipped);
 - ship: ``ledger.ship_continued`` on the EMA, and when that is refused on the live generator (a segment's EMA
   may still hold much of its start): each judged generator is a ledger row, at most one ships, and the
-  outcome goes to ``RUN/segment.json``.
+  outcome goes to ``RUN/segment.json``. Each candidate is judged against the file shipped at that moment: a
+  segment run beside this one that shipped meanwhile has its file scored first.
 """
 
 from __future__ import annotations
@@ -98,9 +99,14 @@ def run_segment(
     checkpoint = Path(summary["checkpoint"])
     hours = round(sum(part.get("seconds") or 0 for part in summary["segments"]) / 3600, 2)
     eval_dir = run_dir / "eval"
-    rows = evaluate_segment(name, checkpoint, eval_dir, lists["heldout_images"], lists["heldout_masks"], device)
+
+    def score() -> dict[str, dict[str, float]]:
+        return evaluate_segment(name, checkpoint, eval_dir, lists["heldout_images"], lists["heldout_masks"], device)
+
+    rows = score()
     verdicts = []
     for label in CANDIDATES if ship else ():
+        rows = score()  # a segment run beside this one may have shipped meanwhile: then its file is scored anew
         shipped, why = ship_continued(
             checkpoint, eval_dir, name, pretrained.WEIGHTS_DIR, hours, shipped_label=name, candidate_label=label
         )
