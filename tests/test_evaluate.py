@@ -22,7 +22,7 @@ from inpaintlab.evaluate import evaluate, evaluate_models, mask_groups
 from inpaintlab.masks import BIN_SETS, HOLE_RATIO_BINS, MaskFolder, bin_label, bin_stroke_mask, hole_ratio, parse_bins, ratio_bin
 from inpaintlab.metrics import METRICS
 from inpaintlab.models import create_model
-from inpaintlab.report import compare, save_comparison_grid
+from inpaintlab.report import compare, paired_difference, save_comparison_grid
 from inpaintlab.types import InpaintModel, InpaintOutput, composite
 
 SIZE = 64
@@ -206,6 +206,34 @@ def test_compare_and_evaluate_models(tmp_path):
     assert grid.shape[0] == single.shape[0]  # input, telea, ns, ground truth: four rows of the same tiles
     assert abs(grid.shape[1] - single.shape[1]) < SIZE  # the same columns (the label margins differ)
     assert "![every model](samples.png)" in readme
+    paired = paired_difference(reports[0], reports[1], "psnr")
+    assert paired["mean"] == pytest.approx(reports[1]["overall"]["psnr"] - reports[0]["overall"]["psnr"])
+    assert "## Paired differences to `telea`" in readme and f"| ns | {paired['mean']:+.3f} [" in readme
+
+
+def _pairs_report(diffs_by_image: dict[str, list[float]], base: float = 20.0) -> tuple[dict, dict]:
+    """Two reports of the same pairs whose psnr differs by the given amounts, pairs grouped by source image."""
+    reference, candidate = [], []
+    for image, diffs in diffs_by_image.items():
+        for k, d in enumerate(diffs):
+            name = f"{image}|(0.1,0.2]|mask {k}"
+            reference.append({"name": name, "values": {"psnr": base}})
+            candidate.append({"name": name, "values": {"psnr": base + d if d is not None else None}})
+    return {"per_image": reference}, {"per_image": candidate}
+
+
+def test_paired_difference_is_the_mean_over_shared_pairs_with_an_interval_over_images():
+    """The mean difference over the pairs both rows scored (a pair without a value left out); the 95 %
+    interval resamples source images, not pairs: two photos of 50 pairs each, one +1 dB and one -1 dB,
+    give an interval of [-1, +1] (a bootstrap over the 100 pairs would claim about +-0.2)."""
+    same = paired_difference(*_pairs_report({"a.png": [0.5] * 3, "b.png": [0.5, None]}), "psnr")
+    assert same == {"mean": pytest.approx(0.5), "ci95": [pytest.approx(0.5), pytest.approx(0.5)], "pairs": 4, "images": 2}
+    split = paired_difference(*_pairs_report({"dir|x/a.png": [1.0] * 50, "b.png": [-1.0] * 50}), "psnr")
+    assert split["mean"] == pytest.approx(0.0) and split["ci95"] == [pytest.approx(-1.0), pytest.approx(1.0)]
+    assert split["images"] == 2  # an image path may itself hold "|": the bin and mask are the last two fields
+    reference, candidate = _pairs_report({"a.png": [0.1, 0.2]})
+    with pytest.raises(InpaintlabError, match="same pairs"):
+        paired_difference(reference, {"per_image": candidate["per_image"][:1]}, "psnr")
 
 
 def test_compare_bolds_the_least_grid_and_no_ground_truth_reference():

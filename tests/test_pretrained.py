@@ -403,6 +403,7 @@ def test_ship_continued_ships_only_weights_that_do_not_fall_and_keeps_a_ledger(
     config = read_header(tiny_checkpoint)["config"]  # the data options and seed too (smooth_share, crops, ...)
     assert row["recipe"]["data"] == config["data"] and row["recipe"]["seed"] == config["seed"]
     assert row["start_sha256"] and row["start_sha256"] == card_before["weights"]["sha256"]  # where it started, by content
+    assert row["versus_shipped"] is None  # rows without per-image values: no paired intervals
     if ships:
         assert card["heldout"]["model"]["overall"]["psnr"] == candidate[0] and card["step"] == card_before["step"] + 2
         expected = load_file(str(tiny_checkpoint))
@@ -509,6 +510,10 @@ def test_one_segment_trains_evaluates_and_is_judged_by_the_ledgers_rule(shipped,
         ("live", False, result["verdicts"][1]["why"]),
     ]
     assert "breaks the card's promises" in rows[0]["why"] and weights.read_bytes() == shipped_bytes
+    for row, label in zip(rows, ("ema", "live")):  # each row says how sure its differences are
+        difference = row["versus_shipped"]["psnr"]
+        assert difference["mean"] == pytest.approx(result["heldout"][label]["psnr"] - result["heldout"]["lgnet_tiny"]["psnr"])
+        assert difference["ci95"][0] <= difference["mean"] <= difference["ci95"][1] and "paired 95 % intervals" in row["why"]
     assert continuation.plan_segment("lgnet_tiny", "lgnet_tiny_builtin", tmp_path / "runs", toy)[1] == 3  # the next draws anew
 
     scored = []

@@ -48,6 +48,25 @@ def eval_table(eval_dir: str | Path, label: str) -> dict[str, Any]:
     }
 
 
+def paired_versus_shipped(eval_dir: str | Path, shipped_label: str, candidate_label: str) -> dict[str, Any] | None:
+    """{"psnr": ..., "detail": ...}: the candidate row minus the shipped row on the same held-out pairs, each
+    ``report.paired_difference`` (mean and 95 % interval over images); None for rows without per-image values."""
+    from .report import paired_difference
+
+    reports = [json.loads((Path(eval_dir) / label / "metrics.json").read_text()) for label in (shipped_label, candidate_label)]
+    if not all(r.get("per_image") for r in reports):
+        return None
+    return {metric: paired_difference(*reports, metric) for metric in ("psnr", "detail")}
+
+
+def _interval_note(paired: dict[str, Any] | None) -> str:
+    """ "; paired 95 % intervals: PSNR +0.061..+0.083 dB, detail ratio -0.053..-0.039" (empty without them)."""
+    if not paired:
+        return ""
+    psnr, detail = paired["psnr"]["ci95"], paired["detail"]["ci95"]
+    return f"; paired 95 % intervals: PSNR {psnr[0]:+.3f}..{psnr[1]:+.3f} dB, detail ratio {detail[0]:+.3f}..{detail[1]:+.3f}"
+
+
 def _versus(a: float, b: float, digits: int = 3) -> str:
     """The text "a vs b" with 3 decimals, or as many more (up to 6) as it takes to show unequal values differ."""
     while digits < 6 and a != b and f"{a:.{digits}f}" == f"{b:.{digits}f}":
@@ -133,9 +152,11 @@ def ship_continued(
             f"--model {name} and the candidate again into a new folder, so the candidate is judged against what ships now"
         )
     ship, why = ship_rule(current["overall"], candidate["overall"])
+    paired = paired_versus_shipped(eval_dir, shipped_label or name, candidate_label)
+    why += _interval_note(paired)  # the rule judges the means; the intervals say how sure each difference is
     ledger = card.get("ledger") or [_first_row(card, current)]
     start = header.get("init_sha256") or shipped_sha  # older checkpoints lack the first
-    ledger.append(segment_row(header, candidate, ship, why, hours, start))
+    ledger.append({**segment_row(header, candidate, ship, why, hours, start), "versus_shipped": paired})
     if not ship:
         card["ledger"] = ledger
         card_path.write_text(json.dumps(card, indent=2) + "\n")

@@ -3,8 +3,9 @@
 The protocol (``evaluate.py``) and the trainer (``train.py``, ``run_folder.py``) write through this module:
 ``write_report`` (metrics.json, .csv, .md, plot_<metric>.png, samples.png), ``write_comparison`` (several
 models side by side), ``markdown_table`` / ``compare`` (tables laid out like the papers': metric rows x
-bin columns), ``plot_metric``, ``plot_training_curves``, ``image_grid`` / ``save_image`` /
-``save_sample_grid`` / ``save_comparison_grid``, and ``strict_json`` (JSON any parser reads).
+bin columns), ``paired_difference`` / ``paired_table`` (differences on the same pairs, with intervals),
+``plot_metric``, ``plot_training_curves``, ``image_grid`` / ``save_image`` / ``save_sample_grid`` /
+``save_comparison_grid``, and ``strict_json`` (JSON any parser reads).
 """
 
 from __future__ import annotations
@@ -161,6 +162,64 @@ def compare(reports: Sequence[dict[str, Any]]) -> str:
             out.append(f"| {r['settings'].get('label', r['settings']['model'])} | " + " | ".join(cells) + " |")
         out.append("")
     return "\n".join(out)
+
+
+def paired_difference(
+    reference: dict[str, Any], candidate: dict[str, Any], metric: str, *, resamples: int = 2000, seed: int = 0
+) -> dict[str, Any]:
+    """``candidate`` minus ``reference`` in ``metric`` over the pairs both scored, with a 95 % interval.
+
+    Pairs are matched by name (the same image and mask: both reports must come from the same pairs) and a
+    pair without a finite value in either (e.g. no ring for the detail ratio) is left out, so ``mean`` is
+    the difference of the two ``overall`` means. The interval is a percentile bootstrap over source images,
+    not pairs: the pairs of one photo rise and fall together.
+    Returns {"mean", "ci95": [low, high], "pairs", "images"}.
+    """
+    own = {r["name"]: r["values"].get(metric) for r in reference.get("per_image") or []}
+    theirs = {r["name"]: r["values"].get(metric) for r in candidate.get("per_image") or []}
+    if not own or set(own) != set(theirs):
+        raise InpaintlabError(
+            f"paired difference of {metric!r}: the two reports must hold per-image values of the same pairs "
+            f"(got {len(own)} and {len(theirs)} pairs, {len(set(own) ^ set(theirs))} not in both)"
+        )
+    by_image: dict[str, list[float]] = {}
+    for name, a in own.items():
+        b = theirs[name]
+        if a is not None and b is not None and np.isfinite(a) and np.isfinite(b):
+            by_image.setdefault(name.rsplit("|", 2)[0], []).append(b - a)
+    if not by_image:
+        raise InpaintlabError(f"paired difference of {metric!r}: no pair has a finite value in both reports")
+    sums = np.array([sum(d) for d in by_image.values()])
+    counts = np.array([len(d) for d in by_image.values()])
+    draws = np.random.default_rng(seed).integers(0, len(sums), size=(resamples, len(sums)))
+    low, high = np.percentile(sums[draws].sum(axis=1) / counts[draws].sum(axis=1), [2.5, 97.5])
+    return {
+        "mean": float(sums.sum() / counts.sum()),
+        "ci95": [float(low), float(high)],
+        "pairs": int(counts.sum()),
+        "images": len(sums),
+    }
+
+
+def paired_table(reports: Sequence[dict[str, Any]], metrics: Sequence[str] = ("psnr", "ssim", "l1", "detail")) -> str:
+    """Markdown: each report after the first minus the first (``paired_difference``: mean and 95 % interval)
+    in each of ``metrics`` that the reports hold."""
+    first, label = reports[0], lambda r: r["settings"].get("label", r["settings"]["model"])
+    names = [m for m in metrics if m in first["overall"]]
+    lines = [
+        f"## Paired differences to `{label(first)}` (mean over the same pairs, 95 % bootstrap interval over images)",
+        "",
+        "| model | " + " | ".join(_metric_label(m) for m in names) + " |",
+        "|---" * (len(names) + 1) + "|",
+    ]
+    for report in reports[1:]:
+        cells = []
+        for metric in names:
+            d = paired_difference(first, report, metric)
+            digits = METRIC_FORMAT.get(metric, ("", 4))[1] + 1
+            cells.append(f"{d['mean']:+.{digits}f} [{d['ci95'][0]:+.{digits}f}, {d['ci95'][1]:+.{digits}f}]")
+        lines.append(f"| {label(report)} | " + " | ".join(cells) + " |")
+    return "\n".join([*lines, ""])
 
 
 def plot_metric(reports: Sequence[dict[str, Any]], metric: str, path: str | Path) -> Path:
@@ -374,7 +433,10 @@ def write_comparison(
     ]
     if s["masks"]["kind"] == "generated":
         lines += ["The masks are a seeded synthetic stand-in for the NVIDIA irregular-mask test set.", ""]
-    lines += [compare(reports), "## Plots", ""]
+    lines += [compare(reports)]
+    if len(reports) > 1:
+        lines += [paired_table(reports)]
+    lines += ["## Plots", ""]
     lines += [f"![{m} against hole ratio](plot_{m}.png)" for m in _metric_names(reports[0])]
     if samples:
         lines += [
