@@ -483,8 +483,8 @@ def test_one_segment_trains_evaluates_and_is_judged_by_the_ledgers_rule(shipped,
     (smooth backgrounds, network alone): it trains from the shipped weights with the ledger's seed, scores the
     shipped weights, Telea and the segment's EMA and live generators on the same held-out pairs, judges the
     EMA, and after its refusal the live generator (a ledger row each; the shipped file stays) and writes
-    segment.json. Scoring again keeps every row of the same weights, and re-scores the shipped row once
-    another file ships."""
+    segment.json. Scoring again keeps every row of the same weights, another segment of the same pairs copies
+    the shipped and Telea rows, and the shipped row is scored anew once another file ships."""
     from inpaintlab import continuation, evaluate
 
     card_path, weights = shipped / "lgnet_tiny.json", shipped / "lgnet_tiny.safetensors"
@@ -521,6 +521,12 @@ def test_one_segment_trains_evaluates_and_is_judged_by_the_ledgers_rule(shipped,
     heldout = split / "heldout_images.txt", split / "heldout_masks.txt"
     continuation.evaluate_segment("lgnet_tiny", Path(result["checkpoint"]), run / "eval", *heldout)
     assert scored == []
+    sibling = run.parent / "another-segment" / "eval"  # a later segment in the same runs folder, same pairs
+    continuation.evaluate_segment("lgnet_tiny", Path(result["checkpoint"]), sibling, *heldout)
+    assert scored == ["ema", "live"]  # the shipped and Telea rows are copied, not scored again
+    telea = [json.loads((folder / "telea" / "metrics.json").read_text()) for folder in (run / "eval", sibling)]
+    assert telea[0] == telea[1] and (sibling / "lgnet_tiny" / "samples.png").is_file()
+    scored.clear()
     card = tmp_path / "card.json"  # another file ships
     card.write_text(json.dumps({"summary": "another", "inference_size": 64, "default_strategy": "resize"}))
     assert cli.main(["ship", result["checkpoint"], "--card", str(card), "--out", str(shipped)]) == 0

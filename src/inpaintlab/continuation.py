@@ -10,7 +10,8 @@ in the background with one thread):
 - evaluate: the shipped weights, Telea and the segment's EMA and live generators on the split's held-out
   images x masks (the protocol of ``inpaintlab eval``), one folder per row in ``RUN/eval``; rows already
   there are kept, so a stopped segment resumes its evaluation too (the shipped row only while the file it
-  scored is still the one shipped);
+  scored is still the one shipped), and the shipped and Telea rows of another segment in ``RUNS`` on the same
+  pairs are copied rather than scored again (~7 minutes each on one thread);
 - ship: ``ledger.ship_continued`` on the EMA, and when that is refused on the live generator (a segment's EMA
   may still hold much of its start): each judged generator is a ledger row, at most one ships, and the
   outcome goes to ``RUN/segment.json``. Each candidate is judged against the file shipped at that moment: a
@@ -129,7 +130,8 @@ def evaluate_segment(
     name: str, checkpoint: Path, eval_dir: Path, images: Path, masks: Path, device: str = "cpu"
 ) -> dict[str, dict[str, float]]:
     """Score the shipped ``name``, Telea and ``checkpoint``'s EMA and live generators into ``eval_dir/<row>``
-    (rows already scored, of these very weights, are kept). Returns {row: overall metrics}."""
+    (rows already scored, of these very weights, are kept; the shipped and Telea rows are copied from another
+    segment's ``eval`` in the same runs folder when it scored them on the same pairs). Returns {row: overall}."""
     from .data import build_dataset
     from .evaluate import evaluate, load_rows
     from .masks import MaskFolder
@@ -141,9 +143,11 @@ def evaluate_segment(
     dataset = mask_folder = None
     rows = {}
     for label, source in wanted.items():
-        path = eval_dir / label / "metrics.json"
+        path, scored = eval_dir / label / "metrics.json", {**pairs, **source}
         report = json.loads(path.read_text()) if path.is_file() else None
-        if report is None or any(report["settings"].get(k) != v for k, v in {**pairs, **source}.items()):
+        if not _scored_as(report, scored) and "checkpoint" not in source:
+            report = _scored_by_a_sibling(eval_dir, label, scored)
+        if not _scored_as(report, scored):
             if dataset is None:
                 dataset, mask_folder = build_dataset(str(images), split="test", size=256), MaskFolder(masks, 256)
             row = ("checkpoint", f"{label}={checkpoint}") if "checkpoint" in source else ("model", source["model"])
@@ -152,6 +156,24 @@ def evaluate_segment(
             report = evaluate(model, dataset, mask_folder, out_dir=eval_dir / label, device=device, settings=settings)
         rows[label] = report["overall"]
     return rows
+
+
+def _scored_as(report: dict[str, Any] | None, settings: dict[str, str]) -> bool:
+    """Whether ``report`` (a metrics.json, or None) was scored with these settings (source and pairs)."""
+    return report is not None and all(report["settings"].get(k) == v for k, v in settings.items())
+
+
+def _scored_by_a_sibling(eval_dir: Path, label: str, settings: dict[str, str]) -> dict[str, Any] | None:
+    """Another segment's row ``label`` (RUNS/*/eval/label) scored with ``settings`` (the same file or method on
+    the same pairs), copied into ``eval_dir/label``; None if no segment has one."""
+    import shutil
+
+    for path in sorted(eval_dir.parent.parent.glob(f"*/eval/{label}/metrics.json")):
+        if path.parent.parent != eval_dir and _scored_as(report := json.loads(path.read_text()), settings):
+            shutil.rmtree(eval_dir / label, ignore_errors=True)
+            shutil.copytree(path.parent, eval_dir / label)
+            return report
+    return None
 
 
 __all__ = ["CANDIDATES", "DEFAULT_RECIPE", "evaluate_segment", "plan_segment", "run_segment", "split_lists"]
