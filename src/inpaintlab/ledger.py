@@ -60,7 +60,8 @@ def paired_versus_shipped(eval_dir: str | Path, shipped_label: str, candidate_la
 
 
 def _interval_note(paired: dict[str, Any] | None) -> str:
-    """ "; paired 95 % intervals: PSNR +0.061..+0.083 dB, detail ratio -0.053..-0.039" (empty without them)."""
+    """The verdict's tail, e.g. "; paired 95 % intervals: PSNR +0.061..+0.083 dB, detail ratio -0.053..-0.039"
+    (empty for rows without per-image values)."""
     if not paired:
         return ""
     psnr, detail = paired["psnr"]["ci95"], paired["detail"]["ci95"]

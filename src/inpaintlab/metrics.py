@@ -85,7 +85,7 @@ def gaussian_window(size: int = 11, sigma: float = 1.5) -> Tensor:
 
 def _filter_valid(x: Tensor, taps: Tensor) -> Tensor:
     """Separable 'valid' filtering of each channel: (B,C,H,W) -> (B,C,H-k+1,W-k+1). Written as weighted sums of
-    shifted views: float64 ``conv2d`` has no fast CPU kernel (this is ~8x faster, the same sums)."""
+    shifted views: float64 ``conv2d`` has no fast CPU kernel (SSIM 3.5x faster at 8x256x256, the same sums)."""
     k = taps.numel()
     h, w = x.shape[-2:]
     weights = taps.tolist()
